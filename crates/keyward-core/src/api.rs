@@ -1,0 +1,396 @@
+//! The JSON shapes of keyward's HTTP API, shared by the server and the typed client so the two
+//! cannot drift apart. Requests take permissions as plain strings: the server parses them and
+//! names the offending entry when one is wrong.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::decision::Code;
+use crate::model::{Role, RoleKind, Scope, ShownStatus, Token, User, UserKind, Workspace};
+use crate::{CatalogueEntry, Permission, PermissionPattern, RoleId, TokenId, UserId, WorkspaceId};
+
+/// Deserialises a field that distinguishes "absent" (`None`) from "null" (`Some(None)`), so a
+/// PATCH can clear a value. Use with `#[serde(default, deserialize_with = "nullable")]`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// An RFC 9457 problem document; `code` is keyward's stable machine code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:keyward:problem:<code>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// This occurrence, explained.
+    pub detail: String,
+    /// Stable machine code, e.g. `UNKNOWN_PERMISSION`.
+    pub code: String,
+    /// The offending input field, for validation errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// `POST /v1/verify` request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The presented secret.
+    pub token: String,
+    /// The client's IP address, as seen by the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The request's HTTP method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The request's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Permissions the request needs; all must be granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+}
+
+/// The owner of a verified token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerRef {
+    /// User id.
+    pub id: UserId,
+    /// Human or service.
+    pub kind: UserKind,
+}
+
+/// The role a verified token acts with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleRef {
+    /// Role id.
+    pub id: RoleId,
+    /// Role name.
+    pub name: String,
+}
+
+/// `POST /v1/verify` answer. The principal fields are present when `valid`; `token_id` also when
+/// the token exists but is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyResponse {
+    /// Whether the request is allowed.
+    pub valid: bool,
+    /// The decision's stable code.
+    pub code: Code,
+    /// A short explanation.
+    pub message: String,
+    /// The token, when it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<TokenId>,
+    /// Workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<WorkspaceId>,
+    /// Token name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerRef>,
+    /// Role acted with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleRef>,
+    /// `user` or `workspace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Effective permissions (catalogue permissions granted by role ∩ narrowing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<Permission>>,
+    /// For `INSUFFICIENT_PERMISSIONS`: the required permissions that are not granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_permissions: Option<Vec<Permission>>,
+    /// Token metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A page of a listing; pass `next_cursor` back as `cursor` for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Present when there are more items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Partial workspace settings: absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    /// New token prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_prefix: Option<String>,
+    /// New default rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_rate_limit_per_minute: Option<u32>,
+    /// New maximum lifetime; `null` removes it.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub token_max_lifetime_days: Option<Option<u32>>,
+    /// New warning lead time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning_days: Option<u32>,
+    /// Require 2FA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_2fa: Option<bool>,
+    /// Require approval of IP changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_ip_approval: Option<bool>,
+}
+
+/// `PATCH /v1/workspace`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePatch {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Settings to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsPatch>,
+}
+
+/// `POST /v1/workspaces` (operator only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    /// Name.
+    pub name: String,
+    /// Settings that differ from the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsPatch>,
+}
+
+/// The answer to creating a workspace: it comes with an admin service user, an admin role
+/// (`keyward.*`, workspace scope) and that user's first token, whose secret is shown only here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedWorkspace {
+    /// The workspace.
+    pub workspace: Workspace,
+    /// Its admin service user.
+    pub admin_user: User,
+    /// Its admin role.
+    pub admin_role: Role,
+    /// The admin token, with its secret.
+    pub admin_token: CreatedToken,
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Human or service.
+    pub kind: UserKind,
+    /// Display name.
+    pub name: String,
+    /// E-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Role (human role for humans, api role for service users).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<RoleId>,
+}
+
+/// `PATCH /v1/users/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New e-mail; `null` removes it.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub email: Option<Option<String>>,
+    /// New role; `null` removes it.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<Option<RoleId>>,
+    /// Disable or re-enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// `POST /v1/roles`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    /// Name, unique in the workspace.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Human or api.
+    pub kind: RoleKind,
+    /// User or workspace.
+    pub scope: Scope,
+    /// Permission patterns.
+    pub permissions: Vec<String>,
+}
+
+/// `PATCH /v1/roles/{id}`. The kind cannot change: it decides who may hold the role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolePatch {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// New scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// New permission patterns (replacing the old ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+}
+
+/// `PUT /v1/permissions/{permission}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutPermission {
+    /// What it allows.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The permission catalogue.
+pub type Catalogue = Vec<CatalogueEntry>;
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// The user the token acts for.
+    pub owner_id: UserId,
+    /// Display name.
+    pub name: String,
+    /// The token's own `api` role; absent to inherit the owner's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<RoleId>,
+    /// Narrowing of the role's permissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    /// Free-form JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Not usable before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    /// Not usable from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Create as `pending` (needs activation) instead of `active`.
+    #[serde(default)]
+    pub pending: bool,
+}
+
+/// `PATCH /v1/tokens/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPatch {
+    /// New name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// New role; `null` to inherit the owner's.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<Option<RoleId>>,
+    /// New narrowing; `null` removes it.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Option<Vec<String>>>,
+    /// New metadata (replacing the old).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// New start of validity; `null` removes it.
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Option<DateTime<Utc>>>,
+    /// New expiry; `null` removes it (refused under a maximum lifetime).
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// A token as the API shows it: never the secret or its hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// Id.
+    pub id: TokenId,
+    /// Workspace.
+    pub workspace_id: WorkspaceId,
+    /// Owner.
+    pub owner_id: UserId,
+    /// Own role, if any (else the owner's role applies).
+    pub role_id: Option<RoleId>,
+    /// Narrowing, if any.
+    pub permissions: Option<Vec<PermissionPattern>>,
+    /// Name.
+    pub name: String,
+    /// Metadata.
+    pub metadata: serde_json::Value,
+    /// `pending`, `active`, `revoked` or `expired`.
+    pub status: ShownStatus,
+    /// The first characters of the secret.
+    pub start: String,
+    /// Start of validity.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Creation.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Revocation.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TokenView {
+    /// The view of `t` as of `now`.
+    pub fn of(t: &Token, now: DateTime<Utc>) -> Self {
+        Self {
+            id: t.id,
+            workspace_id: t.workspace_id,
+            owner_id: t.owner_id,
+            role_id: t.role_id,
+            permissions: t.permissions.clone(),
+            name: t.name.clone(),
+            metadata: t.metadata.clone(),
+            status: t.shown_status(now),
+            start: t.start.clone(),
+            not_before: t.not_before,
+            expires_at: t.expires_at,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A freshly created token: the only answer that ever carries the secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    /// The token.
+    pub token: TokenView,
+    /// The secret. Shown once; keyward keeps only its hash.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("token", &self.token)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}

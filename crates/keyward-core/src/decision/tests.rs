@@ -1,0 +1,169 @@
+use chrono::{Duration, TimeZone};
+use rand_core::OsRng;
+
+use super::*;
+use crate::permission::builtin_catalogue;
+use crate::{TokenHasher, TokenSecret};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+}
+
+fn pats(items: &[&str]) -> Vec<PermissionPattern> {
+    items.iter().map(|s| PermissionPattern::parse(s).unwrap()).collect()
+}
+
+fn perm(s: &str) -> Permission {
+    Permission::parse(s).unwrap()
+}
+
+struct Fixture {
+    token: Token,
+    owner: User,
+    role: Role,
+    catalogue: Vec<CatalogueEntry>,
+}
+
+fn fixture() -> Fixture {
+    let ws = WorkspaceId::random(&mut OsRng);
+    let secret = TokenSecret::generate("kw", &mut OsRng);
+    let role = Role {
+        id: RoleId::random(&mut OsRng),
+        workspace_id: ws,
+        name: "Cart Editor".into(),
+        description: String::new(),
+        kind: RoleKind::Api,
+        scope: Scope::Workspace,
+        permissions: pats(&["cart:*", "orders:read"]),
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let owner = User {
+        id: UserId::random(&mut OsRng),
+        workspace_id: ws,
+        kind: UserKind::Service,
+        name: "erp".into(),
+        email: None,
+        role_id: Some(role.id),
+        disabled: false,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let token = Token {
+        id: TokenId::random(&mut OsRng),
+        workspace_id: ws,
+        owner_id: owner.id,
+        role_id: None,
+        permissions: None,
+        name: "erp sync".into(),
+        metadata: serde_json::json!({"team": "ops"}),
+        status: TokenStatus::Active,
+        hash: TokenHasher::default().hash(&secret),
+        start: secret.display_start(),
+        not_before: None,
+        expires_at: None,
+        created_at: t0(),
+        updated_at: t0(),
+        revoked_at: None,
+    };
+    let mut catalogue = builtin_catalogue();
+    for p in ["cart:read", "cart:write", "orders:read", "orders:write"] {
+        catalogue.push(CatalogueEntry {
+            permission: perm(p),
+            description: String::new(),
+            builtin: false,
+        });
+    }
+    Fixture {
+        token,
+        owner,
+        role,
+        catalogue,
+    }
+}
+
+impl Fixture {
+    fn compile(&self) -> CompiledToken {
+        CompiledToken::compile(&self.token, &self.owner, Some(&self.role), &self.catalogue)
+    }
+}
+
+fn run(c: &CompiledToken, now: DateTime<Utc>, required: &[&str]) -> Code {
+    let required: Vec<Permission> = required.iter().map(|s| perm(s)).collect();
+    decide(c, &DecisionRequest { now, required: &required })
+}
+
+#[test]
+fn valid_token_gets_effective_permissions() {
+    let f = fixture();
+    let c = f.compile();
+    assert_eq!(run(&c, t0(), &["cart:write", "orders:read"]), Code::Valid);
+    let shown: Vec<&str> = c.effective.iter().map(|p| p.as_str()).collect();
+    assert_eq!(shown, vec!["cart:read", "cart:write", "orders:read"]);
+    assert_eq!(c.scope(), Scope::Workspace);
+}
+
+#[test]
+fn each_failure_has_its_own_code() {
+    let mut f = fixture();
+    f.token.status = TokenStatus::Pending;
+    assert_eq!(run(&f.compile(), t0(), &[]), Code::Pending);
+    f.token.status = TokenStatus::Revoked;
+    assert_eq!(run(&f.compile(), t0(), &[]), Code::Revoked);
+    f.token.status = TokenStatus::Active;
+    f.owner.disabled = true;
+    assert_eq!(run(&f.compile(), t0(), &[]), Code::OwnerDisabled);
+    f.owner.disabled = false;
+    f.token.expires_at = Some(t0());
+    assert_eq!(run(&f.compile(), t0(), &[]), Code::Expired);
+    assert_eq!(run(&f.compile(), t0() - Duration::seconds(1), &[]), Code::Valid);
+    f.token.expires_at = None;
+    f.token.not_before = Some(t0() + Duration::minutes(5));
+    assert_eq!(run(&f.compile(), t0(), &[]), Code::NotYetValid);
+    assert_eq!(run(&f.compile(), t0() + Duration::minutes(5), &[]), Code::Valid);
+    f.token.not_before = None;
+    assert_eq!(run(&f.compile(), t0(), &["orders:write"]), Code::InsufficientPermissions);
+}
+
+#[test]
+fn the_first_failure_decides() {
+    let mut f = fixture();
+    f.token.status = TokenStatus::Revoked;
+    f.token.expires_at = Some(t0() - Duration::days(1));
+    assert_eq!(run(&f.compile(), t0(), &["orders:write"]), Code::Revoked);
+}
+
+#[test]
+fn narrowing_intersects_with_the_role() {
+    let mut f = fixture();
+    f.token.permissions = Some(pats(&["cart:write", "orders:write"]));
+    let c = f.compile();
+    assert_eq!(run(&c, t0(), &["cart:write"]), Code::Valid);
+    // Narrowing names orders:write, but the role does not grant it.
+    assert_eq!(run(&c, t0(), &["orders:write"]), Code::InsufficientPermissions);
+    // The role grants cart:read, but the narrowing does not.
+    assert_eq!(run(&c, t0(), &["cart:read"]), Code::InsufficientPermissions);
+    let shown: Vec<&str> = c.effective.iter().map(|p| p.as_str()).collect();
+    assert_eq!(shown, vec!["cart:write"]);
+    let required = [perm("cart:write"), perm("cart:read")];
+    let missing = missing_permissions(&c, &required);
+    assert_eq!(missing, vec![&perm("cart:read")]);
+}
+
+#[test]
+fn a_human_role_never_grants_a_token_anything() {
+    let mut f = fixture();
+    f.role.kind = RoleKind::Human;
+    let c = f.compile();
+    assert!(c.role.is_none());
+    assert!(c.effective.is_empty());
+    assert_eq!(run(&c, t0(), &["cart:write"]), Code::InsufficientPermissions);
+    assert_eq!(run(&c, t0(), &[]), Code::Valid);
+}
+
+#[test]
+fn a_role_of_another_workspace_is_ignored() {
+    let mut f = fixture();
+    f.role.workspace_id = WorkspaceId::random(&mut OsRng);
+    assert!(f.compile().role.is_none());
+}

@@ -1,0 +1,36 @@
+//! keyward-core: the pure domain of keyward.
+//!
+//! Everything here is deterministic: no I/O, no async runtime, no clock reads. Time enters as a
+//! parameter (`now`), randomness as an `RngCore`. The server and the store build on these types;
+//! the domain never mentions HTTP or SQL.
+//!
+//! # Layout
+//! - [`ids`]: typed, prefixed identifiers (`ws_…`, `usr_…`, `rol_…`, `tok_…`).
+//! - [`secret`]: the token format (`{prefix}_{base62 random}{base62 CRC32}`), parsing and hashing.
+//! - [`permission`]: `resource:action` permissions, wildcard patterns, the permission catalogue.
+//! - [`model`]: workspaces, users, roles, tokens and their settings.
+//! - [`validate`]: the rules that input must satisfy, with field-naming errors.
+//! - [`decision`]: the compiled (cacheable) form of a token and the access decision (DESIGN §3).
+//! - [`api`]: the JSON shapes of the HTTP API, shared by the server and the typed client.
+//! - [`clock`]: the clock abstraction that the server injects.
+
+pub mod api;
+mod base62;
+pub mod clock;
+pub mod decision;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod permission;
+pub mod secret;
+pub mod validate;
+
+pub use clock::Clock;
+pub use decision::{decide, Code, CompiledRole, CompiledToken, DecisionRequest};
+pub use error::DomainError;
+pub use ids::{RoleId, TokenId, UserId, WorkspaceId};
+pub use model::{
+    Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace, WorkspaceSettings,
+};
+pub use permission::{CatalogueEntry, Permission, PermissionPattern};
+pub use secret::{TokenHash, TokenHasher, TokenSecret};

@@ -1,0 +1,242 @@
+//! The domain's records: workspaces, users, roles and tokens.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{PermissionPattern, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
+
+/// Default rate limit of a workspace, in requests per minute.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 150;
+/// Default days before expiry at which a warning is sent.
+pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 7;
+/// Default token prefix.
+pub const DEFAULT_TOKEN_PREFIX: &str = "kw";
+
+/// A tenant. Everything else belongs to exactly one workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// Id.
+    pub id: WorkspaceId,
+    /// Display name.
+    pub name: String,
+    /// The operator's workspace may create and list other workspaces.
+    pub operator: bool,
+    /// Security and token settings.
+    pub settings: WorkspaceSettings,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A workspace's settings. Missing fields read as their defaults, so stored settings written by
+/// an older version stay readable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkspaceSettings {
+    /// Prefix of new tokens' secrets (`kw` → `kw_…`).
+    pub token_prefix: String,
+    /// Requests per minute a token may make unless its role or itself says otherwise.
+    pub default_rate_limit_per_minute: u32,
+    /// Longest lifetime a new token may have, in days; `None` for no maximum.
+    pub token_max_lifetime_days: Option<u32>,
+    /// Days before expiry at which `token.expiring` is sent.
+    pub expiry_warning_days: u32,
+    /// Human users must use two-factor authentication.
+    pub require_2fa: bool,
+    /// IP allowlist changes need a second person's approval.
+    pub require_ip_approval: bool,
+}
+
+impl Default for WorkspaceSettings {
+    fn default() -> Self {
+        Self {
+            token_prefix: DEFAULT_TOKEN_PREFIX.to_owned(),
+            default_rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            token_max_lifetime_days: None,
+            expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
+            require_2fa: false,
+            require_ip_approval: false,
+        }
+    }
+}
+
+/// Whether a user is a person or an integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserKind {
+    /// An employee: logs into the dashboard.
+    Human,
+    /// An integration user: never logs in, exists to own tokens.
+    Service,
+}
+
+/// A user of a workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// Owning workspace.
+    pub workspace_id: WorkspaceId,
+    /// Human or service.
+    pub kind: UserKind,
+    /// Display name, unique in the workspace.
+    pub name: String,
+    /// Contact address, unique in the workspace when set.
+    pub email: Option<String>,
+    /// The user's role: a `human` role for humans, an `api` role for service users.
+    pub role_id: Option<RoleId>,
+    /// A disabled user's tokens stop working at once (and work again on re-enabling).
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Who a role is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleKind {
+    /// For people using the dashboard.
+    Human,
+    /// For tokens and service users.
+    Api,
+}
+
+/// How far a role's permissions reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Only what the owner may see personally ("agent").
+    User,
+    /// Account-wide ("admin").
+    Workspace,
+}
+
+impl Scope {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Workspace => "workspace",
+        }
+    }
+}
+
+/// A role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    /// Id.
+    pub id: RoleId,
+    /// Owning workspace.
+    pub workspace_id: WorkspaceId,
+    /// Name, unique in the workspace.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Human or api.
+    pub kind: RoleKind,
+    /// User or workspace scope.
+    pub scope: Scope,
+    /// Granted permission patterns.
+    pub permissions: Vec<PermissionPattern>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A token's stored status. `expired` is not stored: it follows from `expires_at` and the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// Created but not yet usable.
+    Pending,
+    /// Usable.
+    Active,
+    /// Permanently refused.
+    Revoked,
+}
+
+impl TokenStatus {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenStatus::Pending => "pending",
+            TokenStatus::Active => "active",
+            TokenStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(TokenStatus::Pending),
+            "active" => Some(TokenStatus::Active),
+            "revoked" => Some(TokenStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// A token as stored: never the secret, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// Id.
+    pub id: TokenId,
+    /// Owning workspace.
+    pub workspace_id: WorkspaceId,
+    /// The user the token acts for.
+    pub owner_id: UserId,
+    /// The token's own `api` role; `None` to inherit the owner's.
+    pub role_id: Option<RoleId>,
+    /// Further narrowing: effective = role ∩ narrowing. `None` for no narrowing.
+    pub permissions: Option<Vec<PermissionPattern>>,
+    /// Display name.
+    pub name: String,
+    /// Free-form JSON object returned with every successful verification.
+    pub metadata: serde_json::Value,
+    /// Stored status.
+    pub status: TokenStatus,
+    /// Hash of the secret.
+    pub hash: TokenHash,
+    /// The first characters of the secret, for display.
+    pub start: String,
+    /// Not usable before this instant.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Not usable from this instant on.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The status shown to people: the stored one, or `expired` once `expires_at` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShownStatus {
+    /// Created but not yet usable.
+    Pending,
+    /// Usable (possibly not yet valid, see `not_before`).
+    Active,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+}
+
+impl Token {
+    /// The status as of `now`.
+    pub fn shown_status(&self, now: DateTime<Utc>) -> ShownStatus {
+        match self.status {
+            TokenStatus::Revoked => ShownStatus::Revoked,
+            _ if self.expires_at.is_some_and(|e| e <= now) => ShownStatus::Expired,
+            TokenStatus::Pending => ShownStatus::Pending,
+            TokenStatus::Active => ShownStatus::Active,
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Permissions (`resource:action`), wildcard patterns, and the per-workspace catalogue.
+//!
+//! A resource is one or more dot-separated segments (`orders`, `keyward.tokens`); an action is
+//! one segment. A *pattern* may use `*` for the whole permission, for the action (`orders:*`),
+//! or as the last resource segment (`billing.*:read`, `keyward.*`).
+//!
+//! The `keyward.` namespace (keyward's own admin API) is reserved: a pattern whose resource
+//! starts with `*` never matches it. An integration token granted `*` can do everything in the
+//! product and nothing to keyward itself; admin rights must be named (`keyward.*`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+
+/// The reserved namespace of keyward's own permissions.
+pub const RESERVED_NAMESPACE: &str = "keyward";
+/// Longest accepted permission or pattern text.
+pub const MAX_LEN: usize = 128;
+
+/// A concrete permission such as `orders:read`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Permission {
+    text: String,
+    colon: usize,
+}
+
+impl Permission {
+    /// Parses `resource:action`.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let (resource, action) = split(s)?;
+        if resource.split('.').any(|seg| !valid_segment(seg)) || !valid_segment(action) {
+            return Err(invalid(s));
+        }
+        Ok(Self {
+            text: s.to_owned(),
+            colon: resource.len(),
+        })
+    }
+
+    /// The resource part (`orders`, `keyward.tokens`).
+    pub fn resource(&self) -> &str {
+        &self.text[..self.colon]
+    }
+
+    /// The action part (`read`).
+    pub fn action(&self) -> &str {
+        &self.text[self.colon + 1..]
+    }
+
+    /// The full text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether this permission belongs to keyward's own admin API.
+    pub fn is_reserved(&self) -> bool {
+        in_reserved_namespace(self.resource())
+    }
+}
+
+/// A grant, possibly with wildcards: `*`, `orders:*`, `billing.*:read`, `keyward.*`, `cart:write`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PermissionPattern {
+    text: String,
+    /// Resource segments before a trailing `*` (all of them when there is no `*`).
+    resource: String,
+    resource_wildcard: bool,
+    /// `None` for any action.
+    action: Option<String>,
+}
+
+impl PermissionPattern {
+    /// Parses a pattern. `*` alone means `*:*`; `ns.*` alone means `ns.*:*`.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        if s.len() > MAX_LEN {
+            return Err(invalid(s));
+        }
+        let (resource, action) = match s.split_once(':') {
+            Some((r, a)) => (r, a),
+            None if s == "*" || s.ends_with(".*") => (s, "*"),
+            None => return Err(invalid(s)),
+        };
+        let action = match action {
+            "*" => None,
+            a if valid_segment(a) => Some(a.to_owned()),
+            _ => return Err(invalid(s)),
+        };
+        let (fixed, wildcard) = if resource == "*" {
+            ("", true)
+        } else if let Some(head) = resource.strip_suffix(".*") {
+            (head, true)
+        } else {
+            (resource, false)
+        };
+        if !(fixed.is_empty() && wildcard) && fixed.split('.').any(|seg| !valid_segment(seg)) {
+            return Err(invalid(s));
+        }
+        Ok(Self {
+            text: s.to_owned(),
+            resource: fixed.to_owned(),
+            resource_wildcard: wildcard,
+            action,
+        })
+    }
+
+    /// The exact permission a pattern without wildcards stands for.
+    pub fn as_exact(&self) -> Option<Permission> {
+        if self.resource_wildcard || self.action.is_none() {
+            return None;
+        }
+        Permission::parse(&self.text).ok()
+    }
+
+    /// Whether the pattern grants `p`.
+    pub fn matches(&self, p: &Permission) -> bool {
+        if let Some(action) = &self.action {
+            if action != p.action() {
+                return false;
+            }
+        }
+        let resource = p.resource();
+        if !self.resource_wildcard {
+            return self.resource == resource;
+        }
+        if self.resource.is_empty() {
+            // A leading `*` spans every namespace but the reserved one.
+            return !in_reserved_namespace(resource);
+        }
+        resource.len() > self.resource.len()
+            && resource.starts_with(self.resource.as_str())
+            && resource.as_bytes()[self.resource.len()] == b'.'
+    }
+
+    /// Whether the pattern could only ever match catalogue-independent names (`*`, `*:read`).
+    pub fn is_universal(&self) -> bool {
+        self.resource_wildcard && self.resource.is_empty()
+    }
+
+    /// The full text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Whether any of `patterns` grants `p`.
+pub fn any_grants(patterns: &[PermissionPattern], p: &Permission) -> bool {
+    patterns.iter().any(|pat| pat.matches(p))
+}
+
+/// One entry of a workspace's permission catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogueEntry {
+    /// The permission.
+    pub permission: Permission,
+    /// What it allows, shown in the dashboard's matrix.
+    pub description: String,
+    /// Built into keyward (the `keyward.*` admin permissions); cannot be changed or removed.
+    #[serde(default)]
+    pub builtin: bool,
+}
+
+/// keyward's own admin permissions, present in every workspace's catalogue.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("keyward.workspace:read", "Read the workspace and its settings"),
+    ("keyward.workspace:write", "Change the workspace's settings"),
+    ("keyward.workspaces:create", "Create workspaces (operator workspace only)"),
+    ("keyward.workspaces:read", "List all workspaces (operator workspace only)"),
+    ("keyward.users:read", "List and read users"),
+    ("keyward.users:write", "Create, change, disable and delete users"),
+    ("keyward.roles:read", "List and read roles"),
+    ("keyward.roles:write", "Create, change and delete roles"),
+    ("keyward.permissions:read", "Read the permission catalogue"),
+    ("keyward.permissions:write", "Add, describe and remove catalogue permissions"),
+    ("keyward.tokens:read", "List and read tokens (never their secrets)"),
+    ("keyward.tokens:create", "Create tokens"),
+    ("keyward.tokens:write", "Change and activate tokens"),
+    ("keyward.tokens:revoke", "Revoke tokens"),
+    ("keyward.tokens:delete", "Delete tokens"),
+    ("keyward.security:approve", "Approve or reject security changes of others"),
+];
+
+/// The built-in catalogue entries.
+pub fn builtin_catalogue() -> Vec<CatalogueEntry> {
+    BUILTIN
+        .iter()
+        .filter_map(|(p, d)| {
+            Permission::parse(p).ok().map(|permission| CatalogueEntry {
+                permission,
+                description: (*d).to_owned(),
+                builtin: true,
+            })
+        })
+        .collect()
+}
+
+/// Checks `patterns` against a catalogue so typos are refused: an exact permission must be in
+/// the catalogue; a wildcard must match at least one entry, except `*` and `*:action`, which may
+/// precede the permissions they will cover. Duplicates are refused too.
+pub fn check_against_catalogue(
+    patterns: &[PermissionPattern],
+    catalogue: &[CatalogueEntry],
+    field: &str,
+) -> Result<(), DomainError> {
+    for (i, pat) in patterns.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        if patterns[..i].contains(pat) {
+            return Err(DomainError::field(
+                "DUPLICATE_PERMISSION",
+                at,
+                format!("permission '{}' is listed twice", pat.as_str()),
+            ));
+        }
+        if pat.is_universal() {
+            continue;
+        }
+        if !catalogue.iter().any(|e| pat.matches(&e.permission)) {
+            return Err(DomainError::field(
+                "UNKNOWN_PERMISSION",
+                at,
+                format!(
+                    "'{}' matches no permission in this workspace's catalogue",
+                    pat.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a list of pattern strings, naming the offending index on error.
+pub fn parse_patterns(items: &[String], field: &str) -> Result<Vec<PermissionPattern>, DomainError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            PermissionPattern::parse(s.trim()).map_err(|e| DomainError {
+                field: Some(format!("{field}[{i}]")),
+                ..e
+            })
+        })
+        .collect()
+}
+
+fn split(s: &str) -> Result<(&str, &str), DomainError> {
+    if s.len() > MAX_LEN {
+        return Err(invalid(s));
+    }
+    s.split_once(':').ok_or_else(|| invalid(s))
+}
+
+fn valid_segment(seg: &str) -> bool {
+    !seg.is_empty()
+        && seg.len() <= 64
+        && seg
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn in_reserved_namespace(resource: &str) -> bool {
+    resource == RESERVED_NAMESPACE
+        || (resource.starts_with(RESERVED_NAMESPACE)
+            && resource.as_bytes().get(RESERVED_NAMESPACE.len()) == Some(&b'.'))
+}
+
+fn invalid(s: &str) -> DomainError {
+    let shown: String = s.chars().take(MAX_LEN).collect();
+    DomainError::rule(
+        "INVALID_PERMISSION",
+        format!(
+            "'{shown}' is not a permission: expected resource:action in lower case \
+             (letters, digits, '_', '-', dotted resources), with optional '*' wildcards"
+        ),
+    )
+}
+
+macro_rules! text_serde {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.text)
+            }
+        }
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.text)
+            }
+        }
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.text)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+text_serde!(Permission);
+text_serde!(PermissionPattern);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Permission {
+        Permission::parse(s).unwrap()
+    }
+    fn pat(s: &str) -> PermissionPattern {
+        PermissionPattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_permissions() {
+        assert_eq!(p("orders:read").resource(), "orders");
+        assert_eq!(p("keyward.tokens:create").action(), "create");
+        for bad in ["", "orders", "orders:", ":read", "Orders:read", "a..b:read", "a:b:c", "a b:c"] {
+            assert!(Permission::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcards_match_as_documented() {
+        assert!(pat("*").matches(&p("orders:read")));
+        assert!(pat("orders:*").matches(&p("orders:write")));
+        assert!(!pat("orders:*").matches(&p("orders.items:write")));
+        assert!(pat("billing.*:read").matches(&p("billing.invoices:read")));
+        assert!(!pat("billing.*:read").matches(&p("billing:read")));
+        assert!(!pat("billing.*:read").matches(&p("billingx.invoices:read")));
+        assert!(pat("*:read").matches(&p("orders:read")));
+        assert!(!pat("*:read").matches(&p("orders:write")));
+        assert!(pat("cart:write").matches(&p("cart:write")));
+        assert!(!pat("cart:write").matches(&p("cart:read")));
+    }
+
+    #[test]
+    fn reserved_namespace_needs_an_explicit_grant() {
+        assert!(!pat("*").matches(&p("keyward.tokens:create")));
+        assert!(!pat("*:read").matches(&p("keyward.tokens:read")));
+        assert!(pat("keyward.*").matches(&p("keyward.tokens:create")));
+        assert!(pat("keyward.tokens:*").matches(&p("keyward.tokens:revoke")));
+        assert!(pat("*").matches(&p("keywardish:read")));
+    }
+
+    #[test]
+    fn refuses_bad_patterns() {
+        for bad in ["**", "orders:**", "*.orders:read", "or*ders:read", "orders", "a.*.b:read"] {
+            assert!(PermissionPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn catalogue_check_names_the_offending_entry() {
+        let mut cat = builtin_catalogue();
+        cat.push(CatalogueEntry {
+            permission: p("cart:write"),
+            description: String::new(),
+            builtin: false,
+        });
+        let ok = [pat("cart:write"), pat("*"), pat("keyward.tokens:*")];
+        assert!(check_against_catalogue(&ok, &cat, "permissions").is_ok());
+        let typo = [pat("cart:write"), pat("cart:wrte")];
+        let err = check_against_catalogue(&typo, &cat, "permissions").unwrap_err();
+        assert_eq!(err.code, "UNKNOWN_PERMISSION");
+        assert_eq!(err.field.as_deref(), Some("permissions[1]"));
+        let dup = [pat("cart:write"), pat("cart:write")];
+        let err = check_against_catalogue(&dup, &cat, "permissions").unwrap_err();
+        assert_eq!(err.code, "DUPLICATE_PERMISSION");
+    }
+}
