@@ -1,1 +1,59 @@
-//! placeholder
+//! keyward-store: where keyward keeps its state.
+//!
+//! The server sees storage only through the small capability traits of [`traits`], held as
+//! `Arc<dyn Store>`. Two implementations share one body of SQL: SQLite (the embedded default,
+//! one WAL file) and PostgreSQL (the shared store of several nodes). Both speak the same
+//! portable SQL with `$n` placeholders, so the implementation is written once ([`sql`]) and
+//! instantiated per backend; only connection set-up and DDL differ. Migrations are embedded in
+//! the binary and applied on connect.
+//!
+//! # Layout
+//! - [`traits`]: the capability traits, filters and the verification bundle.
+//! - [`error`]: [`StoreError`], the store's error tier.
+//! - [`page`]: cursor pagination.
+//! - `sql`: the shared implementation (a macro instantiated by each backend).
+//! - [`sqlite`], [`postgres`]: connection, pool and migrations per backend.
+//! - `migrate`: the embedded migration runner.
+
+pub mod error;
+#[macro_use]
+mod sql;
+mod migrate;
+pub mod page;
+pub mod postgres;
+pub mod sqlite;
+pub mod traits;
+
+use std::sync::Arc;
+
+pub use error::{Result, StoreError};
+pub use page::{Cursor, PageRequest};
+pub use traits::{
+    CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,
+    VerificationRecord, WorkspaceBootstrap, WorkspaceStore,
+};
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path`, `sqlite:path`, or `postgres://…`.
+    pub url: String,
+    /// PostgreSQL schema to use (created if missing); `None` for the server's default.
+    pub schema: Option<String>,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+}
+
+/// Opens (creating and migrating as needed) the store that `options.url` names.
+pub async fn open(options: &StoreOptions) -> Result<Arc<dyn Store>> {
+    let url = options.url.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(options).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(options).await?))
+    } else {
+        Err(StoreError::Config(
+            "database url must start with sqlite: or postgres://".into(),
+        ))
+    }
+}

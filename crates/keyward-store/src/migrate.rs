@@ -1,0 +1,48 @@
+//! Embedded migrations. Each backend has its own DDL files, applied in version order and
+//! recorded in `keyward_migrations`; a version already recorded is never run again.
+
+/// One schema change.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/sqlite/0001_init.sql"),
+}];
+
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// The bookkeeping table, in SQL both backends accept.
+pub(crate) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS keyward_migrations (\
+     version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+/// Runs the migrations of `$list` not yet recorded, inside the open transaction `$tx`.
+macro_rules! apply_migrations {
+    ($tx:expr, $list:expr) => {{
+        sqlx::raw_sql($crate::migrate::CREATE_TABLE)
+            .execute(&mut *$tx)
+            .await?;
+        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM keyward_migrations")
+            .fetch_all(&mut *$tx)
+            .await?;
+        for m in $list.iter().filter(|m| !done.contains(&m.version)) {
+            tracing::info!(version = m.version, name = m.name, "applying migration");
+            sqlx::raw_sql(m.sql).execute(&mut *$tx).await?;
+            sqlx::query("INSERT INTO keyward_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(chrono::Utc::now().timestamp_millis())
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use apply_migrations;

@@ -1,0 +1,555 @@
+//! `sql_store!`: the trait implementations shared by both backends.
+//!
+//! Instantiated as `sql_store!(SqliteStore, SqliteRow)` and `sql_store!(PgStore, PgRow)`; the
+//! store type must have a `pool` field. Everything inside is ordinary sqlx code over that pool.
+
+macro_rules! sql_store {
+    ($store:ident, $row:ty) => {
+        mod shared_sql {
+        use super::$store;
+        use async_trait::async_trait;
+        use keyward_core::model::ShownStatus;
+        use keyward_core::{
+            CatalogueEntry, Permission, Role, RoleId, Token, TokenHash, TokenId, User, UserId,
+            Workspace, WorkspaceId,
+        };
+        use sqlx::Row as _;
+
+        use $crate::sql::{self, Arg, Filter};
+        use $crate::traits::*;
+        use $crate::{PageRequest, Result, StoreError};
+
+        const WS_COLS: &str = "id, name, operator, settings, created_at, updated_at";
+        const USER_COLS: &str =
+            "id, workspace_id, kind, name, email, role_id, disabled, created_at, updated_at";
+        const ROLE_COLS: &str = "id, workspace_id, name, description, kind, scope, permissions, \
+                                 created_at, updated_at";
+        const TOKEN_COLS: &str = "id, workspace_id, owner_id, role_id, permissions, name, \
+                                  metadata, status, hash, start, not_before, expires_at, \
+                                  created_at, updated_at, revoked_at";
+
+        fn workspace_row(r: &$row) -> Result<Workspace> {
+            Ok(Workspace {
+                id: WorkspaceId::from_uuid(sql::uuid(r.try_get("id")?)?),
+                name: r.try_get("name")?,
+                operator: r.try_get("operator")?,
+                settings: sql::parse_json("settings", r.try_get("settings")?)?,
+                created_at: sql::time(r.try_get("created_at")?)?,
+                updated_at: sql::time(r.try_get("updated_at")?)?,
+            })
+        }
+
+        fn user_row(r: &$row) -> Result<User> {
+            Ok(User {
+                id: UserId::from_uuid(sql::uuid(r.try_get("id")?)?),
+                workspace_id: WorkspaceId::from_uuid(sql::uuid(r.try_get("workspace_id")?)?),
+                kind: sql::parse_user_kind(r.try_get("kind")?)?,
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                role_id: sql::opt_uuid(r.try_get("role_id")?)?.map(RoleId::from_uuid),
+                disabled: r.try_get("disabled")?,
+                created_at: sql::time(r.try_get("created_at")?)?,
+                updated_at: sql::time(r.try_get("updated_at")?)?,
+            })
+        }
+
+        fn role_row(r: &$row) -> Result<Role> {
+            Ok(Role {
+                id: RoleId::from_uuid(sql::uuid(r.try_get("id")?)?),
+                workspace_id: WorkspaceId::from_uuid(sql::uuid(r.try_get("workspace_id")?)?),
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                kind: sql::parse_role_kind(r.try_get("kind")?)?,
+                scope: sql::parse_scope(r.try_get("scope")?)?,
+                permissions: sql::parse_patterns(r.try_get("permissions")?)?,
+                created_at: sql::time(r.try_get("created_at")?)?,
+                updated_at: sql::time(r.try_get("updated_at")?)?,
+            })
+        }
+
+        fn token_row(r: &$row) -> Result<Token> {
+            let hash: &str = r.try_get("hash")?;
+            let permissions: Option<&str> = r.try_get("permissions")?;
+            Ok(Token {
+                id: TokenId::from_uuid(sql::uuid(r.try_get("id")?)?),
+                workspace_id: WorkspaceId::from_uuid(sql::uuid(r.try_get("workspace_id")?)?),
+                owner_id: UserId::from_uuid(sql::uuid(r.try_get("owner_id")?)?),
+                role_id: sql::opt_uuid(r.try_get("role_id")?)?.map(RoleId::from_uuid),
+                permissions: permissions.map(sql::parse_patterns).transpose()?,
+                name: r.try_get("name")?,
+                metadata: sql::parse_json("metadata", r.try_get("metadata")?)?,
+                status: sql::parse_status(r.try_get("status")?)?,
+                hash: TokenHash::from_hex(hash)
+                    .ok_or_else(|| StoreError::Internal("corrupt token hash".into()))?,
+                start: r.try_get("start")?,
+                not_before: sql::opt_time(r.try_get("not_before")?)?,
+                expires_at: sql::opt_time(r.try_get("expires_at")?)?,
+                created_at: sql::time(r.try_get("created_at")?)?,
+                updated_at: sql::time(r.try_get("updated_at")?)?,
+                revoked_at: sql::opt_time(r.try_get("revoked_at")?)?,
+            })
+        }
+
+        fn catalogue_row(r: &$row) -> Result<CatalogueEntry> {
+            let text: &str = r.try_get("permission")?;
+            Ok(CatalogueEntry {
+                permission: Permission::parse(text)
+                    .map_err(|_| StoreError::Internal("corrupt catalogue permission".into()))?,
+                description: r.try_get("description")?,
+                builtin: false,
+            })
+        }
+
+        /// Runs a `SELECT cols FROM table` + filter, decoding each row with `decode`.
+        async fn select<T>(
+            store: &$store,
+            head: String,
+            filter: Filter,
+            decode: fn(&$row) -> Result<T>,
+        ) -> Result<Vec<T>> {
+            let sql = format!("{head}{}", filter.sql);
+            let mut q = sqlx::query(&sql);
+            for a in filter.args {
+                q = match a {
+                    Arg::Text(s) => q.bind(s),
+                    Arg::Int(i) => q.bind(i),
+                };
+            }
+            let rows = q.fetch_all(&store.pool).await?;
+            rows.iter().map(decode).collect()
+        }
+
+        fn ws_filter(ws: WorkspaceId) -> Filter {
+            Filter::new("workspace_id", Arg::Text(ws.uuid().to_string()))
+        }
+
+        fn one<T>(mut rows: Vec<T>) -> Option<T> {
+            rows.pop()
+        }
+
+        fn affected(n: u64) -> Result<()> {
+            if n == 0 {
+                Err(StoreError::NotFound)
+            } else {
+                Ok(())
+            }
+        }
+
+        const EMAIL_TAKEN: Option<(&str, &str)> =
+            Some(("EMAIL_TAKEN", "another user of this workspace has this e-mail address"));
+        const ROLE_NAME_TAKEN: Option<(&str, &str)> =
+            Some(("NAME_TAKEN", "another role of this workspace has this name"));
+
+        macro_rules! insert_role {
+            ($exec:expr, $r:expr) => {
+                sqlx::query(
+                    "INSERT INTO roles (id, workspace_id, name, description, kind, scope, \
+                     permissions, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind($r.id.uuid().to_string())
+                .bind($r.workspace_id.uuid().to_string())
+                .bind(&$r.name)
+                .bind(&$r.description)
+                .bind(sql::role_kind($r.kind))
+                .bind($r.scope.as_str())
+                .bind(sql::patterns_json(&$r.permissions))
+                .bind(sql::ms($r.created_at))
+                .bind(sql::ms($r.updated_at))
+                .execute($exec)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))
+            };
+        }
+
+        macro_rules! insert_user {
+            ($exec:expr, $u:expr) => {
+                sqlx::query(
+                    "INSERT INTO users (id, workspace_id, kind, name, email, role_id, disabled, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind($u.id.uuid().to_string())
+                .bind($u.workspace_id.uuid().to_string())
+                .bind(sql::user_kind($u.kind))
+                .bind(&$u.name)
+                .bind(&$u.email)
+                .bind($u.role_id.map(|r| r.uuid().to_string()))
+                .bind($u.disabled)
+                .bind(sql::ms($u.created_at))
+                .bind(sql::ms($u.updated_at))
+                .execute($exec)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, EMAIL_TAKEN))
+            };
+        }
+
+        macro_rules! insert_token {
+            ($exec:expr, $t:expr) => {
+                sqlx::query(
+                    "INSERT INTO tokens (id, workspace_id, owner_id, role_id, permissions, name, \
+                     metadata, status, hash, start, not_before, expires_at, created_at, \
+                     updated_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                )
+                .bind($t.id.uuid().to_string())
+                .bind($t.workspace_id.uuid().to_string())
+                .bind($t.owner_id.uuid().to_string())
+                .bind($t.role_id.map(|r| r.uuid().to_string()))
+                .bind($t.permissions.as_deref().map(sql::patterns_json))
+                .bind(&$t.name)
+                .bind($t.metadata.to_string())
+                .bind($t.status.as_str())
+                .bind($t.hash.to_hex())
+                .bind(&$t.start)
+                .bind(sql::opt_ms($t.not_before))
+                .bind(sql::opt_ms($t.expires_at))
+                .bind(sql::ms($t.created_at))
+                .bind(sql::ms($t.updated_at))
+                .bind(sql::opt_ms($t.revoked_at))
+                .execute($exec)
+                .await
+                .map_err(StoreError::from)
+            };
+        }
+
+        #[async_trait]
+        impl WorkspaceStore for $store {
+            async fn bootstrap_workspace(&self, b: &WorkspaceBootstrap) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let ws = &b.workspace;
+                sqlx::query(
+                    "INSERT INTO workspaces (id, name, operator, settings, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(ws.id.uuid().to_string())
+                .bind(&ws.name)
+                .bind(ws.operator)
+                .bind(sql::to_json(&ws.settings)?)
+                .bind(sql::ms(ws.created_at))
+                .bind(sql::ms(ws.updated_at))
+                .execute(&mut *tx)
+                .await?;
+                insert_role!(&mut *tx, b.role)?;
+                insert_user!(&mut *tx, b.user)?;
+                insert_token!(&mut *tx, b.token)?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>> {
+                let f = Filter::new("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {WS_COLS} FROM workspaces");
+                Ok(one(select(self, head, f, workspace_row).await?))
+            }
+
+            async fn list_workspaces(&self, page: &PageRequest) -> Result<Vec<Workspace>> {
+                let head = format!("SELECT {WS_COLS} FROM workspaces");
+                select(self, head, Filter::default().page(page), workspace_row).await
+            }
+
+            async fn update_workspace(&self, ws: &Workspace) -> Result<()> {
+                let done = sqlx::query(
+                    "UPDATE workspaces SET name = $1, settings = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(&ws.name)
+                .bind(sql::to_json(&ws.settings)?)
+                .bind(sql::ms(ws.updated_at))
+                .bind(ws.id.uuid().to_string())
+                .execute(&self.pool)
+                .await?;
+                affected(done.rows_affected())
+            }
+
+            async fn count_workspaces(&self) -> Result<u64> {
+                let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces")
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get("n")?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+        }
+
+        #[async_trait]
+        impl UserStore for $store {
+            async fn create_user(&self, user: &User) -> Result<()> {
+                insert_user!(&self.pool, user)?;
+                Ok(())
+            }
+
+            async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>> {
+                let mut f = ws_filter(ws);
+                f.eq("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {USER_COLS} FROM users");
+                Ok(one(select(self, head, f, user_row).await?))
+            }
+
+            async fn list_users(
+                &self,
+                ws: WorkspaceId,
+                filter: &UserFilter,
+                page: &PageRequest,
+            ) -> Result<Vec<User>> {
+                let mut f = ws_filter(ws);
+                if let Some(kind) = filter.kind {
+                    f.eq("kind", Arg::Text(sql::user_kind(kind).into()));
+                }
+                if let Some(disabled) = filter.disabled {
+                    f.and(if disabled { "disabled" } else { "NOT disabled" });
+                }
+                if let Some(id) = filter.id {
+                    f.eq("id", Arg::Text(id.uuid().to_string()));
+                }
+                let head = format!("SELECT {USER_COLS} FROM users");
+                select(self, head, f.page(page), user_row).await
+            }
+
+            async fn update_user(&self, u: &User) -> Result<()> {
+                let done = sqlx::query(
+                    "UPDATE users SET name = $1, email = $2, role_id = $3, disabled = $4, \
+                     updated_at = $5 WHERE workspace_id = $6 AND id = $7",
+                )
+                .bind(&u.name)
+                .bind(&u.email)
+                .bind(u.role_id.map(|r| r.uuid().to_string()))
+                .bind(u.disabled)
+                .bind(sql::ms(u.updated_at))
+                .bind(u.workspace_id.uuid().to_string())
+                .bind(u.id.uuid().to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, EMAIL_TAKEN))?;
+                affected(done.rows_affected())
+            }
+
+            async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let owned: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE owner_id = $1")
+                    .bind(id.uuid().to_string())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+                if owned > 0 {
+                    return Err(StoreError::conflict(
+                        "USER_HAS_TOKENS",
+                        format!("the user owns {owned} token(s): delete them first"),
+                    ));
+                }
+                let done = sqlx::query("DELETE FROM users WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.uuid().to_string())
+                    .bind(id.uuid().to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                affected(done.rows_affected())?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl RoleStore for $store {
+            async fn create_role(&self, role: &Role) -> Result<()> {
+                insert_role!(&self.pool, role)?;
+                Ok(())
+            }
+
+            async fn role(&self, ws: WorkspaceId, id: RoleId) -> Result<Option<Role>> {
+                let mut f = ws_filter(ws);
+                f.eq("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {ROLE_COLS} FROM roles");
+                Ok(one(select(self, head, f, role_row).await?))
+            }
+
+            async fn list_roles(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Role>> {
+                let head = format!("SELECT {ROLE_COLS} FROM roles");
+                select(self, head, ws_filter(ws).page(page), role_row).await
+            }
+
+            async fn update_role(&self, r: &Role) -> Result<()> {
+                let done = sqlx::query(
+                    "UPDATE roles SET name = $1, description = $2, scope = $3, permissions = $4, \
+                     updated_at = $5 WHERE workspace_id = $6 AND id = $7",
+                )
+                .bind(&r.name)
+                .bind(&r.description)
+                .bind(r.scope.as_str())
+                .bind(sql::patterns_json(&r.permissions))
+                .bind(sql::ms(r.updated_at))
+                .bind(r.workspace_id.uuid().to_string())
+                .bind(r.id.uuid().to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
+                affected(done.rows_affected())
+            }
+
+            async fn delete_role(&self, ws: WorkspaceId, id: RoleId) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                let used: i64 = sqlx::query(
+                    "SELECT (SELECT COUNT(*) FROM users WHERE role_id = $1) \
+                          + (SELECT COUNT(*) FROM tokens WHERE role_id = $1) AS n",
+                )
+                .bind(id.uuid().to_string())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+                if used > 0 {
+                    return Err(StoreError::conflict(
+                        "ROLE_IN_USE",
+                        format!("{used} user(s) or token(s) use this role"),
+                    ));
+                }
+                let done = sqlx::query("DELETE FROM roles WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.uuid().to_string())
+                    .bind(id.uuid().to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                affected(done.rows_affected())?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl CatalogueStore for $store {
+            async fn catalogue(&self, ws: WorkspaceId) -> Result<Vec<CatalogueEntry>> {
+                let rows = sqlx::query(
+                    "SELECT permission, description FROM permissions \
+                     WHERE workspace_id = $1 ORDER BY permission",
+                )
+                .bind(ws.uuid().to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(catalogue_row).collect()
+            }
+
+            async fn put_permission(&self, ws: WorkspaceId, e: &CatalogueEntry) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let existed = sqlx::query(
+                    "UPDATE permissions SET description = $1 \
+                     WHERE workspace_id = $2 AND permission = $3",
+                )
+                .bind(&e.description)
+                .bind(ws.uuid().to_string())
+                .bind(e.permission.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    > 0;
+                if !existed {
+                    sqlx::query(
+                        "INSERT INTO permissions (workspace_id, permission, description, created_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(ws.uuid().to_string())
+                    .bind(e.permission.as_str())
+                    .bind(&e.description)
+                    .bind(chrono::Utc::now().timestamp_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| {
+                        StoreError::from_sqlx(
+                            err,
+                            Some(("CONFLICT", "the permission was added concurrently")),
+                        )
+                    })?;
+                }
+                tx.commit().await?;
+                Ok(!existed)
+            }
+
+            async fn delete_permission(&self, ws: WorkspaceId, p: &Permission) -> Result<()> {
+                let done = sqlx::query(
+                    "DELETE FROM permissions WHERE workspace_id = $1 AND permission = $2",
+                )
+                .bind(ws.uuid().to_string())
+                .bind(p.as_str())
+                .execute(&self.pool)
+                .await?;
+                affected(done.rows_affected())
+            }
+        }
+
+        #[async_trait]
+        impl TokenStore for $store {
+            async fn create_token(&self, token: &Token) -> Result<()> {
+                insert_token!(&self.pool, token)?;
+                Ok(())
+            }
+
+            async fn token(&self, ws: WorkspaceId, id: TokenId) -> Result<Option<Token>> {
+                let mut f = ws_filter(ws);
+                f.eq("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {TOKEN_COLS} FROM tokens");
+                Ok(one(select(self, head, f, token_row).await?))
+            }
+
+            async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>> {
+                let f = Filter::new("hash", Arg::Text(hash.to_hex()));
+                let head = format!("SELECT {TOKEN_COLS} FROM tokens");
+                Ok(one(select(self, head, f, token_row).await?))
+            }
+
+            async fn list_tokens(
+                &self,
+                ws: WorkspaceId,
+                filter: &TokenFilter,
+                page: &PageRequest,
+            ) -> Result<Vec<Token>> {
+                let mut f = ws_filter(ws);
+                if let Some(owner) = filter.owner_id {
+                    f.eq("owner_id", Arg::Text(owner.uuid().to_string()));
+                }
+                if let Some(role) = filter.role_id {
+                    f.eq("role_id", Arg::Text(role.uuid().to_string()));
+                }
+                if let Some(status) = filter.status {
+                    let now = f.arg(Arg::Int(sql::ms(filter.now)));
+                    let live = format!("expires_at IS NULL OR expires_at > {now}");
+                    let cond = match status {
+                        ShownStatus::Revoked => "status = 'revoked'".to_owned(),
+                        ShownStatus::Expired => format!(
+                            "status <> 'revoked' AND expires_at IS NOT NULL AND expires_at <= {now}"
+                        ),
+                        ShownStatus::Pending => format!("status = 'pending' AND ({live})"),
+                        ShownStatus::Active => format!("status = 'active' AND ({live})"),
+                    };
+                    f.and(&cond);
+                }
+                let head = format!("SELECT {TOKEN_COLS} FROM tokens");
+                select(self, head, f.page(page), token_row).await
+            }
+
+            async fn update_token(&self, t: &Token) -> Result<()> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET role_id = $1, permissions = $2, name = $3, metadata = $4, \
+                     status = $5, not_before = $6, expires_at = $7, updated_at = $8, \
+                     revoked_at = $9 WHERE workspace_id = $10 AND id = $11",
+                )
+                .bind(t.role_id.map(|r| r.uuid().to_string()))
+                .bind(t.permissions.as_deref().map(sql::patterns_json))
+                .bind(&t.name)
+                .bind(t.metadata.to_string())
+                .bind(t.status.as_str())
+                .bind(sql::opt_ms(t.not_before))
+                .bind(sql::opt_ms(t.expires_at))
+                .bind(sql::ms(t.updated_at))
+                .bind(sql::opt_ms(t.revoked_at))
+                .bind(t.workspace_id.uuid().to_string())
+                .bind(t.id.uuid().to_string())
+                .execute(&self.pool)
+                .await?;
+                affected(done.rows_affected())
+            }
+
+            async fn delete_token(&self, ws: WorkspaceId, id: TokenId) -> Result<()> {
+                let done = sqlx::query("DELETE FROM tokens WHERE workspace_id = $1 AND id = $2")
+                    .bind(ws.uuid().to_string())
+                    .bind(id.uuid().to_string())
+                    .execute(&self.pool)
+                    .await?;
+                affected(done.rows_affected())
+            }
+        }
+        }
+    };
+}

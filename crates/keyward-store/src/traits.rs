@@ -1,0 +1,190 @@
+//! The capability traits. Each is small and async; the server holds one `Arc<dyn Store>`.
+//! Every read and write of a workspace's objects takes the workspace id, so one workspace can
+//! never reach another's rows through the store.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyward_core::model::ShownStatus;
+use keyward_core::{
+    CatalogueEntry, Permission, Role, RoleId, Token, TokenHash, TokenId, User, UserId, UserKind,
+    Workspace, WorkspaceId,
+};
+
+use crate::{PageRequest, Result};
+
+/// A new workspace with its first admin: created together or not at all.
+#[derive(Debug, Clone)]
+pub struct WorkspaceBootstrap {
+    /// The workspace.
+    pub workspace: Workspace,
+    /// Its admin role.
+    pub role: Role,
+    /// Its admin service user.
+    pub user: User,
+    /// The admin user's first token.
+    pub token: Token,
+}
+
+/// Workspaces.
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    /// Creates a workspace with its admin role, user and token, in one transaction.
+    async fn bootstrap_workspace(&self, b: &WorkspaceBootstrap) -> Result<()>;
+    /// One workspace.
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;
+    /// All workspaces, by creation.
+    async fn list_workspaces(&self, page: &PageRequest) -> Result<Vec<Workspace>>;
+    /// Replaces a workspace's name and settings.
+    async fn update_workspace(&self, ws: &Workspace) -> Result<()>;
+    /// How many workspaces exist (zero on a fresh store).
+    async fn count_workspaces(&self) -> Result<u64>;
+}
+
+/// Which users to list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Only this kind.
+    pub kind: Option<UserKind>,
+    /// Only disabled (`true`) or enabled (`false`) users.
+    pub disabled: Option<bool>,
+    /// Only this user (for user-scoped callers).
+    pub id: Option<UserId>,
+}
+
+/// Users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Inserts a user. `EMAIL_TAKEN` when the e-mail is in use in the workspace.
+    async fn create_user(&self, user: &User) -> Result<()>;
+    /// One user of a workspace.
+    async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>>;
+    /// A page of a workspace's users.
+    async fn list_users(
+        &self,
+        ws: WorkspaceId,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<User>>;
+    /// Replaces a user's mutable fields.
+    async fn update_user(&self, user: &User) -> Result<()>;
+    /// Deletes a user. `USER_HAS_TOKENS` while it owns tokens.
+    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<()>;
+}
+
+/// Roles.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// Inserts a role. `NAME_TAKEN` when the name is in use in the workspace.
+    async fn create_role(&self, role: &Role) -> Result<()>;
+    /// One role of a workspace.
+    async fn role(&self, ws: WorkspaceId, id: RoleId) -> Result<Option<Role>>;
+    /// A page of a workspace's roles.
+    async fn list_roles(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Role>>;
+    /// Replaces a role's mutable fields.
+    async fn update_role(&self, role: &Role) -> Result<()>;
+    /// Deletes a role. `ROLE_IN_USE` while a user or token refers to it.
+    async fn delete_role(&self, ws: WorkspaceId, id: RoleId) -> Result<()>;
+}
+
+/// The permission catalogue (the workspace's own entries; built-ins are added by
+/// [`full_catalogue`]).
+#[async_trait]
+pub trait CatalogueStore: Send + Sync {
+    /// The workspace's own entries, sorted.
+    async fn catalogue(&self, ws: WorkspaceId) -> Result<Vec<CatalogueEntry>>;
+    /// Adds an entry or changes its description. Returns whether it was new.
+    async fn put_permission(&self, ws: WorkspaceId, entry: &CatalogueEntry) -> Result<bool>;
+    /// Removes an entry.
+    async fn delete_permission(&self, ws: WorkspaceId, permission: &Permission) -> Result<()>;
+}
+
+/// Which tokens to list.
+#[derive(Debug, Clone)]
+pub struct TokenFilter {
+    /// Only tokens of this owner.
+    pub owner_id: Option<UserId>,
+    /// Only tokens with this own role.
+    pub role_id: Option<RoleId>,
+    /// Only tokens shown with this status as of `now`.
+    pub status: Option<ShownStatus>,
+    /// The instant `status` is judged at.
+    pub now: DateTime<Utc>,
+}
+
+/// Tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Inserts a token.
+    async fn create_token(&self, token: &Token) -> Result<()>;
+    /// One token of a workspace.
+    async fn token(&self, ws: WorkspaceId, id: TokenId) -> Result<Option<Token>>;
+    /// The token with this secret hash, in any workspace.
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<Token>>;
+    /// A page of a workspace's tokens.
+    async fn list_tokens(
+        &self,
+        ws: WorkspaceId,
+        filter: &TokenFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Token>>;
+    /// Replaces a token's mutable fields.
+    async fn update_token(&self, token: &Token) -> Result<()>;
+    /// Deletes a token.
+    async fn delete_token(&self, ws: WorkspaceId, id: TokenId) -> Result<()>;
+}
+
+/// What the decision needs about one token, fetched together on a cache miss.
+#[derive(Debug, Clone)]
+pub struct VerificationRecord {
+    /// The token.
+    pub token: Token,
+    /// Its owner.
+    pub owner: User,
+    /// The role it acts with: its own, else its owner's.
+    pub role: Option<Role>,
+    /// The workspace's full catalogue (built-ins included).
+    pub catalogue: Vec<CatalogueEntry>,
+}
+
+/// The whole store.
+#[async_trait]
+pub trait Store:
+    WorkspaceStore + UserStore + RoleStore + CatalogueStore + TokenStore + Send + Sync
+{
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Everything needed to decide on the token with `hash`, or `None` if there is none.
+    async fn load_verification(&self, hash: &TokenHash) -> Result<Option<VerificationRecord>> {
+        let Some(token) = self.token_by_hash(hash).await? else {
+            return Ok(None);
+        };
+        let Some(owner) = self.user(token.workspace_id, token.owner_id).await? else {
+            return Err(crate::StoreError::Internal(format!(
+                "token {} has no owner",
+                token.id
+            )));
+        };
+        let role = match token.role_id.or(owner.role_id) {
+            Some(id) => self.role(token.workspace_id, id).await?,
+            None => None,
+        };
+        let catalogue = full_catalogue(self.catalogue(token.workspace_id).await?);
+        Ok(Some(VerificationRecord {
+            token,
+            owner,
+            role,
+            catalogue,
+        }))
+    }
+}
+
+/// The built-in entries followed by a workspace's own.
+pub fn full_catalogue(own: Vec<CatalogueEntry>) -> Vec<CatalogueEntry> {
+    let mut all = keyward_core::permission::builtin_catalogue();
+    all.extend(own);
+    all
+}
