@@ -1,1 +1,37 @@
-//! placeholder
+//! keyward-client: a typed HTTP client for keyward's verify and admin APIs.
+//!
+//! The request and answer shapes are those of [`keyward_core::api`] and
+//! [`keyward_core::model`], shared with the server so the two cannot drift apart. The CLI's admin
+//! verbs and the integration tests both talk to keyward through this crate.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), keyward_client::ClientError> {
+//! let client = keyward_client::Client::new("http://127.0.0.1:8080", Some("kw_…".into()))?;
+//! let me = client.workspace().await?;
+//! println!("{}", me.name);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`client`]: [`Client`] itself — construction, URL building, sending and decoding; plus
+//!   `verify`, `health` and `ready`.
+//! - [`error`]: [`ClientError`], which keeps the server's problem+json document intact.
+//! - [`query`]: the listing filters ([`ListParams`], [`UserQuery`], [`TokenQuery`]).
+//! - `workspace`, `user`, `role`, `permission`, `token`: one module per admin resource, each
+//!   adding its methods to [`Client`].
+//!
+//! The bearer token is never part of an error or of `Debug` output.
+
+pub mod client;
+pub mod error;
+mod permission;
+pub mod query;
+mod role;
+mod token;
+mod user;
+mod workspace;
+
+pub use client::Client;
+pub use error::ClientError;
+pub use query::{ListParams, TokenQuery, UserQuery};

@@ -197,8 +197,7 @@ impl CompiledToken {
         let Some(role) = &self.role else {
             return false;
         };
-        any_grants(&role.permissions, p)
-            && self.narrowing.as_ref().is_none_or(|n| any_grants(n, p))
+        any_grants(&role.permissions, p) && self.narrowing.as_ref().is_none_or(|n| any_grants(n, p))
     }
 
     /// The token's scope (`user` when it has no role: the narrower reading).

@@ -10,6 +10,7 @@
 //! - [`permission`]: `resource:action` permissions, wildcard patterns, the permission catalogue.
 //! - [`model`]: workspaces, users, roles, tokens and their settings.
 //! - [`validate`]: the rules that input must satisfy, with field-naming errors.
+//! - [`delegation`]: least privilege when one token creates or changes another.
 //! - [`decision`]: the compiled (cacheable) form of a token and the access decision (DESIGN §3).
 //! - [`api`]: the JSON shapes of the HTTP API, shared by the server and the typed client.
 //! - [`clock`]: the clock abstraction that the server injects.
@@ -18,6 +19,7 @@ pub mod api;
 mod base62;
 pub mod clock;
 pub mod decision;
+pub mod delegation;
 pub mod error;
 pub mod ids;
 pub mod model;

@@ -163,22 +163,43 @@ pub struct CatalogueEntry {
 
 /// keyward's own admin permissions, present in every workspace's catalogue.
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("keyward.workspace:read", "Read the workspace and its settings"),
+    (
+        "keyward.workspace:read",
+        "Read the workspace and its settings",
+    ),
     ("keyward.workspace:write", "Change the workspace's settings"),
-    ("keyward.workspaces:create", "Create workspaces (operator workspace only)"),
-    ("keyward.workspaces:read", "List all workspaces (operator workspace only)"),
+    (
+        "keyward.workspaces:create",
+        "Create workspaces (operator workspace only)",
+    ),
+    (
+        "keyward.workspaces:read",
+        "List all workspaces (operator workspace only)",
+    ),
     ("keyward.users:read", "List and read users"),
-    ("keyward.users:write", "Create, change, disable and delete users"),
+    (
+        "keyward.users:write",
+        "Create, change, disable and delete users",
+    ),
     ("keyward.roles:read", "List and read roles"),
     ("keyward.roles:write", "Create, change and delete roles"),
     ("keyward.permissions:read", "Read the permission catalogue"),
-    ("keyward.permissions:write", "Add, describe and remove catalogue permissions"),
-    ("keyward.tokens:read", "List and read tokens (never their secrets)"),
+    (
+        "keyward.permissions:write",
+        "Add, describe and remove catalogue permissions",
+    ),
+    (
+        "keyward.tokens:read",
+        "List and read tokens (never their secrets)",
+    ),
     ("keyward.tokens:create", "Create tokens"),
     ("keyward.tokens:write", "Change and activate tokens"),
     ("keyward.tokens:revoke", "Revoke tokens"),
     ("keyward.tokens:delete", "Delete tokens"),
-    ("keyward.security:approve", "Approve or reject security changes of others"),
+    (
+        "keyward.security:approve",
+        "Approve or reject security changes of others",
+    ),
 ];
 
 /// The built-in catalogue entries.
@@ -230,7 +251,10 @@ pub fn check_against_catalogue(
 }
 
 /// Parses a list of pattern strings, naming the offending index on error.
-pub fn parse_patterns(items: &[String], field: &str) -> Result<Vec<PermissionPattern>, DomainError> {
+pub fn parse_patterns(
+    items: &[String],
+    field: &str,
+) -> Result<Vec<PermissionPattern>, DomainError> {
     items
         .iter()
         .enumerate()
@@ -318,7 +342,16 @@ mod tests {
     fn parses_permissions() {
         assert_eq!(p("orders:read").resource(), "orders");
         assert_eq!(p("keyward.tokens:create").action(), "create");
-        for bad in ["", "orders", "orders:", ":read", "Orders:read", "a..b:read", "a:b:c", "a b:c"] {
+        for bad in [
+            "",
+            "orders",
+            "orders:",
+            ":read",
+            "Orders:read",
+            "a..b:read",
+            "a:b:c",
+            "a b:c",
+        ] {
             assert!(Permission::parse(bad).is_err(), "{bad}");
         }
     }
@@ -348,7 +381,14 @@ mod tests {
 
     #[test]
     fn refuses_bad_patterns() {
-        for bad in ["**", "orders:**", "*.orders:read", "or*ders:read", "orders", "a.*.b:read"] {
+        for bad in [
+            "**",
+            "orders:**",
+            "*.orders:read",
+            "or*ders:read",
+            "orders",
+            "a.*.b:read",
+        ] {
             assert!(PermissionPattern::parse(bad).is_err(), "{bad}");
         }
     }

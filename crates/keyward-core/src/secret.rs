@@ -118,7 +118,9 @@ pub fn valid_prefix(prefix: &str) -> bool {
         && prefix.len() <= MAX_PREFIX_LEN
         && !prefix.starts_with('_')
         && !prefix.ends_with('_')
-        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The stored form of a secret: 32 bytes of SHA-256 or HMAC-SHA256.
@@ -216,11 +218,23 @@ mod tests {
         let good = TokenSecret::generate("kw", &mut OsRng).expose().to_owned();
         assert_eq!(TokenSecret::parse(""), Err(Malformed::Shape));
         assert_eq!(TokenSecret::parse("nounderscore"), Err(Malformed::Shape));
-        assert_eq!(TokenSecret::parse(&good[..good.len() - 1]), Err(Malformed::Body));
-        assert_eq!(TokenSecret::parse(&format!("{good}x")), Err(Malformed::Body));
-        assert_eq!(TokenSecret::parse(&good.replacen("kw", "k-", 1)), Err(Malformed::Prefix));
+        assert_eq!(
+            TokenSecret::parse(&good[..good.len() - 1]),
+            Err(Malformed::Body)
+        );
+        assert_eq!(
+            TokenSecret::parse(&format!("{good}x")),
+            Err(Malformed::Body)
+        );
+        assert_eq!(
+            TokenSecret::parse(&good.replacen("kw", "k-", 1)),
+            Err(Malformed::Prefix)
+        );
         // Same body under a different prefix: the checksum covers the prefix.
-        assert_eq!(TokenSecret::parse(&good.replacen("kw", "kx", 1)), Err(Malformed::Checksum));
+        assert_eq!(
+            TokenSecret::parse(&good.replacen("kw", "kx", 1)),
+            Err(Malformed::Checksum)
+        );
     }
 
     #[test]

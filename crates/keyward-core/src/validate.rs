@@ -19,7 +19,11 @@ pub const MAX_LIFETIME_DAYS: u32 = 36_500;
 pub fn name(value: &str, field: &str) -> Result<String, DomainError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(DomainError::field("INVALID_NAME", field, format!("{field} must not be empty")));
+        return Err(DomainError::field(
+            "INVALID_NAME",
+            field,
+            format!("{field} must not be empty"),
+        ));
     }
     if trimmed.chars().count() > MAX_NAME_CHARS {
         return Err(DomainError::field(
@@ -103,8 +107,7 @@ pub fn settings(s: &WorkspaceSettings) -> Result<(), DomainError> {
             "default_rate_limit_per_minute must be between 1 and 1000000",
         ));
     }
-    if s
-        .token_max_lifetime_days
+    if s.token_max_lifetime_days
         .is_some_and(|d| d == 0 || d > MAX_LIFETIME_DAYS)
     {
         return Err(DomainError::field(
@@ -169,7 +172,10 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_bounded() {
         assert_eq!(name("  Cart Editor ", "name").unwrap(), "Cart Editor");
-        assert_eq!(name("   ", "name").unwrap_err().field.as_deref(), Some("name"));
+        assert_eq!(
+            name("   ", "name").unwrap_err().field.as_deref(),
+            Some("name")
+        );
         assert!(name(&"x".repeat(129), "name").is_err());
         assert!(name("a\u{0007}b", "name").is_err());
     }

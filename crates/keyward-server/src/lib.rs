@@ -1,1 +1,32 @@
-//! placeholder
+//! keyward-server: the HTTP face of keyward.
+//!
+//! Data flows one way: HTTP → handler → the pure decision of `keyward-core` → the store
+//! (behind `keyward-store`'s traits). The verify hot path does no storage I/O for a cached
+//! token; admin handlers invalidate what their change affects.
+//!
+//! # Layout
+//! - [`startup`]: [`Application`]: build (store, cache, first workspace), bind, run, shut down.
+//! - [`config`]: layered configuration.
+//! - [`routes`]: the router, health, the verify API.
+//! - [`admin`]: the admin REST API, one module per resource.
+//! - [`verifier`], [`cache`]: the hot path and its cache.
+//! - [`extract`]: JSON/query extractors and the authenticated [`extract::Caller`].
+//! - [`error`]: [`ApiError`], the single problem+json mapping.
+//! - [`bootstrap`]: a workspace with its first admin.
+//! - [`clock`], [`state`]: the injected clock and the shared state.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod verifier;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use startup::{Application, StartupError};

@@ -45,9 +45,10 @@ impl StoreError {
                 Some((code, message)) => Self::conflict(code, message),
                 None => Self::Internal(e.to_string()),
             },
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                Self::conflict("REFERENCE_CONFLICT", "a referenced object does not exist or is still referenced")
-            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::conflict(
+                "REFERENCE_CONFLICT",
+                "a referenced object does not exist or is still referenced",
+            ),
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)

@@ -36,12 +36,14 @@ macro_rules! apply_migrations {
         for m in $list.iter().filter(|m| !done.contains(&m.version)) {
             tracing::info!(version = m.version, name = m.name, "applying migration");
             sqlx::raw_sql(m.sql).execute(&mut *$tx).await?;
-            sqlx::query("INSERT INTO keyward_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(chrono::Utc::now().timestamp_millis())
-                .execute(&mut *$tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO keyward_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(chrono::Utc::now().timestamp_millis())
+            .execute(&mut *$tx)
+            .await?;
         }
     }};
 }

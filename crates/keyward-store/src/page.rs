@@ -24,7 +24,11 @@ pub struct Cursor {
 impl Cursor {
     /// The opaque text form handed to API callers.
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.created_at.timestamp_millis(), self.id.simple())
+        format!(
+            "{}.{}",
+            self.created_at.timestamp_millis(),
+            self.id.simple()
+        )
     }
 
     /// Parses [`Cursor::encode`]'s output.

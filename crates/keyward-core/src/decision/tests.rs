@@ -10,7 +10,10 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn pats(items: &[&str]) -> Vec<PermissionPattern> {
-    items.iter().map(|s| PermissionPattern::parse(s).unwrap()).collect()
+    items
+        .iter()
+        .map(|s| PermissionPattern::parse(s).unwrap())
+        .collect()
 }
 
 fn perm(s: &str) -> Permission {
@@ -90,7 +93,13 @@ impl Fixture {
 
 fn run(c: &CompiledToken, now: DateTime<Utc>, required: &[&str]) -> Code {
     let required: Vec<Permission> = required.iter().map(|s| perm(s)).collect();
-    decide(c, &DecisionRequest { now, required: &required })
+    decide(
+        c,
+        &DecisionRequest {
+            now,
+            required: &required,
+        },
+    )
 }
 
 #[test]
@@ -116,13 +125,22 @@ fn each_failure_has_its_own_code() {
     f.owner.disabled = false;
     f.token.expires_at = Some(t0());
     assert_eq!(run(&f.compile(), t0(), &[]), Code::Expired);
-    assert_eq!(run(&f.compile(), t0() - Duration::seconds(1), &[]), Code::Valid);
+    assert_eq!(
+        run(&f.compile(), t0() - Duration::seconds(1), &[]),
+        Code::Valid
+    );
     f.token.expires_at = None;
     f.token.not_before = Some(t0() + Duration::minutes(5));
     assert_eq!(run(&f.compile(), t0(), &[]), Code::NotYetValid);
-    assert_eq!(run(&f.compile(), t0() + Duration::minutes(5), &[]), Code::Valid);
+    assert_eq!(
+        run(&f.compile(), t0() + Duration::minutes(5), &[]),
+        Code::Valid
+    );
     f.token.not_before = None;
-    assert_eq!(run(&f.compile(), t0(), &["orders:write"]), Code::InsufficientPermissions);
+    assert_eq!(
+        run(&f.compile(), t0(), &["orders:write"]),
+        Code::InsufficientPermissions
+    );
 }
 
 #[test]
@@ -140,7 +158,10 @@ fn narrowing_intersects_with_the_role() {
     let c = f.compile();
     assert_eq!(run(&c, t0(), &["cart:write"]), Code::Valid);
     // Narrowing names orders:write, but the role does not grant it.
-    assert_eq!(run(&c, t0(), &["orders:write"]), Code::InsufficientPermissions);
+    assert_eq!(
+        run(&c, t0(), &["orders:write"]),
+        Code::InsufficientPermissions
+    );
     // The role grants cart:read, but the narrowing does not.
     assert_eq!(run(&c, t0(), &["cart:read"]), Code::InsufficientPermissions);
     let shown: Vec<&str> = c.effective.iter().map(|p| p.as_str()).collect();
@@ -157,7 +178,10 @@ fn a_human_role_never_grants_a_token_anything() {
     let c = f.compile();
     assert!(c.role.is_none());
     assert!(c.effective.is_empty());
-    assert_eq!(run(&c, t0(), &["cart:write"]), Code::InsufficientPermissions);
+    assert_eq!(
+        run(&c, t0(), &["cart:write"]),
+        Code::InsufficientPermissions
+    );
     assert_eq!(run(&c, t0(), &[]), Code::Valid);
 }
 

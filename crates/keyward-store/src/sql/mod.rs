@@ -60,7 +60,9 @@ impl Filter {
         if let Some(c) = &page.after {
             let at = self.arg(Arg::Int(c.created_at.timestamp_millis()));
             let id = self.arg(Arg::Text(c.id.to_string()));
-            self.and(&format!("created_at > {at} OR (created_at = {at} AND id > {id})"));
+            self.and(&format!(
+                "created_at > {at} OR (created_at = {at} AND id > {id})"
+            ));
         }
         let limit = self.arg(Arg::Int(i64::from(page.limit)));
         self.sql

@@ -1,0 +1,139 @@
+//! Least privilege when delegating: a caller may create or change a role, token or user only
+//! if what that object would hold is something the caller holds itself. Without this rule a
+//! token allowed to create tokens could mint one with more rights than its own.
+
+use crate::decision::CompiledToken;
+use crate::permission::{any_grants, CatalogueEntry};
+use crate::{Permission, PermissionPattern};
+
+/// The first permission that `patterns` ∩ `narrowing` would grant and `caller` does not hold,
+/// judged over the catalogue. A universal pattern (`*`, `*:read`) also covers permissions not
+/// yet in the catalogue, so the caller must hold that very pattern (or `*`) too.
+pub fn first_escalation(
+    caller: &CompiledToken,
+    patterns: &[PermissionPattern],
+    narrowing: Option<&[PermissionPattern]>,
+    catalogue: &[CatalogueEntry],
+) -> Option<String> {
+    let granted =
+        |p: &Permission| any_grants(patterns, p) && narrowing.is_none_or(|n| any_grants(n, p));
+    if let Some(e) = catalogue
+        .iter()
+        .find(|e| granted(&e.permission) && !caller.grants(&e.permission))
+    {
+        return Some(e.permission.as_str().to_owned());
+    }
+    let caller_patterns: Vec<&PermissionPattern> = caller
+        .role
+        .iter()
+        .flat_map(|r| r.permissions.iter())
+        .filter(|p| caller.narrowing.as_ref().is_none_or(|n| n.contains(p)))
+        .collect();
+    let universal_held = |pat: &PermissionPattern| {
+        caller_patterns
+            .iter()
+            .any(|c| c.as_str() == "*" || c.as_str() == "*:*" || *c == pat)
+    };
+    let universal = patterns
+        .iter()
+        .filter(|p| p.is_universal())
+        .filter(|_| narrowing.is_none_or(|n| n.iter().any(|q| q.is_universal())));
+    for pat in universal {
+        if !universal_held(pat) {
+            return Some(pat.as_str().to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::CompiledRole;
+    use crate::model::{Scope, TokenStatus, UserKind};
+    use crate::permission::builtin_catalogue;
+    use crate::{RoleId, TokenId, UserId, WorkspaceId};
+    use rand_core::OsRng;
+
+    fn pats(items: &[&str]) -> Vec<PermissionPattern> {
+        items
+            .iter()
+            .map(|s| PermissionPattern::parse(s).unwrap())
+            .collect()
+    }
+
+    fn caller(perms: &[&str]) -> CompiledToken {
+        CompiledToken {
+            token_id: TokenId::random(&mut OsRng),
+            workspace_id: WorkspaceId::random(&mut OsRng),
+            name: "admin".into(),
+            owner_id: UserId::random(&mut OsRng),
+            owner_kind: UserKind::Service,
+            owner_disabled: false,
+            status: TokenStatus::Active,
+            not_before: None,
+            expires_at: None,
+            metadata: serde_json::json!({}),
+            role: Some(CompiledRole {
+                id: RoleId::random(&mut OsRng),
+                name: "r".into(),
+                scope: Scope::Workspace,
+                permissions: pats(perms),
+            }),
+            narrowing: None,
+            effective: Vec::new(),
+        }
+    }
+
+    fn catalogue() -> Vec<CatalogueEntry> {
+        let mut c = builtin_catalogue();
+        for p in ["cart:read", "cart:write"] {
+            c.push(CatalogueEntry {
+                permission: Permission::parse(p).unwrap(),
+                description: String::new(),
+                builtin: false,
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn cannot_grant_more_than_held() {
+        let c = caller(&["keyward.tokens:*", "cart:read"]);
+        let cat = catalogue();
+        assert_eq!(
+            first_escalation(&c, &pats(&["cart:read"]), None, &cat),
+            None
+        );
+        assert_eq!(
+            first_escalation(&c, &pats(&["cart:*"]), None, &cat).as_deref(),
+            Some("cart:write")
+        );
+        // Narrowing to what the caller holds makes it acceptable.
+        let narrow = pats(&["cart:read"]);
+        assert_eq!(
+            first_escalation(&c, &pats(&["cart:*"]), Some(&narrow), &cat),
+            None
+        );
+        assert_eq!(
+            first_escalation(&c, &pats(&["keyward.*"]), None, &cat).as_deref(),
+            Some("keyward.workspace:read")
+        );
+    }
+
+    #[test]
+    fn universal_patterns_need_the_same_pattern() {
+        let cat = catalogue();
+        let limited = caller(&["cart:*"]);
+        assert_eq!(
+            first_escalation(&limited, &pats(&["*"]), None, &cat).as_deref(),
+            Some("*")
+        );
+        let full = caller(&["*", "keyward.*"]);
+        assert_eq!(first_escalation(&full, &pats(&["*"]), None, &cat), None);
+        assert_eq!(
+            first_escalation(&full, &pats(&["*:read"]), None, &cat),
+            None
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! `/v1/roles`: roles with a kind, a scope and permission patterns checked against the
+//! catalogue. Editing a role changes every token acting with it on its next request.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyward_core::api::{CreateRole, Page, RolePatch};
+use keyward_core::permission::{check_against_catalogue, parse_patterns};
+use keyward_core::{validate, PermissionPattern, Role, RoleId};
+use keyward_store::Cursor;
+
+use super::{catalogue, ensure_no_escalation, into_page, PageParams};
+use crate::error::ApiError;
+use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
+use crate::state::AppState;
+
+/// The routes of this resource.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/roles", post(create).get(list))
+        .route("/v1/roles/{id}", get(show).patch(update).delete(remove))
+}
+
+/// Parses, checks against the catalogue, and refuses escalation.
+async fn permissions(
+    state: &AppState,
+    caller: &Caller,
+    items: &[String],
+) -> Result<Vec<PermissionPattern>, ApiError> {
+    let patterns = parse_patterns(items, "permissions")?;
+    let cat = catalogue(state, caller.workspace_id()).await?;
+    check_against_catalogue(&patterns, &cat, "permissions")?;
+    ensure_no_escalation(caller, &patterns, None, &cat)?;
+    Ok(patterns)
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateRole>,
+) -> Result<(StatusCode, Json<Role>), ApiError> {
+    caller.require("keyward.roles:write")?;
+    caller.require_workspace_scope()?;
+    let now = state.now();
+    let role = Role {
+        id: RoleId::random(&mut rand_core::OsRng),
+        workspace_id: caller.workspace_id(),
+        name: validate::name(&req.name, "name")?,
+        description: validate::description(&req.description, "description")?,
+        kind: req.kind,
+        scope: req.scope,
+        permissions: permissions(&state, &caller, &req.permissions).await?,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_role(&role).await?;
+    Ok((StatusCode::CREATED, Json(role)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<Page<Role>>, ApiError> {
+    caller.require("keyward.roles:read")?;
+    let (page, size) = q.request()?;
+    let items = state.store.list_roles(caller.workspace_id(), &page).await?;
+    Ok(Json(into_page(
+        items,
+        size,
+        |r| Cursor {
+            created_at: r.created_at,
+            id: r.id.uuid(),
+        },
+        |r| r,
+    )))
+}
+
+async fn find(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Role, ApiError> {
+    let id: RoleId = path_id(raw_id)?;
+    state
+        .store
+        .role(caller.workspace_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound("role"))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Role>, ApiError> {
+    caller.require("keyward.roles:read")?;
+    Ok(Json(find(&state, &caller, &id).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<RolePatch>,
+) -> Result<Json<Role>, ApiError> {
+    caller.require("keyward.roles:write")?;
+    caller.require_workspace_scope()?;
+    let mut role = find(&state, &caller, &id).await?;
+    // Changing (or deleting) a role one does not fully hold would be escalation by other means.
+    let cat = catalogue(&state, role.workspace_id).await?;
+    ensure_no_escalation(&caller, &role.permissions, None, &cat)?;
+    if let Some(name) = &patch.name {
+        role.name = validate::name(name, "name")?;
+    }
+    if let Some(d) = &patch.description {
+        role.description = validate::description(d, "description")?;
+    }
+    if let Some(scope) = patch.scope {
+        role.scope = scope;
+    }
+    if let Some(items) = &patch.permissions {
+        role.permissions = permissions(&state, &caller, items).await?;
+    }
+    role.updated_at = state.now();
+    state.store.update_role(&role).await?;
+    state.cache.invalidate_role(role.id);
+    Ok(Json(role))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require("keyward.roles:write")?;
+    caller.require_workspace_scope()?;
+    let role = find(&state, &caller, &id).await?;
+    let cat = catalogue(&state, role.workspace_id).await?;
+    ensure_no_escalation(&caller, &role.permissions, None, &cat)?;
+    state.store.delete_role(role.workspace_id, role.id).await?;
+    state.cache.invalidate_role(role.id);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,376 @@
+//! `/v1/tokens`: create (the only answer with the secret), list, get, update, activate,
+//! revoke, delete. User-scoped callers see and manage only their owner's tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyward_core::api::{CreateToken, CreatedToken, Page, TokenPatch, TokenView};
+use keyward_core::model::{RoleKind, ShownStatus, Token, TokenStatus, User, UserKind};
+use keyward_core::permission::{check_against_catalogue, parse_patterns};
+use keyward_core::{
+    validate, DomainError, PermissionPattern, Role, RoleId, TokenId, TokenSecret, UserId,
+};
+use keyward_store::{Cursor, TokenFilter};
+use serde::Deserialize;
+
+use super::{catalogue, ensure_no_escalation, into_page, page_request, referenced_role};
+use crate::error::ApiError;
+use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
+use crate::state::AppState;
+
+/// The routes of this resource.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tokens", post(create).get(list))
+        .route("/v1/tokens/{id}", get(show).patch(update).delete(remove))
+        .route("/v1/tokens/{id}/activate", post(activate))
+        .route("/v1/tokens/{id}/revoke", post(revoke))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    caller.require("keyward.tokens:create")?;
+    let ws_id = caller.workspace_id();
+    let name = validate::name(&req.name, "name")?;
+    let owner = state
+        .store
+        .user(ws_id, req.owner_id)
+        .await?
+        .ok_or_else(|| {
+            DomainError::field(
+                "UNKNOWN_REFERENCE",
+                "owner_id",
+                "no such user in this workspace",
+            )
+        })?;
+    if caller.only_owner().is_some_and(|only| only != owner.id) {
+        return Err(ApiError::forbidden(
+            "SCOPE_VIOLATION",
+            "a user-scoped token may create tokens only for its own owner",
+        ));
+    }
+    let role = acting_role(&state, &owner, req.role_id).await?;
+    let cat = catalogue(&state, ws_id).await?;
+    let narrowing = narrowing(req.permissions.as_deref(), &cat)?;
+    let metadata = req.metadata.unwrap_or_else(|| serde_json::json!({}));
+    validate::metadata(&metadata, "metadata")?;
+    let ws = state
+        .store
+        .workspace(ws_id)
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))?;
+    let now = state.now();
+    let expires_at = validate::validity_window(
+        now,
+        req.not_before,
+        req.expires_at,
+        ws.settings.token_max_lifetime_days,
+    )?;
+    ensure_no_escalation(&caller, &role.permissions, narrowing.as_deref(), &cat)?;
+
+    let secret = TokenSecret::generate(&ws.settings.token_prefix, &mut rand_core::OsRng);
+    let hash = state.hasher.hash(&secret);
+    let token = Token {
+        id: TokenId::random(&mut rand_core::OsRng),
+        workspace_id: ws_id,
+        owner_id: owner.id,
+        role_id: req.role_id,
+        permissions: narrowing,
+        name,
+        metadata,
+        status: if req.pending {
+            TokenStatus::Pending
+        } else {
+            TokenStatus::Active
+        },
+        hash,
+        start: secret.display_start(),
+        not_before: req.not_before,
+        expires_at,
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+    };
+    state.store.create_token(&token).await?;
+    state.cache.forget_unknown(&hash);
+    tracing::info!(token = %token.id, owner = %owner.id, by = %caller.token.token_id, "token created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: TokenView::of(&token, now),
+            secret: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// The `api` role a token will act with: its own, else its owner's. A human role is refused.
+async fn acting_role(
+    state: &AppState,
+    owner: &User,
+    own: Option<RoleId>,
+) -> Result<Role, ApiError> {
+    let ws = owner.workspace_id;
+    let role = match own {
+        Some(id) => referenced_role(state, ws, id, "role_id").await?,
+        None => match owner.role_id {
+            Some(id) => referenced_role(state, ws, id, "owner_id").await?,
+            None => {
+                return Err(DomainError::field(
+                    "ROLE_REQUIRED",
+                    "role_id",
+                    "the owner has no role to inherit: give the token an api role",
+                )
+                .into())
+            }
+        },
+    };
+    if role.kind != RoleKind::Api {
+        let whose = if own.is_some() {
+            "role"
+        } else {
+            "owner's role"
+        };
+        return Err(DomainError::field(
+            "ROLE_KIND_MISMATCH",
+            "role_id",
+            format!(
+                "the {whose} '{}' is a human role; tokens may only use api roles",
+                role.name
+            ),
+        )
+        .into());
+    }
+    if own.is_none() && owner.kind == UserKind::Human {
+        return Err(DomainError::field(
+            "ROLE_REQUIRED",
+            "role_id",
+            "a human user's token needs its own api role",
+        )
+        .into());
+    }
+    Ok(role)
+}
+
+fn narrowing(
+    items: Option<&[String]>,
+    cat: &[keyward_core::CatalogueEntry],
+) -> Result<Option<Vec<PermissionPattern>>, ApiError> {
+    let Some(items) = items else { return Ok(None) };
+    let patterns = parse_patterns(items, "permissions")?;
+    check_against_catalogue(&patterns, cat, "permissions")?;
+    Ok(Some(patterns))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    owner_id: Option<UserId>,
+    role_id: Option<RoleId>,
+    status: Option<ShownStatus>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<TokenView>>, ApiError> {
+    caller.require("keyward.tokens:read")?;
+    let (page, size) = page_request(q.limit, q.cursor.as_deref())?;
+    let owner_id = match (caller.only_owner(), q.owner_id) {
+        (Some(only), Some(asked)) if only != asked => {
+            return Ok(Json(Page {
+                items: vec![],
+                next_cursor: None,
+            }))
+        }
+        (Some(only), _) => Some(only),
+        (None, asked) => asked,
+    };
+    let now = state.now();
+    let filter = TokenFilter {
+        owner_id,
+        role_id: q.role_id,
+        status: q.status,
+        now,
+    };
+    let items = state
+        .store
+        .list_tokens(caller.workspace_id(), &filter, &page)
+        .await?;
+    Ok(Json(into_page(
+        items,
+        size,
+        |t| Cursor {
+            created_at: t.created_at,
+            id: t.id.uuid(),
+        },
+        |t| TokenView::of(&t, now),
+    )))
+}
+
+/// A token of the caller's workspace that the caller may see.
+async fn visible(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Token, ApiError> {
+    let id: TokenId = path_id(raw_id)?;
+    let token = state.store.token(caller.workspace_id(), id).await?;
+    token
+        .filter(|t| caller.only_owner().is_none_or(|only| only == t.owner_id))
+        .ok_or(ApiError::NotFound("token"))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TokenView>, ApiError> {
+    caller.require("keyward.tokens:read")?;
+    let token = visible(&state, &caller, &id).await?;
+    Ok(Json(TokenView::of(&token, state.now())))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<TokenPatch>,
+) -> Result<Json<TokenView>, ApiError> {
+    caller.require("keyward.tokens:write")?;
+    let mut token = visible(&state, &caller, &id).await?;
+    let ws_id = caller.workspace_id();
+    if let Some(name) = &patch.name {
+        token.name = validate::name(name, "name")?;
+    }
+    if let Some(metadata) = patch.metadata {
+        validate::metadata(&metadata, "metadata")?;
+        token.metadata = metadata;
+    }
+    let cat = catalogue(&state, ws_id).await?;
+    if let Some(role_id) = patch.role_id {
+        token.role_id = role_id;
+    }
+    if let Some(items) = &patch.permissions {
+        token.permissions = narrowing(items.as_deref(), &cat)?;
+    }
+    if patch.role_id.is_some() || patch.permissions.is_some() {
+        let owner = state
+            .store
+            .user(ws_id, token.owner_id)
+            .await?
+            .ok_or(ApiError::NotFound("owner"))?;
+        let role = acting_role(&state, &owner, token.role_id).await?;
+        ensure_no_escalation(
+            &caller,
+            &role.permissions,
+            token.permissions.as_deref(),
+            &cat,
+        )?;
+    }
+    let now = state.now();
+    if patch.not_before.is_some() || patch.expires_at.is_some() {
+        let ws = state
+            .store
+            .workspace(ws_id)
+            .await?
+            .ok_or(ApiError::NotFound("workspace"))?;
+        let max = ws.settings.token_max_lifetime_days;
+        if let Some(nb) = patch.not_before {
+            token.not_before = nb;
+        }
+        match patch.expires_at {
+            Some(None) if max.is_some() => {
+                return Err(DomainError::field(
+                    "TOKEN_LIFETIME_EXCEEDED",
+                    "expires_at",
+                    "this workspace has a maximum token lifetime; the expiry cannot be removed",
+                )
+                .into())
+            }
+            Some(expires_at) => {
+                // A new expiry is judged from now: in the future, within the maximum.
+                token.expires_at =
+                    validate::validity_window(now, token.not_before, expires_at, max)?;
+            }
+            None => {
+                if let (Some(nb), Some(e)) = (token.not_before, token.expires_at) {
+                    if nb >= e {
+                        return Err(DomainError::field(
+                            "INVALID_EXPIRY",
+                            "not_before",
+                            "not_before must be earlier than expires_at",
+                        )
+                        .into());
+                    }
+                }
+            }
+        }
+    }
+    token.updated_at = now;
+    state.store.update_token(&token).await?;
+    state.cache.invalidate_token(token.id);
+    Ok(Json(TokenView::of(&token, now)))
+}
+
+async fn activate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TokenView>, ApiError> {
+    caller.require("keyward.tokens:write")?;
+    let mut token = visible(&state, &caller, &id).await?;
+    let now = state.now();
+    match token.status {
+        TokenStatus::Revoked => {
+            return Err(ApiError::conflict(
+                "TOKEN_REVOKED",
+                "a revoked token cannot be activated",
+            ))
+        }
+        TokenStatus::Active => return Ok(Json(TokenView::of(&token, now))),
+        TokenStatus::Pending => {}
+    }
+    token.status = TokenStatus::Active;
+    token.updated_at = now;
+    state.store.update_token(&token).await?;
+    state.cache.invalidate_token(token.id);
+    Ok(Json(TokenView::of(&token, now)))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TokenView>, ApiError> {
+    caller.require("keyward.tokens:revoke")?;
+    let mut token = visible(&state, &caller, &id).await?;
+    let now = state.now();
+    if token.status != TokenStatus::Revoked {
+        token.status = TokenStatus::Revoked;
+        token.revoked_at = Some(now);
+        token.updated_at = now;
+        state.store.update_token(&token).await?;
+        state.cache.invalidate_token(token.id);
+        tracing::info!(token = %token.id, by = %caller.token.token_id, "token revoked");
+    }
+    Ok(Json(TokenView::of(&token, now)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require("keyward.tokens:delete")?;
+    let token = visible(&state, &caller, &id).await?;
+    state
+        .store
+        .delete_token(token.workspace_id, token.id)
+        .await?;
+    state.cache.invalidate_token(token.id);
+    tracing::info!(token = %token.id, by = %caller.token.token_id, "token deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

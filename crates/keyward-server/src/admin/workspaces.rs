@@ -1,0 +1,106 @@
+//! `/v1/workspace` (the caller's own) and `/v1/workspaces` (the operator's view of all).
+//! Only tokens of the operator's workspace may create or list workspaces; a new workspace
+//! comes with its own admin token, so the operator never needs access inside it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use keyward_core::api::{CreateWorkspace, CreatedWorkspace, Page, WorkspacePatch};
+use keyward_core::model::{Workspace, WorkspaceSettings};
+use keyward_core::validate;
+use keyward_store::Cursor;
+
+use super::{into_page, PageParams};
+use crate::bootstrap::{create_workspace, patch_settings};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Caller};
+use crate::state::AppState;
+
+/// The routes of this resource.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspace", get(show).patch(update))
+        .route("/v1/workspaces", get(list).post(create))
+}
+
+async fn own(state: &AppState, caller: &Caller) -> Result<Workspace, ApiError> {
+    state
+        .store
+        .workspace(caller.workspace_id())
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))
+}
+
+async fn show(State(state): State<AppState>, caller: Caller) -> Result<Json<Workspace>, ApiError> {
+    caller.require("keyward.workspace:read")?;
+    Ok(Json(own(&state, &caller).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(patch): ApiJson<WorkspacePatch>,
+) -> Result<Json<Workspace>, ApiError> {
+    caller.require("keyward.workspace:write")?;
+    caller.require_workspace_scope()?;
+    let mut ws = own(&state, &caller).await?;
+    if let Some(name) = &patch.name {
+        ws.name = validate::name(name, "name")?;
+    }
+    if let Some(p) = &patch.settings {
+        ws.settings = patch_settings(ws.settings, p)?;
+    }
+    ws.updated_at = state.now();
+    state.store.update_workspace(&ws).await?;
+    state.cache.invalidate_workspace(ws.id);
+    Ok(Json(ws))
+}
+
+async fn require_operator(
+    state: &AppState,
+    caller: &Caller,
+    permission: &str,
+) -> Result<(), ApiError> {
+    caller.require(permission)?;
+    if !own(state, caller).await?.operator {
+        return Err(ApiError::forbidden(
+            "OPERATOR_ONLY",
+            "only tokens of the operator's workspace may manage workspaces",
+        ));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateWorkspace>,
+) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
+    require_operator(&state, &caller, "keyward.workspaces:create").await?;
+    let settings = match &req.settings {
+        Some(p) => patch_settings(WorkspaceSettings::default(), p)?,
+        None => WorkspaceSettings::default(),
+    };
+    let created = create_workspace(&state, &req.name, settings, false).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<Page<Workspace>>, ApiError> {
+    require_operator(&state, &caller, "keyward.workspaces:read").await?;
+    let (page, size) = q.request()?;
+    let items = state.store.list_workspaces(&page).await?;
+    Ok(Json(into_page(
+        items,
+        size,
+        |w| Cursor {
+            created_at: w.created_at,
+            id: w.id.uuid(),
+        },
+        |w| w,
+    )))
+}

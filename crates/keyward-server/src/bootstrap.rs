@@ -1,0 +1,127 @@
+//! Creating a workspace together with its first admin: a service user holding the api role
+//! "Workspace Admin" (`*` and `keyward.*` at workspace scope: everything in the product and in
+//! keyward, so it can delegate any permission), and that user's first token.
+//! Used on a fresh store (the operator's workspace) and by `POST /v1/workspaces`.
+
+use keyward_core::api::{CreatedWorkspace, TokenView};
+use keyward_core::model::{
+    Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace, WorkspaceSettings,
+};
+use keyward_core::{
+    validate, DomainError, PermissionPattern, RoleId, TokenId, TokenSecret, UserId, WorkspaceId,
+};
+use keyward_store::WorkspaceBootstrap;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Name of the admin role every workspace starts with.
+pub const ADMIN_ROLE: &str = "Workspace Admin";
+
+/// Creates a workspace and its first admin; the answer carries the admin token's secret.
+pub async fn create_workspace(
+    state: &AppState,
+    name: &str,
+    settings: WorkspaceSettings,
+    operator: bool,
+) -> Result<CreatedWorkspace, ApiError> {
+    validate::settings(&settings)?;
+    let rng = &mut rand_core::OsRng;
+    let now = state.now();
+    let workspace = Workspace {
+        id: WorkspaceId::random(rng),
+        name: validate::name(name, "name")?,
+        operator,
+        settings,
+        created_at: now,
+        updated_at: now,
+    };
+    let admin_patterns = ["*", "keyward.*"]
+        .iter()
+        .map(|p| PermissionPattern::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let role = Role {
+        id: RoleId::random(rng),
+        workspace_id: workspace.id,
+        name: ADMIN_ROLE.into(),
+        description: "Full control of this workspace through keyward's admin API".into(),
+        kind: RoleKind::Api,
+        scope: Scope::Workspace,
+        permissions: admin_patterns,
+        created_at: now,
+        updated_at: now,
+    };
+    let user = User {
+        id: UserId::random(rng),
+        workspace_id: workspace.id,
+        kind: UserKind::Service,
+        name: "admin".into(),
+        email: None,
+        role_id: Some(role.id),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = TokenSecret::generate(&workspace.settings.token_prefix, rng);
+    let token = Token {
+        id: TokenId::random(rng),
+        workspace_id: workspace.id,
+        owner_id: user.id,
+        role_id: None,
+        permissions: None,
+        name: "bootstrap admin".into(),
+        metadata: serde_json::json!({}),
+        status: TokenStatus::Active,
+        hash: state.hasher.hash(&secret),
+        start: secret.display_start(),
+        not_before: None,
+        expires_at: None,
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+    };
+    let bootstrap = WorkspaceBootstrap {
+        workspace,
+        role,
+        user,
+        token,
+    };
+    state.store.bootstrap_workspace(&bootstrap).await?;
+    tracing::info!(workspace = %bootstrap.workspace.id, operator, "workspace created");
+    Ok(CreatedWorkspace {
+        admin_token: keyward_core::api::CreatedToken {
+            token: TokenView::of(&bootstrap.token, now),
+            secret: secret.expose().to_owned(),
+        },
+        workspace: bootstrap.workspace,
+        admin_user: bootstrap.user,
+        admin_role: bootstrap.role,
+    })
+}
+
+/// Applies a settings patch, field by field.
+pub fn patch_settings(
+    mut s: WorkspaceSettings,
+    p: &keyward_core::api::SettingsPatch,
+) -> Result<WorkspaceSettings, DomainError> {
+    if let Some(v) = &p.token_prefix {
+        s.token_prefix = v.clone();
+    }
+    if let Some(v) = p.default_rate_limit_per_minute {
+        s.default_rate_limit_per_minute = v;
+    }
+    if let Some(v) = p.token_max_lifetime_days {
+        s.token_max_lifetime_days = v;
+    }
+    if let Some(v) = p.expiry_warning_days {
+        s.expiry_warning_days = v;
+    }
+    if let Some(v) = p.require_2fa {
+        s.require_2fa = v;
+    }
+    if let Some(v) = p.require_ip_approval {
+        s.require_ip_approval = v;
+    }
+    validate::settings(&s)?;
+    Ok(s)
+}

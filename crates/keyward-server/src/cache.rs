@@ -1,0 +1,168 @@
+//! The verification cache: a token's compiled form, keyed by secret hash, so a cached token is
+//! verified without storage I/O; and a bounded negative cache of unknown hashes.
+//!
+//! Every change that can affect a decision invalidates the entries it touches (by token, owner,
+//! role or workspace). An epoch counter closes the race between a slow-path load and a
+//! concurrent change: a load that started before an invalidation is not inserted. The TTL is
+//! the safety net for changes made by other nodes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use keyward_core::{CompiledToken, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
+
+use crate::config::CacheConfig;
+
+/// What the cache knows about a hash.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The compiled token.
+    Hit(Arc<CompiledToken>),
+    /// Recently seen as unknown.
+    Unknown,
+    /// Not cached.
+    Miss,
+}
+
+struct Entry {
+    token: Arc<CompiledToken>,
+    loaded: Instant,
+}
+
+/// The cache. Cheap to share behind an `Arc`.
+pub struct TokenCache {
+    entries: RwLock<HashMap<TokenHash, Entry>>,
+    unknown: Mutex<HashMap<TokenHash, Instant>>,
+    epoch: AtomicU64,
+    ttl: Duration,
+    capacity: usize,
+    unknown_ttl: Duration,
+    unknown_capacity: usize,
+}
+
+impl TokenCache {
+    /// An empty cache.
+    pub fn new(config: &CacheConfig) -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            ttl: Duration::from_secs(config.ttl_secs),
+            capacity: config.capacity.max(1),
+            unknown_ttl: Duration::from_secs(config.negative_ttl_secs),
+            unknown_capacity: config.negative_capacity,
+        }
+    }
+
+    /// Looks `hash` up.
+    pub fn get(&self, hash: &TokenHash) -> Lookup {
+        let now = Instant::now();
+        {
+            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = entries.get(hash) {
+                if now.duration_since(e.loaded) < self.ttl {
+                    return Lookup::Hit(e.token.clone());
+                }
+            }
+        }
+        let unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
+        match unknown.get(hash) {
+            Some(seen) if now.duration_since(*seen) < self.unknown_ttl => Lookup::Unknown,
+            _ => Lookup::Miss,
+        }
+    }
+
+    /// The epoch to pass to [`TokenCache::insert`]; read it before loading from storage.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Caches a freshly loaded token, unless an invalidation happened since `epoch`.
+    pub fn insert(&self, hash: TokenHash, token: Arc<CompiledToken>, epoch: u64) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.len() >= self.capacity && !entries.contains_key(&hash) {
+            let now = Instant::now();
+            entries.retain(|_, e| now.duration_since(e.loaded) < self.ttl);
+            if entries.len() >= self.capacity {
+                // Still full of live entries: drop an arbitrary one (HashMap order is random).
+                if let Some(victim) = entries.keys().next().copied() {
+                    entries.remove(&victim);
+                }
+            }
+        }
+        entries.insert(
+            hash,
+            Entry {
+                token,
+                loaded: Instant::now(),
+            },
+        );
+    }
+
+    /// Remembers `hash` as unknown.
+    pub fn insert_unknown(&self, hash: TokenHash) {
+        if self.unknown_capacity == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
+        if unknown.len() >= self.unknown_capacity {
+            unknown.retain(|_, seen| now.duration_since(*seen) < self.unknown_ttl);
+            if unknown.len() >= self.unknown_capacity {
+                if let Some(victim) = unknown.keys().next().copied() {
+                    unknown.remove(&victim);
+                }
+            }
+        }
+        unknown.insert(hash, now);
+    }
+
+    /// Forgets that `hash` was unknown (a token with it now exists).
+    pub fn forget_unknown(&self, hash: &TokenHash) {
+        self.unknown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(hash);
+    }
+
+    /// Drops the entries of one token.
+    pub fn invalidate_token(&self, id: TokenId) {
+        self.invalidate(|t| t.token_id == id);
+    }
+
+    /// Drops the entries of every token a user owns.
+    pub fn invalidate_user(&self, id: UserId) {
+        self.invalidate(|t| t.owner_id == id);
+    }
+
+    /// Drops the entries of every token acting with a role.
+    pub fn invalidate_role(&self, id: RoleId) {
+        self.invalidate(|t| t.role.as_ref().is_some_and(|r| r.id == id));
+    }
+
+    /// Drops every entry of a workspace.
+    pub fn invalidate_workspace(&self, id: WorkspaceId) {
+        self.invalidate(|t| t.workspace_id == id);
+    }
+
+    /// Number of cached tokens (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no token is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn invalidate(&self, matches: impl Fn(&CompiledToken) -> bool) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|_, e| !matches(&e.token));
+    }
+}

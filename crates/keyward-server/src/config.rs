@@ -1,0 +1,297 @@
+//! Layered configuration: defaults → TOML file → `KEYWARD_<SECTION>__<KEY>` environment
+//! variables → command-line flags (applied by the binary). Unknown keys are refused at every
+//! layer, with the key named. Environment variables without `__` (`KEYWARD_URL`,
+//! `KEYWARD_TOKEN`, …) belong to the CLI and are not configuration.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// keyward's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP listener.
+    pub server: ServerConfig,
+    /// Storage.
+    pub database: DatabaseConfig,
+    /// Token hashing.
+    pub tokens: TokensConfig,
+    /// The verification cache.
+    pub cache: CacheConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://keyward.db` (the default) or `postgres://…`.
+    pub url: String,
+    /// PostgreSQL schema (created if missing); empty for the server's default.
+    pub schema: String,
+    /// Pooled connections at most.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://keyward.db".into(),
+            schema: String::new(),
+            max_connections: 8,
+        }
+    }
+}
+
+/// Token hashing settings.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Server pepper: when set, secrets are stored as HMAC-SHA256 keyed with it. Changing it
+    /// invalidates every existing token. Empty for plain SHA-256.
+    pub pepper: String,
+}
+
+impl fmt::Debug for TokensConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokensConfig")
+            .field(
+                "pepper",
+                &if self.pepper.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
+/// Verification cache settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Seconds a verified token's compiled form is trusted before it is reloaded; the safety
+    /// net for changes made by other nodes.
+    pub ttl_secs: u64,
+    /// Compiled tokens kept at most.
+    pub capacity: usize,
+    /// Seconds an unknown secret is remembered as unknown.
+    pub negative_ttl_secs: u64,
+    /// Unknown secrets remembered at most.
+    pub negative_capacity: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 10,
+            capacity: 100_000,
+            negative_ttl_secs: 10,
+            negative_capacity: 10_000,
+        }
+    }
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `keyward_server=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config file {path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A layer has a key keyward does not know, or a value of the wrong type.
+    #[error("{source_name}: {message}")]
+    Invalid {
+        /// Which layer: the file's path, or the variable's name.
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if any), then `KEYWARD_*__*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut tree =
+            serde_json::to_value(Config::default()).map_err(|e| invalid("defaults", e))?;
+        if let Some(path) = file {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(&shown, e))?;
+            let layer = serde_json::to_value(table).map_err(|e| invalid(&shown, e))?;
+            merge(&mut tree, layer);
+            // Deserialise now so an unknown key is blamed on the file, not on the result.
+            serde_json::from_value::<Config>(tree.clone()).map_err(|e| invalid(&shown, e))?;
+        }
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("KEYWARD_") && k.contains("__"))
+            .collect();
+        vars.sort();
+        for (name, raw) in vars {
+            set_from_env(&mut tree, &name, &raw)?;
+        }
+        serde_json::from_value(tree).map_err(|e| invalid("configuration", e))
+    }
+}
+
+fn invalid(source_name: &str, e: impl fmt::Display) -> ConfigError {
+    ConfigError::Invalid {
+        source_name: source_name.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn merge(base: &mut Value, layer: Value) {
+    match (base, layer) {
+        (Value::Object(b), Value::Object(l)) => {
+            for (k, v) in l {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Sets `KEYWARD_SECTION__KEY=raw`, reading `raw` as the type the key already has.
+fn set_from_env(tree: &mut Value, name: &str, raw: &str) -> Result<(), ConfigError> {
+    let path: Vec<String> = name["KEYWARD_".len()..]
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
+    let unknown = || invalid(name, "no such configuration key");
+    let mut slot = &mut *tree;
+    for key in &path {
+        slot = slot.get_mut(key.as_str()).ok_or_else(unknown)?;
+    }
+    let value = match slot {
+        Value::Object(_) => return Err(invalid(name, "names a section, not a key")),
+        Value::Bool(_) => Value::Bool(match raw.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(invalid(name, "expected true or false")),
+        }),
+        Value::Number(_) => raw
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .map_err(|_| invalid(name, "expected a whole number"))?,
+        _ => Value::String(raw.to_owned()),
+    };
+    *slot = value;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("kwcfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keyward.toml");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"0.0.0.0:9000\"\n[cache]\nttl_secs = 5\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("KEYWARD_CACHE__TTL_SECS", "7"),
+                ("KEYWARD_TOKEN", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9000");
+        assert_eq!(c.cache.ttl_secs, 7);
+        assert_eq!(c.database, DatabaseConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let dir = std::env::temp_dir().join(format!("kwcfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keyward.toml");
+        std::fs::write(&file, "[server]\nlisen = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let err = Config::load(None, env(&[("KEYWARD_SERVER__LISEN", "x")])).unwrap_err();
+        assert!(err.to_string().contains("KEYWARD_SERVER__LISEN"), "{err}");
+        let err = Config::load(None, env(&[("KEYWARD_CACHE__TTL_SECS", "soon")])).unwrap_err();
+        assert!(err.to_string().contains("whole number"), "{err}");
+    }
+
+    #[test]
+    fn pepper_is_never_printed() {
+        let mut c = Config::default();
+        c.tokens.pepper = "super-secret-pepper".into();
+        assert!(!format!("{c:?}").contains("super-secret-pepper"));
+    }
+}

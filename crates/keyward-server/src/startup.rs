@@ -1,0 +1,155 @@
+//! Building and running the application: open the store (creating the operator's workspace on
+//! a fresh one), bind the listener, serve until a shutdown future resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use keyward_core::api::CreatedWorkspace;
+use keyward_core::model::WorkspaceSettings;
+use keyward_core::{Clock, TokenHasher};
+use keyward_store::{StoreError, StoreOptions};
+use tokio::net::TcpListener;
+
+use crate::cache::TokenCache;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::verifier::Verifier;
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Storage could not be opened or migrated.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// The listener could not be bound.
+    #[error("binding {address}: {source}")]
+    Bind {
+        /// The configured address.
+        address: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The first workspace could not be created.
+    #[error("creating the first workspace: {0:?}")]
+    Bootstrap(ApiError),
+}
+
+/// A built application, bound to its port and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    bootstrap: Option<CreatedWorkspace>,
+    grace: std::time::Duration,
+}
+
+impl Application {
+    /// Builds the application with the system clock.
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Builds the application with an injected clock (tests move time by hand).
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let store = keyward_store::open(&StoreOptions {
+            url: config.database.url.clone(),
+            schema: Some(config.database.schema.clone()).filter(|s| !s.is_empty()),
+            max_connections: config.database.max_connections,
+        })
+        .await?;
+        let pepper = Some(config.tokens.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
+        let hasher = TokenHasher::new(pepper);
+        let cache = Arc::new(TokenCache::new(&config.cache));
+        let verifier = Arc::new(Verifier::new(
+            store.clone(),
+            cache.clone(),
+            hasher.clone(),
+            clock.clone(),
+        ));
+        let state = AppState {
+            store,
+            cache,
+            verifier,
+            hasher,
+            clock,
+        };
+        let bootstrap = if state.store.count_workspaces().await? == 0 {
+            let created = crate::bootstrap::create_workspace(
+                &state,
+                "Default",
+                WorkspaceSettings::default(),
+                true,
+            )
+            .await
+            .map_err(StartupError::Bootstrap)?;
+            Some(created)
+        } else {
+            None
+        };
+        let listener = TcpListener::bind(&config.server.listen)
+            .await
+            .map_err(|source| StartupError::Bind {
+                address: config.server.listen.clone(),
+                source,
+            })?;
+        Ok(Self {
+            listener,
+            state,
+            bootstrap,
+            grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The workspace created on a fresh store, with its admin secret: present once, on the
+    /// first start, for the caller to show to the operator.
+    pub fn take_bootstrap(&mut self) -> Option<CreatedWorkspace> {
+        self.bootstrap.take()
+    }
+
+    /// The shared state (for tests and embedding).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
+    /// configured grace period).
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app =
+            crate::routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stopping_tx.send(());
+        });
+        let grace = self.grace;
+        tokio::select! {
+            result = serve => result,
+            () = async move {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("requests still running after the grace period; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use keyward_core::{Clock, TokenHasher};
+use keyward_store::Store;
+
+use crate::cache::TokenCache;
+use crate::verifier::Verifier;
+
+/// Shared, cheaply cloned application state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The verification cache (admin handlers invalidate it after each change).
+    pub cache: Arc<TokenCache>,
+    /// The hot path.
+    pub verifier: Arc<Verifier>,
+    /// Hashes new secrets.
+    pub hasher: TokenHasher,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    /// The current time.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,10 @@
+//! keyward-server's integration tests: the real application on `127.0.0.1:0`, driven through
+//! the typed client, on SQLite and on PostgreSQL (each test runs once per backend).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod admin;
+mod secrecy;
+mod tenancy;
+mod verify;

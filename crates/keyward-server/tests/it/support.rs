@@ -1,0 +1,262 @@
+//! Spawning the application per test and backend, capturing every log line, and small
+//! helpers to set up users, roles and tokens.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use chrono::{TimeZone, Utc};
+use keyward_client::{Client, ClientError};
+use keyward_core::api::{
+    CreateRole, CreateToken, CreateUser, CreatedToken, PutPermission, VerifyRequest, VerifyResponse,
+};
+use keyward_core::model::{Role, RoleKind, Scope, User, UserKind};
+use keyward_core::RoleId;
+use keyward_server::clock::ManualClock;
+use keyward_server::{Application, Config};
+
+/// Runs a test body once against SQLite and once against PostgreSQL.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(app) =
+                    crate::support::TestApp::spawn(crate::support::Backend::Sqlite).await
+                {
+                    super::$name(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) =
+                    crate::support::TestApp::spawn(crate::support::Backend::Postgres).await
+                {
+                    super::$name(app).await;
+                }
+            }
+        }
+    };
+}
+pub(crate) use both_backends;
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Every log line written by any test in this binary, at TRACE level.
+pub fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer.clone()))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether any captured log line contains `needle`.
+pub fn logs_contain(needle: &str) -> bool {
+    let logs = logs().lock().unwrap();
+    String::from_utf8_lossy(&logs).contains(needle)
+}
+
+/// A running application with an admin client.
+pub struct TestApp {
+    pub url: String,
+    pub admin: Client,
+    pub admin_secret: String,
+    pub clock: Arc<ManualClock>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn postgres_url() -> String {
+    std::env::var("KEYWARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl TestApp {
+    /// Starts the app on a fresh database; `None` (after saying so loudly) when PostgreSQL is
+    /// not reachable outside CI. Under `CI=true` an unreachable PostgreSQL fails the test.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        logs();
+        let mut config = Config::default();
+        config.server.listen = "127.0.0.1:0".into();
+        config.server.shutdown_grace_secs = 1;
+        config.database.max_connections = 4;
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("keyward-it-{}.db", random_hex()));
+                config.database.url = format!("sqlite://{}", path.display());
+            }
+            Backend::Postgres => {
+                config.database.url = postgres_url();
+                config.database.schema = format!("kwit_{}", random_hex());
+            }
+        }
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
+        ));
+        let mut app = match Application::build_with_clock(&config, clock.clone()).await {
+            Ok(app) => app,
+            Err(e) if matches!(backend, Backend::Postgres) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!(
+                        "PostgreSQL at {} is required under CI=true: {e}",
+                        postgres_url()
+                    );
+                }
+                eprintln!(
+                    "SKIPPED (PostgreSQL not reachable at {}): {e}",
+                    postgres_url()
+                );
+                return None;
+            }
+            Err(e) => panic!("starting the app: {e}"),
+        };
+        let created = app
+            .take_bootstrap()
+            .expect("a fresh store creates the first workspace");
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let admin = Client::new(&url, Some(created.admin_token.secret.clone())).unwrap();
+        Some(TestApp {
+            url,
+            admin,
+            admin_secret: created.admin_token.secret,
+            clock,
+            _stop: stop,
+        })
+    }
+
+    /// A client authenticated with `secret`.
+    pub fn client(&self, secret: &str) -> Client {
+        Client::new(&self.url, Some(secret.to_owned())).unwrap()
+    }
+
+    /// Adds product permissions to the catalogue.
+    pub async fn catalogue(&self, perms: &[&str]) {
+        for p in perms {
+            self.admin
+                .put_permission(
+                    p,
+                    &PutPermission {
+                        description: format!("{p} for tests"),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    /// An api role.
+    pub async fn api_role(&self, name: &str, scope: Scope, perms: &[&str]) -> Role {
+        self.admin
+            .create_role(&CreateRole {
+                name: name.into(),
+                description: String::new(),
+                kind: RoleKind::Api,
+                scope,
+                permissions: perms.iter().map(|s| (*s).to_owned()).collect(),
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A service user holding `role`.
+    pub async fn service_user(&self, name: &str, role: Option<RoleId>) -> User {
+        self.admin
+            .create_user(&CreateUser {
+                kind: UserKind::Service,
+                name: name.into(),
+                email: None,
+                role_id: role,
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A token for `owner` inheriting its role.
+    pub async fn token_for(&self, owner: &User) -> CreatedToken {
+        self.admin
+            .create_token(&token_request(owner))
+            .await
+            .unwrap()
+    }
+
+    /// Verifies `secret` needing `perms`.
+    pub async fn verify(&self, secret: &str, perms: &[&str]) -> VerifyResponse {
+        self.admin
+            .verify(&VerifyRequest {
+                token: secret.to_owned(),
+                permissions: Some(perms.iter().map(|s| (*s).to_owned()).collect()),
+                ..VerifyRequest::default()
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// A token request for `owner` with defaults.
+pub fn token_request(owner: &User) -> CreateToken {
+    CreateToken {
+        owner_id: owner.id,
+        name: format!("{} token", owner.name),
+        role_id: None,
+        permissions: None,
+        metadata: None,
+        not_before: None,
+        expires_at: None,
+        pending: false,
+    }
+}
+
+/// The problem code of a failed call.
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
+    match r {
+        Err(e) => e
+            .problem()
+            .map(|p| p.code.clone())
+            .unwrap_or_else(|| format!("{e}")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+/// The problem of a failed call.
+pub fn problem_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> keyward_core::api::Problem {
+    match r {
+        Err(e) => e
+            .problem()
+            .cloned()
+            .unwrap_or_else(|| panic!("no problem body: {e}")),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}

@@ -1,0 +1,74 @@
+//! `keyward verify`: asks keyward whether a token may be used, as a product's backend would.
+
+use anyhow::bail;
+use keyward_core::api::{VerifyRequest, VerifyResponse};
+
+use super::args::{self, SecretArg};
+use super::table::{self, Table};
+use super::Ctx;
+
+/// `verify`.
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// The token's secret; `-` reads it from standard input, keeping it out of the process list
+    /// and the shell history.
+    // Not named `token`: that id belongs to the global `--token` option.
+    #[arg(value_name = "TOKEN", value_parser = args::secret)]
+    secret: SecretArg,
+    /// A permission the request needs (repeatable; all must be granted).
+    #[arg(long = "permission", value_name = "PERMISSION")]
+    permissions: Vec<String>,
+    /// The client's IP address.
+    #[arg(long)]
+    ip: Option<String>,
+    /// The request's HTTP method.
+    #[arg(long)]
+    method: Option<String>,
+    /// The request's path.
+    #[arg(long)]
+    path: Option<String>,
+}
+
+pub(crate) async fn run(a: VerifyArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let req = VerifyRequest {
+        token: a.secret.0,
+        ip: a.ip,
+        method: a.method,
+        path: a.path,
+        permissions: (!a.permissions.is_empty()).then_some(a.permissions),
+    };
+    let answer = ctx.client.verify(&req).await?;
+    ctx.show(&answer, details)?;
+    if !answer.valid {
+        // A non-zero exit lets scripts use `keyward verify` as a check.
+        bail!("token refused: {}", answer.code);
+    }
+    Ok(())
+}
+
+fn details(v: &VerifyResponse) -> Table {
+    let mut pairs = vec![
+        ("valid", table::yes_no(v.valid)),
+        ("code", v.code.to_string()),
+        ("message", v.message.clone()),
+    ];
+    let mut add = |key, value: Option<String>| {
+        if let Some(value) = value {
+            pairs.push((key, value));
+        }
+    };
+    add("token", v.token_id.map(|t| t.to_string()));
+    add("name", v.name.clone());
+    add("workspace", v.workspace_id.map(|w| w.to_string()));
+    add("owner", v.owner.as_ref().map(|o| o.id.to_string()));
+    add(
+        "role",
+        v.role.as_ref().map(|r| format!("{} ({})", r.id, r.name)),
+    );
+    add("scope", v.scope.map(|s| s.as_str().to_owned()));
+    add("permissions", v.permissions.as_deref().map(table::list));
+    add("missing", v.missing_permissions.as_deref().map(table::list));
+    add("metadata", v.metadata.as_ref().map(|m| m.to_string()));
+    add("expires at", v.expires_at.map(|t| table::time(Some(t))));
+    Table::details(pairs)
+}

@@ -1,0 +1,171 @@
+//! `keyward workspace …`: show and change the caller's workspace; create and list workspaces
+//! (operator workspace only).
+
+use anyhow::bail;
+use keyward_client::ListParams;
+use keyward_core::api::{CreateWorkspace, CreatedWorkspace, SettingsPatch, WorkspacePatch};
+use keyward_core::Workspace;
+
+use super::table::{self, Table};
+use super::{emit, print_json, Ctx, PageArgs};
+
+/// Workspace verbs.
+#[derive(clap::Subcommand, Debug)]
+pub enum WorkspaceCmd {
+    /// Show the workspace of the token in use, with its settings.
+    Get,
+    /// Change the workspace's name or settings.
+    Update(UpdateArgs),
+    /// Create a workspace with its admin user, role and token (operator only).
+    Create {
+        /// Name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List all workspaces (operator only).
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+/// `workspace update`.
+#[derive(clap::Args, Debug)]
+pub struct UpdateArgs {
+    /// New name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Prefix of new tokens' secrets.
+    #[arg(long)]
+    token_prefix: Option<String>,
+    /// Default rate limit, in requests per minute.
+    #[arg(long)]
+    rate_limit: Option<u32>,
+    /// Longest lifetime of a new token, in days.
+    #[arg(long, conflicts_with = "no_max_lifetime")]
+    max_lifetime_days: Option<u32>,
+    /// Remove the maximum token lifetime.
+    #[arg(long)]
+    no_max_lifetime: bool,
+    /// Days before expiry at which `token.expiring` is sent.
+    #[arg(long)]
+    expiry_warning_days: Option<u32>,
+    /// Require two-factor authentication of people.
+    #[arg(long, value_name = "true|false")]
+    require_2fa: Option<bool>,
+    /// Require a second person's approval of IP allowlist changes.
+    #[arg(long, value_name = "true|false")]
+    require_ip_approval: Option<bool>,
+}
+
+pub(crate) async fn run(cmd: WorkspaceCmd, ctx: &Ctx) -> anyhow::Result<()> {
+    let client = &ctx.client;
+    match cmd {
+        WorkspaceCmd::Get => ctx.show(&client.workspace().await?, details),
+        WorkspaceCmd::Update(a) => {
+            let settings = SettingsPatch {
+                token_prefix: a.token_prefix,
+                default_rate_limit_per_minute: a.rate_limit,
+                token_max_lifetime_days: super::args::set_or_clear(
+                    a.max_lifetime_days,
+                    a.no_max_lifetime,
+                ),
+                expiry_warning_days: a.expiry_warning_days,
+                require_2fa: a.require_2fa,
+                require_ip_approval: a.require_ip_approval,
+            };
+            let patch = WorkspacePatch {
+                name: a.name,
+                settings: (settings != SettingsPatch::default()).then_some(settings),
+            };
+            if patch == WorkspacePatch::default() {
+                bail!("nothing to change: give at least one option (see `keyward workspace update --help`)");
+            }
+            ctx.show(&client.update_workspace(&patch).await?, details)
+        }
+        WorkspaceCmd::Create { name } => {
+            let req = CreateWorkspace {
+                name,
+                settings: None,
+            };
+            show_created(ctx, &client.create_workspace(&req).await?)
+        }
+        WorkspaceCmd::List { page: paging } => {
+            let limit = paging.limit;
+            let page = paging
+                .fetch(|cursor| {
+                    let params = ListParams { limit, cursor };
+                    async move { client.list_workspaces(&params).await }
+                })
+                .await?;
+            ctx.show_page(&page, list_table)
+        }
+    }
+}
+
+/// The answer to `workspace create`: what was made, then the admin token's secret, once.
+fn show_created(ctx: &Ctx, created: &CreatedWorkspace) -> anyhow::Result<()> {
+    if ctx.json {
+        return print_json(created);
+    }
+    let summary = Table::details([
+        (
+            "workspace",
+            format!("{} ({})", created.workspace.id, created.workspace.name),
+        ),
+        (
+            "admin user",
+            format!("{} ({})", created.admin_user.id, created.admin_user.name),
+        ),
+        (
+            "admin role",
+            format!("{} ({})", created.admin_role.id, created.admin_role.name),
+        ),
+        ("admin token", created.admin_token.token.id.to_string()),
+    ]);
+    emit(&summary.render())?;
+    emit("")?;
+    emit(&format!(
+        "Admin token secret (shown once, store it now): {}",
+        created.admin_token.secret
+    ))
+}
+
+fn list_table(workspaces: &[Workspace]) -> Table {
+    let mut t = Table::new(&["ID", "NAME", "OPERATOR", "CREATED"]);
+    for w in workspaces {
+        t.row([
+            w.id.to_string(),
+            w.name.clone(),
+            table::yes_no(w.operator),
+            table::time(Some(w.created_at)),
+        ]);
+    }
+    t
+}
+
+fn details(w: &Workspace) -> Table {
+    let s = &w.settings;
+    Table::details([
+        ("id", w.id.to_string()),
+        ("name", w.name.clone()),
+        ("operator", table::yes_no(w.operator)),
+        ("token prefix", s.token_prefix.clone()),
+        (
+            "default rate limit",
+            format!("{}/min", s.default_rate_limit_per_minute),
+        ),
+        (
+            "token max lifetime",
+            table::or(
+                s.token_max_lifetime_days.map(|d| format!("{d} days")),
+                "none",
+            ),
+        ),
+        ("expiry warning", format!("{} days", s.expiry_warning_days)),
+        ("require 2fa", table::yes_no(s.require_2fa)),
+        ("require ip approval", table::yes_no(s.require_ip_approval)),
+        ("created at", table::time(Some(w.created_at))),
+        ("updated at", table::time(Some(w.updated_at))),
+    ])
+}
