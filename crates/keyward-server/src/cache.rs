@@ -11,15 +11,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use keyward_core::{CompiledToken, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
 
 use crate::config::CacheConfig;
+
+/// A compiled token as cached: the decision's input, and the complete `VALID` answer of the
+/// verify API, serialised once, since nothing in it changes until the entry is invalidated.
+#[derive(Debug)]
+pub struct CachedToken {
+    /// What the decision reads.
+    pub compiled: CompiledToken,
+    /// The JSON body of a `VALID` verify answer for this token.
+    pub valid_body: Bytes,
+}
+
+impl std::ops::Deref for CachedToken {
+    type Target = CompiledToken;
+    fn deref(&self) -> &CompiledToken {
+        &self.compiled
+    }
+}
 
 /// What the cache knows about a hash.
 #[derive(Debug, Clone)]
 pub enum Lookup {
     /// The compiled token.
-    Hit(Arc<CompiledToken>),
+    Hit(Arc<CachedToken>),
     /// Recently seen as unknown.
     Unknown,
     /// Not cached.
@@ -27,7 +45,7 @@ pub enum Lookup {
 }
 
 struct Entry {
-    token: Arc<CompiledToken>,
+    token: Arc<CachedToken>,
     loaded: Instant,
 }
 
@@ -80,7 +98,7 @@ impl TokenCache {
     }
 
     /// Caches a freshly loaded token, unless an invalidation happened since `epoch`.
-    pub fn insert(&self, hash: TokenHash, token: Arc<CompiledToken>, epoch: u64) {
+    pub fn insert(&self, hash: TokenHash, token: Arc<CachedToken>, epoch: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if self.epoch.load(Ordering::Acquire) != epoch {
             return;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
-use keyward_core::decision::CompiledToken;
 use keyward_core::model::Scope;
 use keyward_core::{Code, DomainError, Permission, UserId, WorkspaceId};
 use serde::de::DeserializeOwned;
@@ -93,7 +92,7 @@ pub fn redact_values(message: &str) -> String {
 /// The authenticated caller of the admin API: a keyward token that passed the decision.
 pub struct Caller {
     /// The caller's compiled token.
-    pub token: Arc<CompiledToken>,
+    pub token: Arc<crate::cache::CachedToken>,
 }
 
 impl FromRequestParts<AppState> for Caller {

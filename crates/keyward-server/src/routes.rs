@@ -3,11 +3,12 @@
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyward_core::api::{OwnerRef, RoleRef, VerifyRequest, VerifyResponse};
+use keyward_core::api::VerifyRequest;
 use keyward_core::decision::missing_permissions;
 use keyward_core::permission::Permission;
 use keyward_core::{Code, DomainError};
@@ -16,6 +17,7 @@ use crate::admin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
+use crate::verifier;
 
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -52,7 +54,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 async fn verify(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<VerifyRequest>,
-) -> Result<Json<VerifyResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let required = required_permissions(req.permissions.as_deref())?;
     if let Some(ip) = &req.ip {
         ip.trim().parse::<std::net::IpAddr>().map_err(|_| {
@@ -60,49 +62,22 @@ async fn verify(
         })?;
     }
     let verdict = state.verifier.verify(&req.token, &required).await?;
-    let mut res = VerifyResponse {
-        valid: verdict.code == Code::Valid,
-        code: verdict.code,
-        message: verdict.code.message().to_owned(),
-        token_id: None,
-        workspace_id: None,
-        name: None,
-        owner: None,
-        role: None,
-        scope: None,
-        permissions: None,
-        missing_permissions: None,
-        metadata: None,
-        expires_at: None,
-    };
-    if let Some(t) = &verdict.token {
-        res.token_id = Some(t.token_id);
-        if verdict.code == Code::InsufficientPermissions {
-            res.missing_permissions = Some(
-                missing_permissions(t, &required)
-                    .into_iter()
-                    .cloned()
-                    .collect(),
-            );
-        }
-        if res.valid {
-            res.workspace_id = Some(t.workspace_id);
-            res.name = Some(t.name.clone());
-            res.owner = Some(OwnerRef {
-                id: t.owner_id,
-                kind: t.owner_kind,
-            });
-            res.role = t.role.as_ref().map(|r| RoleRef {
-                id: r.id,
-                name: r.name.clone(),
-            });
-            res.scope = Some(t.scope());
-            res.permissions = Some(t.effective.clone());
-            res.metadata = Some(t.metadata.clone());
-            res.expires_at = t.expires_at;
-        }
+    let token = verdict.token.as_deref();
+    if let (Code::Valid, Some(t)) = (verdict.code, token) {
+        // The hot answer: serialised once per cache entry.
+        let json = HeaderValue::from_static("application/json");
+        return Ok(([(header::CONTENT_TYPE, json)], t.valid_body.clone()).into_response());
     }
-    Ok(Json(res))
+    let mut res = verifier::response(verdict.code, token.map(|t| &t.compiled));
+    if let (Code::InsufficientPermissions, Some(t)) = (verdict.code, token) {
+        res.missing_permissions = Some(
+            missing_permissions(t, &required)
+                .into_iter()
+                .cloned()
+                .collect(),
+        );
+    }
+    Ok(Json(res).into_response())
 }
 
 fn required_permissions(items: Option<&[String]>) -> Result<Vec<Permission>, ApiError> {

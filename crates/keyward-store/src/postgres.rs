@@ -10,7 +10,7 @@ use crate::migrate::{apply_migrations, POSTGRES};
 use crate::{StoreError, StoreOptions};
 
 /// Arbitrary key of the advisory lock that serialises migrations of several starting nodes.
-const MIGRATION_LOCK: i64 = 0x6b65_7977_6172_64;
+const MIGRATION_LOCK: i64 = 0x006b_6579_7761_7264;
 
 /// A store in a PostgreSQL database.
 #[derive(Debug, Clone)]

@@ -135,6 +135,17 @@ macro_rules! sql_store {
             }
         }
 
+        /// Classifies a delete's error: a foreign-key violation means the row is still in use.
+        fn in_use(e: sqlx::Error, code: &'static str, message: &str) -> StoreError {
+            match StoreError::from_sqlx(e, None) {
+                StoreError::Conflict {
+                    code: "REFERENCE_CONFLICT",
+                    ..
+                } => StoreError::conflict(code, message),
+                other => other,
+            }
+        }
+
         const EMAIL_TAKEN: Option<(&str, &str)> =
             Some(("EMAIL_TAKEN", "another user of this workspace has this e-mail address"));
         const ROLE_NAME_TAKEN: Option<(&str, &str)> =
@@ -322,26 +333,19 @@ macro_rules! sql_store {
             }
 
             async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
-                let owned: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE owner_id = $1")
-                    .bind(id.uuid().to_string())
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("n")?;
-                if owned > 0 {
-                    return Err(StoreError::conflict(
-                        "USER_HAS_TOKENS",
-                        format!("the user owns {owned} token(s): delete them first"),
-                    ));
-                }
+                // One statement, no read-then-write transaction: on SQLite such a transaction
+                // fails at once with "database is locked" while another connection writes. The
+                // foreign key from tokens.owner_id refuses the delete while tokens exist; another
+                // workspace's user matches no row and is simply not found.
                 let done = sqlx::query("DELETE FROM users WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                affected(done.rows_affected())?;
-                tx.commit().await?;
-                Ok(())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| {
+                        in_use(e, "USER_HAS_TOKENS", "the user owns tokens: delete them first")
+                    })?;
+                affected(done.rows_affected())
             }
         }
 
@@ -383,29 +387,15 @@ macro_rules! sql_store {
             }
 
             async fn delete_role(&self, ws: WorkspaceId, id: RoleId) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
-                let used: i64 = sqlx::query(
-                    "SELECT (SELECT COUNT(*) FROM users WHERE role_id = $1) \
-                          + (SELECT COUNT(*) FROM tokens WHERE role_id = $1) AS n",
-                )
-                .bind(id.uuid().to_string())
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
-                if used > 0 {
-                    return Err(StoreError::conflict(
-                        "ROLE_IN_USE",
-                        format!("{used} user(s) or token(s) use this role"),
-                    ));
-                }
+                // As `delete_user`: the foreign keys from users.role_id and tokens.role_id
+                // refuse the delete while the role is in use.
                 let done = sqlx::query("DELETE FROM roles WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                affected(done.rows_affected())?;
-                tx.commit().await?;
-                Ok(())
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| in_use(e, "ROLE_IN_USE", "users or tokens use this role"))?;
+                affected(done.rows_affected())
             }
         }
 
@@ -413,13 +403,15 @@ macro_rules! sql_store {
         impl CatalogueStore for $store {
             async fn catalogue(&self, ws: WorkspaceId) -> Result<Vec<CatalogueEntry>> {
                 let rows = sqlx::query(
-                    "SELECT permission, description FROM permissions \
-                     WHERE workspace_id = $1 ORDER BY permission",
+                    "SELECT permission, description FROM permissions WHERE workspace_id = $1",
                 )
                 .bind(ws.uuid().to_string())
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter().map(catalogue_row).collect()
+                // Sorted here, by bytes: database collations differ between backends.
+                let mut entries = rows.iter().map(catalogue_row).collect::<Result<Vec<_>>>()?;
+                entries.sort_by(|a, b| a.permission.as_str().cmp(b.permission.as_str()));
+                Ok(entries)
             }
 
             async fn put_permission(&self, ws: WorkspaceId, e: &CatalogueEntry) -> Result<bool> {

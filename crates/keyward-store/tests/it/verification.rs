@@ -1,0 +1,138 @@
+//! `load_verification`: everything the decision needs about one token, in one call.
+
+use std::sync::Arc;
+
+use keyward_core::model::{RoleKind, UserKind};
+use keyward_core::permission::builtin_catalogue;
+use keyward_core::{CatalogueEntry, TokenHasher, TokenSecret};
+use keyward_store::Store;
+use rand_core::OsRng;
+
+use crate::fixtures::*;
+
+conformance!(
+    verification_prefers_the_tokens_own_role,
+    verification_falls_back_to_the_owners_role,
+    verification_without_any_role,
+    verification_of_an_unknown_hash_is_none,
+);
+
+/// Adds two entries of its own to the workspace; returns the full catalogue expected.
+async fn own_catalogue(
+    store: &Arc<dyn Store>,
+    b: &keyward_store::WorkspaceBootstrap,
+) -> Vec<CatalogueEntry> {
+    let ws = b.workspace.id;
+    // Put out of order: the own part is sorted.
+    let own = [
+        entry("orders:write", "Change orders"),
+        entry("orders:read", "Read orders"),
+    ];
+    for e in &own {
+        store.put_permission(ws, e).await.unwrap();
+    }
+    let mut expected = builtin_catalogue();
+    assert!(!expected.is_empty() && expected.iter().all(|e| e.builtin));
+    expected.push(own[1].clone());
+    expected.push(own[0].clone());
+    expected
+}
+
+async fn verification_prefers_the_tokens_own_role(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Acme").await;
+    let ws = b.workspace.id;
+    let catalogue = own_catalogue(&store, &b).await;
+    let owners = role(ws, "owner's", RoleKind::Api);
+    let own = role(ws, "token's", RoleKind::Api);
+    store.create_role(&owners).await.unwrap();
+    store.create_role(&own).await.unwrap();
+    let mut owner = user(ws, UserKind::Service, "erp");
+    owner.role_id = Some(owners.id);
+    owner.disabled = true;
+    store.create_user(&owner).await.unwrap();
+    let (mut t, secret) = token_with_secret(&owner, "with own role");
+    t.role_id = Some(own.id);
+    t.permissions = Some(patterns(&["orders:read"]));
+    store.create_token(&t).await.unwrap();
+
+    let hash = TokenHasher::default().hash(&secret);
+    let record = store.load_verification(&hash).await.unwrap().unwrap();
+    assert_eq!(record.token, t.ms());
+    // The owner comes as stored, disabled flag included: the decision refuses, not the store.
+    assert_eq!(record.owner, owner.ms());
+    assert_eq!(record.role, Some(own.ms()));
+    assert_eq!(record.catalogue, catalogue);
+
+    // The catalogue is read afresh: a new entry shows up in the next load.
+    store
+        .put_permission(ws, &entry("cart:write", "Fill carts"))
+        .await
+        .unwrap();
+    let again = store.load_verification(&hash).await.unwrap().unwrap();
+    assert_eq!(again.catalogue.len(), catalogue.len() + 1);
+    assert!(again
+        .catalogue
+        .iter()
+        .any(|e| e.permission.as_str() == "cart:write" && !e.builtin));
+}
+
+async fn verification_falls_back_to_the_owners_role(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Acme").await;
+    let catalogue = own_catalogue(&store, &b).await;
+
+    // The bootstrap token has no role of its own; its owner holds the admin role.
+    assert_eq!(b.token.role_id, None);
+    let record = store
+        .load_verification(&b.token.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.token, b.token.ms());
+    assert_eq!(record.owner, b.user.ms());
+    assert_eq!(record.role, Some(b.role.ms()));
+    assert_eq!(record.catalogue, catalogue);
+
+    // A role edit is seen by the next load.
+    let mut edited = b.role.clone();
+    edited.permissions = patterns(&["orders:read"]);
+    store.update_role(&edited).await.unwrap();
+    let record = store
+        .load_verification(&b.token.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.role, Some(edited.ms()));
+}
+
+async fn verification_without_any_role(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Acme").await;
+    let ws = b.workspace.id;
+    let owner = user(ws, UserKind::Human, "no role");
+    store.create_user(&owner).await.unwrap();
+    let t = token(&owner, "no role either");
+    store.create_token(&t).await.unwrap();
+
+    let record = store.load_verification(&t.hash).await.unwrap().unwrap();
+    assert_eq!(record.token, t.ms());
+    assert_eq!(record.owner, owner.ms());
+    assert_eq!(record.role, None);
+    // No own entries: the built-ins only.
+    assert_eq!(record.catalogue, builtin_catalogue());
+}
+
+async fn verification_of_an_unknown_hash_is_none(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Acme").await;
+    let unknown = TokenHasher::default().hash(&TokenSecret::generate("kw", &mut OsRng));
+    assert!(store.load_verification(&unknown).await.unwrap().is_none());
+
+    // Nor after its token is deleted.
+    store
+        .delete_token(b.workspace.id, b.token.id)
+        .await
+        .unwrap();
+    assert!(store
+        .load_verification(&b.token.hash)
+        .await
+        .unwrap()
+        .is_none());
+}
