@@ -89,7 +89,7 @@ impl Client {
     }
 
     /// `POST /v1/verify`: is this token allowed to do this?
-    pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyResponse, ClientError> {
+    pub async fn verify(&self, req: &VerifyRequest<'_>) -> Result<VerifyResponse, ClientError> {
         self.call(self.request(Method::POST, &["v1", "verify"])?.json(req))
             .await
     }

@@ -2,6 +2,8 @@
 //! cannot drift apart. Requests take permissions as plain strings: the server parses them and
 //! names the offending entry when one is wrong.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -38,24 +40,26 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
-/// `POST /v1/verify` request.
+/// `POST /v1/verify` request. Fields borrow from the request body where they can, so the hot
+/// path does not copy them; build one with owned or borrowed strings (`"…".into()`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
+pub struct VerifyRequest<'a> {
     /// The presented secret.
-    pub token: String,
+    #[serde(borrow)]
+    pub token: Cow<'a, str>,
     /// The client's IP address, as seen by the caller.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Cow<'a, str>>,
     /// The request's HTTP method.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Cow<'a, str>>,
     /// The request's path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Cow<'a, str>>,
     /// Permissions the request needs; all must be granted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permissions: Option<Vec<String>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<Cow<'a, str>>>,
 }
 
 /// The owner of a verified token.

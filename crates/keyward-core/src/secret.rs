@@ -62,13 +62,20 @@ impl TokenSecret {
                 }
             }
         }
-        let crc = crc32fast::hash(s.as_bytes());
-        base62::encode_fixed(u64::from(crc), CHECKSUM_LEN, &mut s);
+        for d in checksum(s.as_bytes()) {
+            s.push(char::from(d));
+        }
         Self(s)
     }
 
-    /// Checks the format and the checksum, without any storage.
+    /// Checks the format and the checksum, without any storage, and keeps a copy.
     pub fn parse(s: &str) -> Result<Self, Malformed> {
+        Self::check(s).map(|c| Self(c.0.to_owned()))
+    }
+
+    /// Checks the format and the checksum of a presented secret without copying it: the hot
+    /// path hashes it straight from the request.
+    pub fn check(s: &str) -> Result<CheckedSecret<'_>, Malformed> {
         let (prefix, body) = s.rsplit_once('_').ok_or(Malformed::Shape)?;
         if !valid_prefix(prefix) {
             return Err(Malformed::Prefix);
@@ -77,16 +84,11 @@ impl TokenSecret {
             return Err(Malformed::Body);
         }
         let split = s.len() - CHECKSUM_LEN;
-        let mut expected = String::with_capacity(CHECKSUM_LEN);
-        base62::encode_fixed(
-            u64::from(crc32fast::hash(&s.as_bytes()[..split])),
-            CHECKSUM_LEN,
-            &mut expected,
-        );
-        if expected != s[split..] {
+        let expected = checksum(&s.as_bytes()[..split]);
+        if expected[..] != s.as_bytes()[split..] {
             return Err(Malformed::Checksum);
         }
-        Ok(Self(s.to_owned()))
+        Ok(CheckedSecret(s))
     }
 
     /// The secret text. Call only to hand it to its owner, once.
@@ -103,6 +105,22 @@ impl TokenSecret {
     pub fn display_start(&self) -> String {
         let keep = self.prefix().len() + 1 + DISPLAY_RANDOM_LEN;
         self.0[..keep.min(self.0.len())].to_owned()
+    }
+}
+
+/// The checksum digits of everything before them.
+fn checksum(text: &[u8]) -> [u8; CHECKSUM_LEN] {
+    base62::encode_fixed(u64::from(crc32fast::hash(text)))
+}
+
+/// A presented secret that passed [`TokenSecret::check`], borrowed from the request. Like
+/// [`TokenSecret`], it cannot be printed by accident.
+#[derive(Clone, Copy)]
+pub struct CheckedSecret<'a>(&'a str);
+
+impl fmt::Debug for CheckedSecret<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CheckedSecret(<redacted>)")
     }
 }
 
@@ -161,7 +179,15 @@ impl TokenHasher {
 
     /// The stored form of `secret`.
     pub fn hash(&self, secret: &TokenSecret) -> TokenHash {
-        let bytes = secret.expose().as_bytes();
+        self.hash_bytes(secret.expose().as_bytes())
+    }
+
+    /// The stored form of a checked, presented secret.
+    pub fn hash_checked(&self, secret: CheckedSecret<'_>) -> TokenHash {
+        self.hash_bytes(secret.0.as_bytes())
+    }
+
+    fn hash_bytes(&self, bytes: &[u8]) -> TokenHash {
         match &self.pepper {
             None => TokenHash(Sha256::digest(bytes).into()),
             Some(pepper) => match Hmac::<Sha256>::new_from_slice(pepper) {
@@ -252,5 +278,8 @@ mod tests {
         let peppered = TokenHasher::new(Some(b"pepper".to_vec())).hash(&s);
         assert_ne!(plain, peppered);
         assert_eq!(TokenHash::from_hex(&plain.to_hex()), Some(plain));
+        let checked = TokenSecret::check(s.expose()).unwrap();
+        assert_eq!(TokenHasher::new(None).hash_checked(checked), plain);
+        assert!(!format!("{checked:?}").contains(s.expose()));
     }
 }

@@ -4,12 +4,15 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use keyward_core::model::Scope;
 use keyward_core::{Code, DomainError, Permission, UserId, WorkspaceId};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::error::Category;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -21,21 +24,59 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Invalid(DomainError::rule(
-                "INVALID_BODY",
-                redact_values(&e.body_text()),
-            ))),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest {
+        let body = JsonBody::from_request(req, state).await?;
+        body.parse().map(ApiJson)
+    }
+}
+
+/// A JSON body kept as bytes, to be parsed into a type that borrows from it (the verify API
+/// reads the secret without copying it).
+pub struct JsonBody(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let essence = v.split(';').next().unwrap_or("").trim();
+                essence.eq_ignore_ascii_case("application/json")
+                    || (essence.len() > 5
+                        && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::BadRequest {
                 code: "UNSUPPORTED_MEDIA_TYPE",
                 message: "send the body as Content-Type: application/json".into(),
-            }),
-            Err(e) => Err(ApiError::BadRequest {
-                code: "INVALID_JSON",
-                message: redact_values(&e.body_text()),
-            }),
+            });
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                code: "INVALID_BODY",
+                message: e.body_text(),
+            })?;
+        Ok(JsonBody(bytes))
+    }
+}
+
+impl JsonBody {
+    /// Parses the body. Syntax errors are 400 `INVALID_JSON`; a body of the wrong shape is 422
+    /// `INVALID_BODY`. Neither echoes string values from the input.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0).map_err(|e| {
+            let message = redact_values(&e.to_string());
+            match e.classify() {
+                Category::Data => ApiError::Invalid(DomainError::rule("INVALID_BODY", message)),
+                _ => ApiError::BadRequest {
+                    code: "INVALID_JSON",
+                    message,
+                },
+            }
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The router: health, the verify API, the admin API, and problem+json for unknown routes.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -15,7 +16,7 @@ use keyward_core::{Code, DomainError};
 
 use crate::admin;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::JsonBody;
 use crate::state::AppState;
 use crate::verifier;
 
@@ -51,10 +52,8 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     ))
 }
 
-async fn verify(
-    State(state): State<AppState>,
-    ApiJson(req): ApiJson<VerifyRequest>,
-) -> Result<Response, ApiError> {
+async fn verify(State(state): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let req: VerifyRequest<'_> = body.parse()?;
     let required = required_permissions(req.permissions.as_deref())?;
     if let Some(ip) = &req.ip {
         ip.trim().parse::<std::net::IpAddr>().map_err(|_| {
@@ -80,7 +79,7 @@ async fn verify(
     Ok(Json(res).into_response())
 }
 
-fn required_permissions(items: Option<&[String]>) -> Result<Vec<Permission>, ApiError> {
+fn required_permissions(items: Option<&[Cow<'_, str>]>) -> Result<Vec<Permission>, ApiError> {
     items
         .unwrap_or_default()
         .iter()
@@ -105,16 +104,18 @@ async fn method_not_allowed() -> ApiError {
 }
 /// One line per request: method, path (never the query or headers), status, latency.
 async fn log_request(req: Request, next: Next) -> Response {
+    // Cheap clones (reference-counted), so the hot path pays little when DEBUG is off.
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let uri = req.uri().clone();
     let start = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16();
     let micros = start.elapsed().as_micros() as u64;
+    let path = uri.path();
     if status >= 500 {
-        tracing::warn!(%method, %path, status, micros, "request failed");
+        tracing::warn!(%method, path, status, micros, "request failed");
     } else {
-        tracing::debug!(%method, %path, status, micros, "request");
+        tracing::debug!(%method, path, status, micros, "request");
     }
     res
 }

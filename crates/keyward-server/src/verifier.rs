@@ -48,13 +48,13 @@ impl Verifier {
 
     /// Decides on `raw` needing `required`.
     pub async fn verify(&self, raw: &str, required: &[Permission]) -> Result<Verdict, StoreError> {
-        let Ok(secret) = TokenSecret::parse(raw.trim()) else {
+        let Ok(secret) = TokenSecret::check(raw.trim()) else {
             return Ok(Verdict {
                 code: Code::Malformed,
                 token: None,
             });
         };
-        let hash = self.hasher.hash(&secret);
+        let hash = self.hasher.hash_checked(secret);
         let token = match self.cache.get(&hash) {
             Lookup::Hit(token) => token,
             Lookup::Unknown => return Ok(not_found()),

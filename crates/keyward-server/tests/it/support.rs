@@ -216,8 +216,8 @@ impl TestApp {
     pub async fn verify(&self, secret: &str, perms: &[&str]) -> VerifyResponse {
         self.admin
             .verify(&VerifyRequest {
-                token: secret.to_owned(),
-                permissions: Some(perms.iter().map(|s| (*s).to_owned()).collect()),
+                token: secret.into(),
+                permissions: Some(perms.iter().map(|s| (*s).into()).collect()),
                 ..VerifyRequest::default()
             })
             .await

@@ -31,11 +31,12 @@ pub struct VerifyArgs {
 
 pub(crate) async fn run(a: VerifyArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let req = VerifyRequest {
-        token: a.secret.0,
-        ip: a.ip,
-        method: a.method,
-        path: a.path,
-        permissions: (!a.permissions.is_empty()).then_some(a.permissions),
+        token: a.secret.0.into(),
+        ip: a.ip.map(Into::into),
+        method: a.method.map(Into::into),
+        path: a.path.map(Into::into),
+        permissions: (!a.permissions.is_empty())
+            .then(|| a.permissions.into_iter().map(Into::into).collect()),
     };
     let answer = ctx.client.verify(&req).await?;
     ctx.show(&answer, details)?;
