@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod lifecycle;
 mod secrecy;
 mod tenancy;
 mod verify;

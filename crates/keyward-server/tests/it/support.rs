@@ -94,7 +94,8 @@ fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-fn random_hex() -> String {
+/// Sixteen random hex digits, for unique file and schema names.
+pub fn random_hex() -> String {
     let mut b = [0u8; 8];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()

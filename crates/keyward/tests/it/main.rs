@@ -11,25 +11,30 @@ struct Server {
     child: Child,
     url: String,
     token: String,
+    log: std::path::PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
+/// A name no other test of this run (or an earlier one) uses.
 fn random_hex() -> String {
-    format!(
-        "{:x}{:x}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ 0x9e37_79b9
-    )
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}_{nanos:x}_{n}", std::process::id())
 }
 
 /// Starts `keyward serve` on a free port; reads the first-run banner for the URL and token.
 fn serve(extra_env: &[(&str, String)], database_url: &str) -> Server {
+    let log = std::env::temp_dir().join(format!("keyward-cli-{}.log", random_hex()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
     cmd.args([
         "serve",
@@ -41,7 +46,8 @@ fn serve(extra_env: &[(&str, String)], database_url: &str) -> Server {
     .env_remove("KEYWARD_URL")
     .env_remove("KEYWARD_TOKEN")
     .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .env("KEYWARD_LOG__LEVEL", "debug")
+    .stderr(std::fs::File::create(&log).unwrap());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -64,6 +70,7 @@ fn serve(extra_env: &[(&str, String)], database_url: &str) -> Server {
         child,
         url: url.expect("banner names the URL"),
         token: token.expect("banner shows the token"),
+        log,
     }
 }
 
@@ -91,6 +98,16 @@ fn json(server: &Server, args: &[&str]) -> serde_json::Value {
 }
 
 fn walkthrough(server: &Server) {
+    let secret = walk(server);
+    // The server's log (at DEBUG) holds neither the admin token nor the one created.
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("token created"), "the log was captured");
+    assert!(!log.contains(&secret), "a token secret was logged");
+    assert!(!log.contains(&server.token), "the admin token was logged");
+}
+
+/// The README's walkthrough; returns the secret it created.
+fn walk(server: &Server) -> String {
     assert!(server.token.starts_with("kw_"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cli(server, &["workspace", "get"]).0 {
@@ -202,6 +219,7 @@ fn walkthrough(server: &Server) {
         err.contains("UNKNOWN_PERMISSION") && err.contains("permissions[0]"),
         "{err}"
     );
+    secret
 }
 
 #[test]
