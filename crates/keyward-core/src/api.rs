@@ -41,8 +41,9 @@ pub struct Problem {
 }
 
 /// `POST /v1/verify` request. Fields borrow from the request body where they can, so the hot
-/// path does not copy them; build one with owned or borrowed strings (`"…".into()`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// path does not copy them; build one with owned or borrowed strings (`"…".into()`). Its
+/// `Debug` leaves the secret out.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {
     /// The presented secret.
@@ -60,6 +61,18 @@ pub struct VerifyRequest<'a> {
     /// Permissions the request needs; all must be granted.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<Cow<'a, str>>>,
+}
+
+impl std::fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("token", &"<redacted>")
+            .field("ip", &self.ip)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("permissions", &self.permissions)
+            .finish()
+    }
 }
 
 /// The owner of a verified token.

@@ -6,9 +6,13 @@ use crate::decision::CompiledToken;
 use crate::permission::{any_grants, CatalogueEntry};
 use crate::{Permission, PermissionPattern};
 
-/// The first permission that `patterns` ∩ `narrowing` would grant and `caller` does not hold,
-/// judged over the catalogue. A universal pattern (`*`, `*:read`) also covers permissions not
-/// yet in the catalogue, so the caller must hold that very pattern (or `*`) too.
+/// The first permission (or pattern) that `patterns` ∩ `narrowing` would grant and `caller`
+/// does not hold, or `None` when the grant is within the caller's own.
+///
+/// Two checks. Over the catalogue: every existing permission the grant would hold, the caller
+/// must hold. Beyond it: wildcards also reach permissions not (yet) in the catalogue, and the
+/// decision matches any name; so the grant must be bounded by patterns the caller covers:
+/// either all of the role's patterns, or all of the narrowing's.
 pub fn first_escalation(
     caller: &CompiledToken,
     patterns: &[PermissionPattern],
@@ -23,27 +27,27 @@ pub fn first_escalation(
     {
         return Some(e.permission.as_str().to_owned());
     }
-    let caller_patterns: Vec<&PermissionPattern> = caller
-        .role
-        .iter()
-        .flat_map(|r| r.permissions.iter())
-        .filter(|p| caller.narrowing.as_ref().is_none_or(|n| n.contains(p)))
-        .collect();
-    let universal_held = |pat: &PermissionPattern| {
-        caller_patterns
-            .iter()
-            .any(|c| c.as_str() == "*" || c.as_str() == "*:*" || *c == pat)
-    };
-    let universal = patterns
-        .iter()
-        .filter(|p| p.is_universal())
-        .filter(|_| narrowing.is_none_or(|n| n.iter().any(|q| q.is_universal())));
-    for pat in universal {
-        if !universal_held(pat) {
-            return Some(pat.as_str().to_owned());
-        }
+    let held = |p: &PermissionPattern| covered_by(caller, p);
+    if patterns.iter().all(held) || narrowing.is_some_and(|n| n.iter().all(held)) {
+        return None;
     }
-    None
+    patterns
+        .iter()
+        .find(|p| !held(p))
+        .map(|p| p.as_str().to_owned())
+}
+
+/// Whether `caller` holds everything `p` could grant: its role covers it, and so does its
+/// narrowing, if any.
+fn covered_by(caller: &CompiledToken, p: &PermissionPattern) -> bool {
+    let Some(role) = &caller.role else {
+        return false;
+    };
+    role.permissions.iter().any(|c| c.covers(p))
+        && caller
+            .narrowing
+            .as_ref()
+            .is_none_or(|n| n.iter().any(|c| c.covers(p)))
 }
 
 #[cfg(test)]
@@ -118,6 +122,32 @@ mod tests {
         assert_eq!(
             first_escalation(&c, &pats(&["keyward.*"]), None, &cat).as_deref(),
             Some("keyward.workspace:read")
+        );
+    }
+
+    #[test]
+    fn wildcards_reaching_beyond_the_catalogue_need_a_covering_grant() {
+        let mut cat = builtin_catalogue();
+        cat.push(CatalogueEntry {
+            permission: Permission::parse("orders:read").unwrap(),
+            description: String::new(),
+            builtin: false,
+        });
+        let reader = caller(&["orders:read"]);
+        // orders:* holds only orders:read today, but would grant orders:delete at verify.
+        assert_eq!(
+            first_escalation(&reader, &pats(&["orders:*"]), None, &cat).as_deref(),
+            Some("orders:*")
+        );
+        let narrow = pats(&["orders:*"]);
+        assert_eq!(
+            first_escalation(&reader, &pats(&["*"]), Some(&narrow), &cat).as_deref(),
+            Some("*")
+        );
+        let narrow = pats(&["orders:read"]);
+        assert_eq!(
+            first_escalation(&reader, &pats(&["*"]), Some(&narrow), &cat),
+            None
         );
     }
 

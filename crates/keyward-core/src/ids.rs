@@ -33,20 +33,20 @@ macro_rules! typed_id {
                 self.0
             }
 
-            /// Parses `prefix_<32 hex>`; the prefix must be this kind's.
+            /// Parses `prefix_<32 hex>`; the prefix must be this kind's. The refusal never
+            /// echoes the input: a token secret pasted where an id belongs must not come back.
             pub fn parse(s: &str) -> Result<Self, DomainError> {
+                let invalid = || {
+                    DomainError::rule(
+                        "INVALID_ID",
+                        concat!("not a ", stringify!($name), " (expected ", $prefix, "_ and 32 hex digits)"),
+                    )
+                };
                 let hex = s
                     .strip_prefix($prefix)
                     .and_then(|rest| rest.strip_prefix('_'))
-                    .ok_or_else(|| {
-                        DomainError::rule(
-                            "INVALID_ID",
-                            format!("'{}' is not a {} id (expected {}_…)", shorten(s), stringify!($name), $prefix),
-                        )
-                    })?;
-                uuid::Uuid::try_parse(hex).map(Self).map_err(|_| {
-                    DomainError::rule("INVALID_ID", format!("'{}' is not a valid {} id", shorten(s), stringify!($name)))
-                })
+                    .ok_or_else(invalid)?;
+                uuid::Uuid::try_parse(hex).map(Self).map_err(|_| invalid())
             }
         }
 
@@ -82,14 +82,6 @@ macro_rules! typed_id {
             }
         }
     };
-}
-
-/// Echoes at most 64 characters of a refused id, so errors stay small.
-fn shorten(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 typed_id!(

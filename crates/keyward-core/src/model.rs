@@ -80,7 +80,7 @@ pub struct User {
     pub workspace_id: WorkspaceId,
     /// Human or service.
     pub kind: UserKind,
-    /// Display name, unique in the workspace.
+    /// Display name.
     pub name: String,
     /// Contact address, unique in the workspace when set.
     pub email: Option<String>,

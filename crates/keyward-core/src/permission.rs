@@ -94,15 +94,52 @@ impl PermissionPattern {
         } else {
             (resource, false)
         };
-        if !(fixed.is_empty() && wildcard) && fixed.split('.').any(|seg| !valid_segment(seg)) {
+        if resource != "*" && fixed.split('.').any(|seg| !valid_segment(seg)) {
             return Err(invalid(s));
         }
+        // One spelling per meaning, so `*` and `*:*` are the same pattern (and duplicates).
+        let head = if wildcard && fixed.is_empty() {
+            "*".to_owned()
+        } else if wildcard {
+            format!("{fixed}.*")
+        } else {
+            fixed.to_owned()
+        };
+        let text = match (&action, wildcard) {
+            (None, true) => head,
+            (None, false) => format!("{head}:*"),
+            (Some(a), _) => format!("{head}:{a}"),
+        };
         Ok(Self {
-            text: s.to_owned(),
+            text,
             resource: fixed.to_owned(),
             resource_wildcard: wildcard,
             action,
         })
+    }
+
+    /// Whether everything `other` could ever grant, this pattern grants too.
+    pub fn covers(&self, other: &PermissionPattern) -> bool {
+        let action_covered = match (&self.action, &other.action) {
+            (None, _) => true,
+            (Some(a), Some(b)) => a == b,
+            (Some(_), None) => false,
+        };
+        if !action_covered {
+            return false;
+        }
+        if !self.resource_wildcard {
+            return !other.resource_wildcard && self.resource == other.resource;
+        }
+        if self.resource.is_empty() {
+            // `*` spans every namespace but the reserved one, whatever `other` is.
+            return (other.resource_wildcard && other.resource.is_empty())
+                || !in_reserved_namespace(&other.resource);
+        }
+        let under = other.resource.len() > self.resource.len()
+            && other.resource.starts_with(self.resource.as_str())
+            && other.resource.as_bytes()[self.resource.len()] == b'.';
+        under || (other.resource_wildcard && other.resource == self.resource)
     }
 
     /// The exact permission a pattern without wildcards stands for.
@@ -288,14 +325,13 @@ fn in_reserved_namespace(resource: &str) -> bool {
             && resource.as_bytes().get(RESERVED_NAMESPACE.len()) == Some(&b'.'))
 }
 
-fn invalid(s: &str) -> DomainError {
-    let shown: String = s.chars().take(MAX_LEN).collect();
+/// The refusal of a permission or pattern. It never echoes the input (the field names it):
+/// a secret pasted into a permission list must not come back in the answer.
+fn invalid(_: &str) -> DomainError {
     DomainError::rule(
         "INVALID_PERMISSION",
-        format!(
-            "'{shown}' is not a permission: expected resource:action in lower case \
-             (letters, digits, '_', '-', dotted resources), with optional '*' wildcards"
-        ),
+        "not a permission: expected resource:action in lower case (letters, digits, '_', '-', \
+         dotted resources), with optional '*' wildcards",
     )
 }
 
@@ -380,8 +416,33 @@ mod tests {
     }
 
     #[test]
+    fn covering_is_containment() {
+        assert!(pat("*").covers(&pat("orders:*")));
+        assert!(pat("*").covers(&pat("*:read")));
+        assert!(!pat("*").covers(&pat("keyward.*")));
+        assert!(!pat("*:read").covers(&pat("*")));
+        assert!(pat("orders:*").covers(&pat("orders:read")));
+        assert!(!pat("orders:read").covers(&pat("orders:*")));
+        assert!(pat("billing.*").covers(&pat("billing.invoices:read")));
+        assert!(pat("billing.*").covers(&pat("billing.eu.*:read")));
+        assert!(!pat("billing.*").covers(&pat("billing:read")));
+        assert!(!pat("billing.*:read").covers(&pat("billing.*")));
+        assert!(pat("keyward.*").covers(&pat("keyward.tokens:create")));
+    }
+
+    #[test]
+    fn patterns_have_one_spelling() {
+        assert_eq!(pat("*:*"), pat("*"));
+        assert_eq!(pat("billing.*:*"), pat("billing.*"));
+        assert_eq!(pat("orders:*").as_str(), "orders:*");
+        assert_eq!(pat("*:read").as_str(), "*:read");
+    }
+
+    #[test]
     fn refuses_bad_patterns() {
         for bad in [
+            ".*",
+            ".*:read",
             "**",
             "orders:**",
             "*.orders:read",

@@ -126,23 +126,26 @@ pub fn settings(s: &WorkspaceSettings) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// A token's validity window at creation or change. With a workspace maximum lifetime, a
-/// missing expiry becomes the maximum and a later one is refused. Returns the expiry to store.
+/// A token's validity window at creation or change. The expiry must lie in the future
+/// (after `now`). With a workspace maximum lifetime, counted from `issued_at` (the token's
+/// creation, so repeated changes cannot extend it), a missing expiry becomes the maximum and a
+/// later one is refused. Returns the expiry to store.
 pub fn validity_window(
     now: DateTime<Utc>,
+    issued_at: DateTime<Utc>,
     not_before: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
     max_lifetime_days: Option<u32>,
 ) -> Result<Option<DateTime<Utc>>, DomainError> {
     let expires_at = match (expires_at, max_lifetime_days) {
-        (Some(e), Some(days)) if e > now + Duration::days(i64::from(days)) => {
+        (Some(e), Some(days)) if e > issued_at + Duration::days(i64::from(days)) => {
             return Err(DomainError::field(
                 "TOKEN_LIFETIME_EXCEEDED",
                 "expires_at",
                 format!("this workspace allows tokens to live at most {days} days"),
             ))
         }
-        (None, Some(days)) => Some(now + Duration::days(i64::from(days))),
+        (None, Some(days)) => Some(issued_at + Duration::days(i64::from(days))),
         (e, _) => e,
     };
     if expires_at.is_some_and(|e| e <= now) {
@@ -191,16 +194,25 @@ mod tests {
     #[test]
     fn window_enforces_maximum_lifetime() {
         let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(validity_window(now, None, None, None).unwrap(), None);
+        assert_eq!(validity_window(now, now, None, None, None).unwrap(), None);
         assert_eq!(
-            validity_window(now, None, None, Some(30)).unwrap(),
+            validity_window(now, now, None, None, Some(30)).unwrap(),
             Some(now + Duration::days(30))
         );
-        let err = validity_window(now, None, Some(now + Duration::days(31)), Some(30)).unwrap_err();
+        let err =
+            validity_window(now, now, None, Some(now + Duration::days(31)), Some(30)).unwrap_err();
         assert_eq!(err.code, "TOKEN_LIFETIME_EXCEEDED");
-        assert!(validity_window(now, None, Some(now), None).is_err());
+        assert!(validity_window(now, now, None, Some(now), None).is_err());
+        // Counted from issue: a change 20 days later cannot push the expiry past day 30.
+        let later = now + Duration::days(20);
+        assert!(
+            validity_window(later, now, None, Some(now + Duration::days(31)), Some(30)).is_err()
+        );
+        assert!(
+            validity_window(later, now, None, Some(now + Duration::days(29)), Some(30)).is_ok()
+        );
         let nb = now + Duration::days(2);
-        assert!(validity_window(now, Some(nb), Some(now + Duration::days(1)), None).is_err());
+        assert!(validity_window(now, now, Some(nb), Some(now + Duration::days(1)), None).is_err());
     }
 
     #[test]

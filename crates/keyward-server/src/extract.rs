@@ -110,21 +110,29 @@ pub fn path_id<T: FromStr<Err = DomainError>>(raw: &str) -> Result<T, ApiError> 
     })
 }
 
-/// Replaces every double-quoted run in a deserialiser message, so a secret pasted into the
-/// wrong field is never echoed back. Field names (in backticks) stay.
+/// Removes input values from a deserialiser message, so a secret pasted into the wrong field
+/// is never echoed back: double-quoted runs (string values) and backticked runs after
+/// "variant" (enum values). Other backticked runs are field names and stay.
 pub fn redact_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut inside = false;
+    let mut closing: Option<char> = None;
     for c in message.chars() {
-        if c == '"' {
-            if inside {
-                out.push_str("…\"");
-            } else {
-                out.push('"');
+        match closing {
+            Some(end) if c == end => {
+                out.push('…');
+                out.push(c);
+                closing = None;
             }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
+            Some(_) => {}
+            None if c == '"' => {
+                out.push(c);
+                closing = Some('"');
+            }
+            None if c == '`' && out.ends_with("variant ") => {
+                out.push(c);
+                closing = Some('`');
+            }
+            None => out.push(c),
         }
     }
     out
@@ -204,5 +212,9 @@ mod tests {
         assert!(!r.contains("kw_secret"), "{r}");
         assert!(r.contains("`tokn`"));
         assert!(r.contains("permissions"));
+        let m = "kind: unknown variant `kw_secret`, expected `human` or `service`";
+        let r = redact_values(m);
+        assert!(!r.contains("kw_secret"), "{r}");
+        assert!(r.contains("`human`"), "{r}");
     }
 }

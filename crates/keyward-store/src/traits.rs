@@ -127,7 +127,8 @@ pub trait TokenStore: Send + Sync {
         filter: &TokenFilter,
         page: &PageRequest,
     ) -> Result<Vec<Token>>;
-    /// Replaces a token's mutable fields.
+    /// Replaces a token's mutable fields. Revocation is final: once stored as revoked, a
+    /// token stays revoked (with its first `revoked_at`) whatever a later update says.
     async fn update_token(&self, token: &Token) -> Result<()>;
     /// Deletes a token.
     async fn delete_token(&self, ws: WorkspaceId, id: TokenId) -> Result<()>;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyward_core::api::{CreateToken, CreatedToken, Page, TokenPatch, TokenView};
-use keyward_core::model::{RoleKind, ShownStatus, Token, TokenStatus, User, UserKind};
+use keyward_core::model::{RoleKind, Scope, ShownStatus, Token, TokenStatus, User, UserKind};
 use keyward_core::permission::{check_against_catalogue, parse_patterns};
 use keyward_core::{
     validate, DomainError, PermissionPattern, Role, RoleId, TokenId, TokenSecret, UserId,
@@ -54,6 +54,7 @@ async fn create(
         ));
     }
     let role = acting_role(&state, &owner, req.role_id).await?;
+    ensure_scope(&caller, &role)?;
     let cat = catalogue(&state, ws_id).await?;
     let narrowing = narrowing(req.permissions.as_deref(), &cat)?;
     let metadata = req.metadata.unwrap_or_else(|| serde_json::json!({}));
@@ -65,6 +66,7 @@ async fn create(
         .ok_or(ApiError::NotFound("workspace"))?;
     let now = state.now();
     let expires_at = validate::validity_window(
+        now,
         now,
         req.not_before,
         req.expires_at,
@@ -155,6 +157,39 @@ async fn acting_role(
     Ok(role)
 }
 
+/// A user-scoped caller may not hand out workspace scope.
+fn ensure_scope(caller: &Caller, role: &Role) -> Result<(), ApiError> {
+    if caller.only_owner().is_some() && role.scope == Scope::Workspace {
+        return Err(ApiError::forbidden(
+            "SCOPE_VIOLATION",
+            format!(
+                "a user-scoped token cannot give a token the workspace-scoped role '{}'",
+                role.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Changing or activating a token needs everything the token holds: otherwise a weaker
+/// token could extend or switch on a stronger one.
+async fn ensure_holds(
+    state: &AppState,
+    caller: &Caller,
+    token: &Token,
+    cat: &[keyward_core::CatalogueEntry],
+) -> Result<(), ApiError> {
+    let Some(owner) = state.store.user(token.workspace_id, token.owner_id).await? else {
+        return Ok(());
+    };
+    // A token whose role is gone or unusable holds nothing, so anyone may fix it.
+    let Ok(role) = acting_role(state, &owner, token.role_id).await else {
+        return Ok(());
+    };
+    ensure_scope(caller, &role)?;
+    ensure_no_escalation(caller, &role.permissions, token.permissions.as_deref(), cat)
+}
+
 fn narrowing(
     items: Option<&[String]>,
     cat: &[keyward_core::CatalogueEntry],
@@ -242,6 +277,8 @@ async fn update(
     caller.require("keyward.tokens:write")?;
     let mut token = visible(&state, &caller, &id).await?;
     let ws_id = caller.workspace_id();
+    let cat = catalogue(&state, ws_id).await?;
+    ensure_holds(&state, &caller, &token, &cat).await?;
     if let Some(name) = &patch.name {
         token.name = validate::name(name, "name")?;
     }
@@ -249,7 +286,6 @@ async fn update(
         validate::metadata(&metadata, "metadata")?;
         token.metadata = metadata;
     }
-    let cat = catalogue(&state, ws_id).await?;
     if let Some(role_id) = patch.role_id {
         token.role_id = role_id;
     }
@@ -263,6 +299,7 @@ async fn update(
             .await?
             .ok_or(ApiError::NotFound("owner"))?;
         let role = acting_role(&state, &owner, token.role_id).await?;
+        ensure_scope(&caller, &role)?;
         ensure_no_escalation(
             &caller,
             &role.permissions,
@@ -291,9 +328,14 @@ async fn update(
                 .into())
             }
             Some(expires_at) => {
-                // A new expiry is judged from now: in the future, within the maximum.
-                token.expires_at =
-                    validate::validity_window(now, token.not_before, expires_at, max)?;
+                // In the future, and within the maximum counted from the token's creation.
+                token.expires_at = validate::validity_window(
+                    now,
+                    token.created_at,
+                    token.not_before,
+                    expires_at,
+                    max,
+                )?;
             }
             None => {
                 if let (Some(nb), Some(e)) = (token.not_before, token.expires_at) {
@@ -322,6 +364,8 @@ async fn activate(
 ) -> Result<Json<TokenView>, ApiError> {
     caller.require("keyward.tokens:write")?;
     let mut token = visible(&state, &caller, &id).await?;
+    let cat = catalogue(&state, token.workspace_id).await?;
+    ensure_holds(&state, &caller, &token, &cat).await?;
     let now = state.now();
     match token.status {
         TokenStatus::Revoked => {

@@ -84,6 +84,19 @@ async fn check_role(
     ensure_no_escalation(caller, &role.permissions, None, &cat)
 }
 
+/// Managing a user (renaming, disabling, re-enabling, changing its role, deleting it) needs
+/// everything its current role grants: a weaker admin cannot switch a stronger one on or off.
+async fn ensure_holds_role(state: &AppState, caller: &Caller, user: &User) -> Result<(), ApiError> {
+    let Some(role_id) = user.role_id else {
+        return Ok(());
+    };
+    let Some(role) = state.store.role(user.workspace_id, role_id).await? else {
+        return Ok(());
+    };
+    let cat = catalogue(state, user.workspace_id).await?;
+    ensure_no_escalation(caller, &role.permissions, None, &cat)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -145,6 +158,7 @@ async fn update(
     caller.require("keyward.users:write")?;
     caller.require_workspace_scope()?;
     let mut user = visible(&state, &caller, &id).await?;
+    ensure_holds_role(&state, &caller, &user).await?;
     if let Some(name) = &patch.name {
         user.name = validate::name(name, "name")?;
     }
@@ -155,6 +169,12 @@ async fn update(
             .transpose()?;
     }
     if let Some(role_id) = patch.role_id {
+        if user.id == caller.owner_id() && role_id != user.role_id {
+            return Err(ApiError::conflict(
+                "SELF_LOCKOUT",
+                "a token cannot change its own owner's role; use another admin's token",
+            ));
+        }
         check_role(&state, &caller, user.workspace_id, user.kind, role_id).await?;
         user.role_id = role_id;
     }
@@ -181,6 +201,7 @@ async fn remove(
     caller.require("keyward.users:write")?;
     caller.require_workspace_scope()?;
     let user = visible(&state, &caller, &id).await?;
+    ensure_holds_role(&state, &caller, &user).await?;
     if user.id == caller.owner_id() {
         return Err(ApiError::conflict(
             "SELF_LOCKOUT",

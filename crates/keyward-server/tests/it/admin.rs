@@ -175,6 +175,8 @@ async fn tokens_cannot_grant_more_than_they_hold(app: TestApp) {
             Scope::Workspace,
             &[
                 "keyward.tokens:create",
+                "keyward.tokens:write",
+                "keyward.users:write",
                 "keyward.roles:write",
                 "keyward.roles:read",
                 "cart:read",
@@ -231,6 +233,41 @@ async fn tokens_cannot_grant_more_than_they_hold(app: TestApp) {
         "PRIVILEGE_ESCALATION"
     );
     hr_client.delete_role(reader.id).await.unwrap();
+
+    // Nor switch on, or change, a token stronger than itself, or manage a stronger user.
+    let admin_user = app
+        .admin
+        .list_users(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|u| u.name == "admin")
+        .unwrap();
+    let mut strong = token_request(&admin_user);
+    strong.pending = true;
+    let strong = app.admin.create_token(&strong).await.unwrap();
+    assert_eq!(
+        code_of(hr_client.activate_token(strong.token.id).await),
+        "PRIVILEGE_ESCALATION"
+    );
+    let extend = keyward_core::api::TokenPatch {
+        expires_at: Some(None),
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(hr_client.update_token(strong.token.id, &extend).await),
+        "PRIVILEGE_ESCALATION"
+    );
+    let disable = keyward_core::api::UserPatch {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(hr_client.update_user(admin_user.id, &disable).await),
+        "PRIVILEGE_ESCALATION"
+    );
+    assert!(app.admin.workspace().await.is_ok(), "the admin still works");
 }
 both_backends!(tokens_cannot_grant_more_than_they_hold);
 

@@ -52,3 +52,44 @@ async fn secrets_are_shown_once_and_never_logged(app: TestApp) {
     );
 }
 both_backends!(secrets_are_shown_once_and_never_logged);
+
+async fn a_secret_pasted_in_the_wrong_place_is_not_echoed(app: TestApp) {
+    let secret = &app.admin_secret;
+    let http = reqwest::Client::new();
+    // Where an id belongs: in the path, and in a body field.
+    let r = http
+        .post(format!("{}/v1/tokens/{secret}/revoke", app.url))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("INVALID_ID"), "{body}");
+    assert!(!body.contains(secret.as_str()), "{body}");
+    let answers = [
+        format!(r#"{{"owner_id": "{secret}", "name": "x"}}"#),
+        format!(r#"{{"kind": "{secret}", "name": "x"}}"#),
+        format!(
+            r#"{{"owner_id": "usr_00000000000000000000000000000000", "name": "x", "permissions": ["{secret}"]}}"#
+        ),
+    ];
+    for (path, body) in [
+        ("tokens", &answers[0]),
+        ("users", &answers[1]),
+        ("tokens", &answers[2]),
+    ] {
+        let r = http
+            .post(format!("{}/v1/{path}", app.url))
+            .bearer_auth(secret)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error());
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(secret.as_str()), "{path}: {text}");
+    }
+}
+both_backends!(a_secret_pasted_in_the_wrong_place_is_not_echoed);

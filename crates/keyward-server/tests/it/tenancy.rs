@@ -140,5 +140,23 @@ async fn user_scoped_tokens_see_only_their_owner(app: TestApp) {
         "SCOPE_VIOLATION"
     );
     assert!(as_alice.create_token(&token_request(&alice)).await.is_ok());
+    // The same permissions at workspace scope are not hers to hand out.
+    let wide = app
+        .api_role(
+            "Agent (workspace)",
+            Scope::Workspace,
+            &[
+                "keyward.tokens:read",
+                "keyward.tokens:create",
+                "keyward.users:read",
+            ],
+        )
+        .await;
+    let mut req = token_request(&alice);
+    req.role_id = Some(wide.id);
+    assert_eq!(
+        code_of(as_alice.create_token(&req).await),
+        "SCOPE_VIOLATION"
+    );
 }
 both_backends!(user_scoped_tokens_see_only_their_owner);

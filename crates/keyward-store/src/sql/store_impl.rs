@@ -513,9 +513,13 @@ macro_rules! sql_store {
 
             async fn update_token(&self, t: &Token) -> Result<()> {
                 let done = sqlx::query(
+                    // Revocation is final: a write that read the token before a concurrent
+                    // revoke must not bring it back.
                     "UPDATE tokens SET role_id = $1, permissions = $2, name = $3, metadata = $4, \
-                     status = $5, not_before = $6, expires_at = $7, updated_at = $8, \
-                     revoked_at = $9 WHERE workspace_id = $10 AND id = $11",
+                     status = CASE WHEN status = 'revoked' THEN 'revoked' ELSE $5 END, \
+                     not_before = $6, expires_at = $7, updated_at = $8, \
+                     revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END \
+                     WHERE workspace_id = $10 AND id = $11",
                 )
                 .bind(t.role_id.map(|r| r.uuid().to_string()))
                 .bind(t.permissions.as_deref().map(sql::patterns_json))

@@ -120,6 +120,19 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
     assert_eq!(store.token_by_hash(&t.hash).await.unwrap(), Some(t.ms()));
 
+    // Revocation is final: an update carrying the old status (a writer that read the token
+    // before the revoke) does not bring it back.
+    let mut stale = t.clone();
+    stale.status = TokenStatus::Active;
+    stale.revoked_at = None;
+    stale.name = "stale writer".into();
+    store.update_token(&stale).await.unwrap();
+    let stored = store.token(ws, t.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TokenStatus::Revoked);
+    assert_eq!(stored.revoked_at, t.ms().revoked_at);
+    assert_eq!(stored.name, "stale writer");
+    t.name = "stale writer".into();
+
     // Creation time is not rewritten by an update.
     let mut moved = t.clone();
     moved.created_at -= Duration::days(1);
