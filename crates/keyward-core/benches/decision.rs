@@ -4,7 +4,7 @@
 
 use chrono::{TimeZone, Utc};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use keyward_core::model::{RoleKind, Scope, TokenStatus, UserKind};
+use keyward_core::model::{RoleKind, Scope, TokenStatus, UserKind, Workspace};
 use keyward_core::permission::builtin_catalogue;
 use keyward_core::{
     decide, CatalogueEntry, CompiledToken, DecisionRequest, Permission, PermissionPattern, Role,
@@ -60,6 +60,8 @@ fn compiled() -> CompiledToken {
             "products:read",
             "shipments:read",
         ]),
+        ip_allowlist: Default::default(),
+        rate_limit_per_minute: None,
         created_at: t0,
         updated_at: t0,
     };
@@ -93,11 +95,22 @@ fn compiled() -> CompiledToken {
         start: secret.display_start(),
         not_before: Some(t0),
         expires_at: Some(t0 + chrono::Duration::days(365)),
+        ip_allowlist: Default::default(),
+        internal_only: false,
+        rate_limit_per_minute: None,
         created_at: t0,
         updated_at: t0,
         revoked_at: None,
     };
-    CompiledToken::compile(&token, &owner, Some(&role), &catalogue)
+    let workspace = Workspace {
+        id: ws,
+        name: "Acme".into(),
+        operator: false,
+        settings: Default::default(),
+        created_at: t0,
+        updated_at: t0,
+    };
+    CompiledToken::compile(&token, &workspace, &owner, Some(&role), &catalogue)
 }
 
 fn bench(c: &mut Criterion) {
@@ -107,6 +120,8 @@ fn bench(c: &mut Criterion) {
         Permission::parse("orders:write").unwrap(),
         Permission::parse("billing.usage:read").unwrap(),
     ];
+    let ip: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+    let internal = keyward_core::ip::IpAllowlist::default();
     c.bench_function("decide (cached token, 2 required permissions)", |b| {
         b.iter(|| {
             decide(
@@ -114,6 +129,8 @@ fn bench(c: &mut Criterion) {
                 black_box(&DecisionRequest {
                     now,
                     required: &required,
+                    ip: Some(ip),
+                    server_internal: &internal,
                 }),
             )
         })

@@ -21,6 +21,38 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// An IP allowlist as a request gives it: text as people type it (one entry per line, or
+/// comma-separated) or a JSON array of entries. An empty text or array clears the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum IpListInput {
+    /// `"10.0.0.0/8, 192.168.1.7\n2001:db8::/32"`
+    Text(String),
+    /// `["10.0.0.0/8", "192.168.1.7"]`
+    Entries(Vec<String>),
+}
+
+impl IpListInput {
+    /// Parses and canonicalises the list; a bad entry is refused naming it and `field`.
+    pub fn parse(&self, field: &str) -> Result<crate::ip::IpAllowlist, crate::DomainError> {
+        match self {
+            IpListInput::Text(text) => crate::ip::IpAllowlist::parse_input(text, field),
+            IpListInput::Entries(items) => crate::ip::IpAllowlist::from_entries(items, field),
+        }
+    }
+}
+
+/// Rate-limit state of a verified token (draft-ietf-httpapi-ratelimit-headers quantities).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitState {
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// Requests left right now.
+    pub remaining: u32,
+    /// Seconds until the full quota is available again.
+    pub reset: u64,
+}
+
 /// An RFC 9457 problem document; `code` is keyward's stable machine code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
@@ -133,6 +165,16 @@ pub struct VerifyResponse {
     /// Expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// For `IP_NOT_ALLOWED`: which allowlist refused (`token`, `role` or `workspace`); the
+    /// lists themselves are never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_by: Option<crate::decision::IpLevel>,
+    /// For `RATE_LIMITED`: seconds until a request would pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// The token's rate-limit state after this request (absent when exempt or not reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitState>,
 }
 
 /// A page of a listing; pass `next_cursor` back as `cursor` for the next page.
@@ -171,6 +213,12 @@ pub struct SettingsPatch {
     /// Require approval of IP changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_ip_approval: Option<bool>,
+    /// New workspace allowlist (applies to every API call); empty clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allowlist: Option<IpListInput>,
+    /// New internal networks; empty clears them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_networks: Option<IpListInput>,
 }
 
 /// `PATCH /v1/workspace`.
@@ -267,6 +315,12 @@ pub struct CreateRole {
     pub scope: Scope,
     /// Permission patterns.
     pub permissions: Vec<String>,
+    /// Addresses tokens acting with the role must come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allowlist: Option<IpListInput>,
+    /// Requests per minute for tokens acting with the role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// `PATCH /v1/roles/{id}`. The kind cannot change: it decides who may hold the role.
@@ -285,6 +339,16 @@ pub struct RolePatch {
     /// New permission patterns (replacing the old ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    /// New allowlist; empty clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allowlist: Option<IpListInput>,
+    /// New rate limit; `null` falls back to the workspace default.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rate_limit_per_minute: Option<Option<u32>>,
 }
 
 /// `PUT /v1/permissions/{permission}`.
@@ -325,6 +389,15 @@ pub struct CreateToken {
     /// Create as `pending` (needs activation) instead of `active`.
     #[serde(default)]
     pub pending: bool,
+    /// Addresses the token must be used from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allowlist: Option<IpListInput>,
+    /// Usable only from internal networks.
+    #[serde(default)]
+    pub internal_only: bool,
+    /// Requests per minute (overrides the role's and the workspace's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u32>,
 }
 
 /// `PATCH /v1/tokens/{id}`.
@@ -365,6 +438,19 @@ pub struct TokenPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// New allowlist; empty clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_allowlist: Option<IpListInput>,
+    /// Internal-only on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_only: Option<bool>,
+    /// New rate limit; `null` falls back to the role's or the workspace's.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rate_limit_per_minute: Option<Option<u32>>,
 }
 
 /// A token as the API shows it: never the secret or its hash.
@@ -392,6 +478,15 @@ pub struct TokenView {
     pub not_before: Option<DateTime<Utc>>,
     /// Expiry.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The token's own allowlist.
+    #[serde(default)]
+    pub ip_allowlist: crate::ip::IpAllowlist,
+    /// Usable only from internal networks.
+    #[serde(default)]
+    pub internal_only: bool,
+    /// The token's own rate limit.
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
     /// Creation.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -415,6 +510,9 @@ impl TokenView {
             start: t.start.clone(),
             not_before: t.not_before,
             expires_at: t.expires_at,
+            ip_allowlist: t.ip_allowlist.clone(),
+            internal_only: t.internal_only,
+            rate_limit_per_minute: t.rate_limit_per_minute,
             created_at: t.created_at,
             updated_at: t.updated_at,
             revoked_at: t.revoked_at,

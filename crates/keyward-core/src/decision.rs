@@ -1,17 +1,20 @@
 //! The access decision (DESIGN §3) over a token's compiled, cacheable form.
 //!
-//! Steps 1 (format) and 2 (lookup) happen before a [`CompiledToken`] exists: the server parses
-//! the secret with [`crate::TokenSecret::parse`] and looks the hash up. [`decide`] runs the rest
-//! in order and the first failure decides. Steps 5–7 (internal-only, IP allowlists, rate limit)
-//! slot in between the validity window and the permission check: each is one more function of
-//! the same shape, reading the request and the compiled token.
+//! Steps 1 (format) and 2 (lookup) happen before a [`CompiledToken`] exists: the server checks
+//! the secret with [`crate::TokenSecret::check`] and looks the hash up. [`decide_access`] runs
+//! steps 3–6 (status, validity window, internal-only, IP allowlists); step 7, the rate limit,
+//! keeps state, so the caller runs it with [`crate::ratelimit`] unless [`rate_limit_exempt`]
+//! says the source is internal; [`decide_permissions`] runs steps 8–9. [`decide`] is the whole
+//! order without a rate limit. The first failure decides.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Role, RoleKind, Scope, Token, TokenStatus, User, UserKind};
+use crate::ip::IpAllowlist;
+use crate::model::{Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace};
 use crate::permission::{any_grants, CatalogueEntry};
 use crate::{Permission, PermissionPattern, RoleId, TokenId, UserId, WorkspaceId};
 
@@ -147,25 +150,83 @@ pub struct CompiledToken {
     pub narrowing: Option<Vec<PermissionPattern>>,
     /// The catalogue permissions the token holds (role ∩ narrowing), for the principal.
     pub effective: Vec<Permission>,
+    /// Usable only from internal networks.
+    pub internal_only: bool,
+    /// The token's own allowlist.
+    pub token_ips: IpAllowlist,
+    /// The role's allowlist.
+    pub role_ips: IpAllowlist,
+    /// The workspace's allowlist.
+    pub workspace_ips: IpAllowlist,
+    /// The workspace's internal networks.
+    pub internal_networks: IpAllowlist,
+    /// Requests per minute: the token's override, else the role's, else the workspace default.
+    pub rate_limit_per_minute: u32,
+}
+
+/// Which allowlist refused a source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IpLevel {
+    /// The token's own list.
+    Token,
+    /// The role's list.
+    Role,
+    /// The workspace's list.
+    Workspace,
+}
+
+impl IpLevel {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IpLevel::Token => "token",
+            IpLevel::Role => "role",
+            IpLevel::Workspace => "workspace",
+        }
+    }
+}
+
+/// Why steps 3–6 refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The code.
+    pub code: Code,
+    /// For `IP_NOT_ALLOWED`: which list refused.
+    pub ip_level: Option<IpLevel>,
+}
+
+impl From<Code> for Refusal {
+    fn from(code: Code) -> Self {
+        Self {
+            code,
+            ip_level: None,
+        }
+    }
 }
 
 impl CompiledToken {
-    /// Resolves a token against its owner, the role it acts with (the token's own, else the
-    /// owner's) and the workspace catalogue.
+    /// Resolves a token against its workspace, its owner, the role it acts with (the token's
+    /// own, else the owner's) and the workspace catalogue.
     pub fn compile(
         token: &Token,
+        workspace: &Workspace,
         owner: &User,
         role: Option<&Role>,
         catalogue: &[CatalogueEntry],
     ) -> Self {
-        let role = role
-            .filter(|r| r.kind == RoleKind::Api && r.workspace_id == token.workspace_id)
-            .map(|r| CompiledRole {
-                id: r.id,
-                name: r.name.clone(),
-                scope: r.scope,
-                permissions: r.permissions.clone(),
-            });
+        let role = role.filter(|r| r.kind == RoleKind::Api && r.workspace_id == token.workspace_id);
+        let rate_limit_per_minute = token
+            .rate_limit_per_minute
+            .or(role.and_then(|r| r.rate_limit_per_minute))
+            .unwrap_or(workspace.settings.default_rate_limit_per_minute);
+        let role_ips = role.map(|r| r.ip_allowlist.clone()).unwrap_or_default();
+        let role = role.map(|r| CompiledRole {
+            id: r.id,
+            name: r.name.clone(),
+            scope: r.scope,
+            permissions: r.permissions.clone(),
+        });
         let mut compiled = Self {
             token_id: token.id,
             workspace_id: token.workspace_id,
@@ -180,6 +241,12 @@ impl CompiledToken {
             role,
             narrowing: token.permissions.clone(),
             effective: Vec::new(),
+            internal_only: token.internal_only,
+            token_ips: token.ip_allowlist.clone(),
+            role_ips,
+            workspace_ips: workspace.settings.ip_allowlist.clone(),
+            internal_networks: workspace.settings.internal_networks.clone(),
+            rate_limit_per_minute,
         };
         let mut effective: Vec<Permission> = catalogue
             .iter()
@@ -213,21 +280,41 @@ pub struct DecisionRequest<'a> {
     pub now: DateTime<Utc>,
     /// Permissions the request needs; all must be granted.
     pub required: &'a [Permission],
+    /// The client's address, when known. With no address, any allowlist refuses.
+    pub ip: Option<IpAddr>,
+    /// Internal networks configured for the whole server (added to the workspace's).
+    pub server_internal: &'a IpAllowlist,
 }
 
-/// Steps 3–9 of the decision for a token found in storage (or the cache).
+/// The whole decision without a rate limit: steps 3–6, then 8–9.
 pub fn decide(token: &CompiledToken, req: &DecisionRequest<'_>) -> Code {
-    if let Err(code) = check_status(token) {
-        return code;
+    match decide_access(token, req) {
+        Err(refusal) => refusal.code,
+        Ok(()) => decide_permissions(token, req.required),
     }
-    if let Err(code) = check_window(token, req.now) {
-        return code;
+}
+
+/// Steps 3–6: status, validity window, internal-only, IP allowlists.
+pub fn decide_access(token: &CompiledToken, req: &DecisionRequest<'_>) -> Result<(), Refusal> {
+    check_status(token)?;
+    check_window(token, req.now)?;
+    if token.internal_only && !is_internal(token, req) {
+        return Err(Code::InternalOnly.into());
     }
-    // Steps 5–7 (internal-only, IP allowlists, rate limit) go here.
-    if let Err(code) = check_permissions(token, req.required) {
-        return code;
+    check_ips(token, req.ip)
+}
+
+/// Whether step 7 is skipped: requests from internal networks are not rate limited.
+pub fn rate_limit_exempt(token: &CompiledToken, req: &DecisionRequest<'_>) -> bool {
+    is_internal(token, req)
+}
+
+/// Steps 8–9: every required permission must be granted.
+pub fn decide_permissions(token: &CompiledToken, required: &[Permission]) -> Code {
+    match check_permissions(token, required) {
+        Ok(()) => Code::Valid,
+        Err(code) => code,
     }
-    Code::Valid
 }
 
 /// The required permissions `token` lacks, in request order.
@@ -238,21 +325,44 @@ pub fn missing_permissions<'a>(
     required.iter().filter(|p| !token.grants(p)).collect()
 }
 
-fn check_status(token: &CompiledToken) -> Result<(), Code> {
+fn is_internal(token: &CompiledToken, req: &DecisionRequest<'_>) -> bool {
+    req.ip
+        .is_some_and(|ip| token.internal_networks.contains(ip) || req.server_internal.contains(ip))
+}
+
+/// Each list that is set must allow the source; the narrowest (the token's) is asked first.
+fn check_ips(token: &CompiledToken, ip: Option<IpAddr>) -> Result<(), Refusal> {
+    let lists = [
+        (IpLevel::Token, &token.token_ips),
+        (IpLevel::Role, &token.role_ips),
+        (IpLevel::Workspace, &token.workspace_ips),
+    ];
+    for (level, list) in lists {
+        if !list.is_empty() && !ip.is_some_and(|ip| list.contains(ip)) {
+            return Err(Refusal {
+                code: Code::IpNotAllowed,
+                ip_level: Some(level),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_status(token: &CompiledToken) -> Result<(), Refusal> {
     match token.status {
-        TokenStatus::Pending => Err(Code::Pending),
-        TokenStatus::Revoked => Err(Code::Revoked),
-        TokenStatus::Active if token.owner_disabled => Err(Code::OwnerDisabled),
+        TokenStatus::Pending => Err(Code::Pending.into()),
+        TokenStatus::Revoked => Err(Code::Revoked.into()),
+        TokenStatus::Active if token.owner_disabled => Err(Code::OwnerDisabled.into()),
         TokenStatus::Active => Ok(()),
     }
 }
 
-fn check_window(token: &CompiledToken, now: DateTime<Utc>) -> Result<(), Code> {
+fn check_window(token: &CompiledToken, now: DateTime<Utc>) -> Result<(), Refusal> {
     if token.expires_at.is_some_and(|e| now >= e) {
-        return Err(Code::Expired);
+        return Err(Code::Expired.into());
     }
     if token.not_before.is_some_and(|nb| now < nb) {
-        return Err(Code::NotYetValid);
+        return Err(Code::NotYetValid.into());
     }
     Ok(())
 }

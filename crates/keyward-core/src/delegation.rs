@@ -86,6 +86,12 @@ mod tests {
             }),
             narrowing: None,
             effective: Vec::new(),
+            internal_only: false,
+            token_ips: Default::default(),
+            role_ips: Default::default(),
+            workspace_ips: Default::default(),
+            internal_networks: Default::default(),
+            rate_limit_per_minute: 150,
         }
     }
 

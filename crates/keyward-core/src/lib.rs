@@ -10,8 +10,10 @@
 //! - [`permission`]: `resource:action` permissions, wildcard patterns, the permission catalogue.
 //! - [`model`]: workspaces, users, roles, tokens and their settings.
 //! - [`validate`]: the rules that input must satisfy, with field-naming errors.
+//! - [`ip`]: IP allowlists (addresses and CIDR ranges), parsed from user input, O(log n) lookup.
 //! - [`delegation`]: least privilege when one token creates or changes another.
 //! - [`decision`]: the compiled (cacheable) form of a token and the access decision (DESIGN §3).
+//! - [`ratelimit`]: the rate-limit algorithm (GCRA) as a pure function of stored state and `now`.
 //! - [`api`]: the JSON shapes of the HTTP API, shared by the server and the typed client.
 //! - [`clock`]: the clock abstraction that the server injects.
 
@@ -22,8 +24,10 @@ pub mod decision;
 pub mod delegation;
 pub mod error;
 pub mod ids;
+pub mod ip;
 pub mod model;
 pub mod permission;
+pub mod ratelimit;
 pub mod secret;
 pub mod validate;
 

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ip::IpAllowlist;
 use crate::{PermissionPattern, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
 
 /// Default rate limit of a workspace, in requests per minute.
@@ -46,6 +47,11 @@ pub struct WorkspaceSettings {
     pub require_2fa: bool,
     /// IP allowlist changes need a second person's approval.
     pub require_ip_approval: bool,
+    /// Addresses every API call of the workspace must come from; empty restricts nothing.
+    pub ip_allowlist: IpAllowlist,
+    /// The workspace's internal networks: where `internal_only` tokens work, and whose
+    /// requests are exempt from rate limits.
+    pub internal_networks: IpAllowlist,
 }
 
 impl Default for WorkspaceSettings {
@@ -57,6 +63,8 @@ impl Default for WorkspaceSettings {
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             require_2fa: false,
             require_ip_approval: false,
+            ip_allowlist: IpAllowlist::default(),
+            internal_networks: IpAllowlist::default(),
         }
     }
 }
@@ -141,6 +149,12 @@ pub struct Role {
     pub scope: Scope,
     /// Granted permission patterns.
     pub permissions: Vec<PermissionPattern>,
+    /// Addresses every token acting with this role must come from; empty restricts nothing.
+    #[serde(default)]
+    pub ip_allowlist: IpAllowlist,
+    /// Requests per minute for tokens acting with this role (overrides the workspace default).
+    #[serde(default)]
+    pub rate_limit_per_minute: Option<u32>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -207,6 +221,12 @@ pub struct Token {
     pub not_before: Option<DateTime<Utc>>,
     /// Not usable from this instant on.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Addresses the token must be used from; empty restricts nothing.
+    pub ip_allowlist: IpAllowlist,
+    /// Usable only from the workspace's (or the server's) internal networks.
+    pub internal_only: bool,
+    /// Requests per minute (overrides the role's and the workspace's).
+    pub rate_limit_per_minute: Option<u32>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.

@@ -91,6 +91,18 @@ pub fn metadata(value: &serde_json::Value, field: &str) -> Result<(), DomainErro
     Ok(())
 }
 
+/// A rate limit in requests per minute: 1 to 1,000,000.
+pub fn rate_limit(value: u32, field: &str) -> Result<u32, DomainError> {
+    if value == 0 || value > 1_000_000 {
+        return Err(DomainError::field(
+            "INVALID_RATE_LIMIT",
+            field,
+            format!("{field} must be between 1 and 1000000 requests per minute"),
+        ));
+    }
+    Ok(value)
+}
+
 /// A workspace's settings.
 pub fn settings(s: &WorkspaceSettings) -> Result<(), DomainError> {
     if !valid_prefix(&s.token_prefix) {

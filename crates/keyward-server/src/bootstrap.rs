@@ -48,6 +48,8 @@ pub async fn create_workspace(
         kind: RoleKind::Api,
         scope: Scope::Workspace,
         permissions: admin_patterns,
+        ip_allowlist: Default::default(),
+        rate_limit_per_minute: None,
         created_at: now,
         updated_at: now,
     };
@@ -76,6 +78,9 @@ pub async fn create_workspace(
         start: secret.display_start(),
         not_before: None,
         expires_at: None,
+        ip_allowlist: Default::default(),
+        internal_only: false,
+        rate_limit_per_minute: None,
         created_at: now,
         updated_at: now,
         revoked_at: None,
@@ -121,6 +126,12 @@ pub fn patch_settings(
     }
     if let Some(v) = p.require_ip_approval {
         s.require_ip_approval = v;
+    }
+    if let Some(v) = &p.ip_allowlist {
+        s.ip_allowlist = v.parse("settings.ip_allowlist")?;
+    }
+    if let Some(v) = &p.internal_networks {
+        s.internal_networks = v.parse("settings.internal_networks")?;
     }
     validate::settings(&s)?;
     Ok(s)

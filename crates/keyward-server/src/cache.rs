@@ -16,14 +16,15 @@ use keyward_core::{CompiledToken, RoleId, TokenHash, TokenId, UserId, WorkspaceI
 
 use crate::config::CacheConfig;
 
-/// A compiled token as cached: the decision's input, and the complete `VALID` answer of the
-/// verify API, serialised once, since nothing in it changes until the entry is invalidated.
+/// A compiled token as cached: the decision's input, and the `VALID` answer of the verify API
+/// serialised once (but for its closing brace, after which the per-request rate-limit state
+/// goes), since nothing else in it changes until the entry is invalidated.
 #[derive(Debug)]
 pub struct CachedToken {
     /// What the decision reads.
     pub compiled: CompiledToken,
-    /// The JSON body of a `VALID` verify answer for this token.
-    pub valid_body: Bytes,
+    /// The JSON body of a `VALID` verify answer for this token, without the final `}`.
+    pub valid_prefix: Bytes,
 }
 
 impl std::ops::Deref for CachedToken {

@@ -21,8 +21,33 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// The verification cache.
     pub cache: CacheConfig,
+    /// Network policy: trusted proxies, internal networks, the brute-force guard.
+    pub policy: PolicyConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Network policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` are believed (addresses or CIDRs).
+    pub trusted_proxies: Vec<String>,
+    /// Internal networks of the whole server, added to every workspace's own.
+    pub internal_networks: Vec<String>,
+    /// Failed verifications (malformed or unknown tokens) one source address may cause per
+    /// minute before all its verifications are refused as `RATE_LIMITED`; 0 turns it off.
+    pub failed_verifications_per_minute: u32,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            internal_networks: Vec::new(),
+            failed_verifications_per_minute: 60,
+        }
+    }
 }
 
 /// HTTP listener settings.
@@ -229,6 +254,13 @@ fn set_from_env(tree: &mut Value, name: &str, raw: &str) -> Result<(), ConfigErr
             "false" | "0" | "no" => false,
             _ => return Err(invalid(name, "expected true or false")),
         }),
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
         Value::Number(_) => raw
             .trim()
             .parse::<u64>()

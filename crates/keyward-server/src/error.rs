@@ -29,6 +29,15 @@ pub enum ApiError {
     InvalidToken(Code),
     /// The credential lacks a permission (403, `insufficient_scope`).
     MissingPermission(String),
+    /// Refused by the network policy: `IP_NOT_ALLOWED` or `INTERNAL_ONLY` (403).
+    AccessDenied {
+        /// The decision's code.
+        code: Code,
+        /// Explanation naming the refusing level, never the list.
+        message: String,
+    },
+    /// Too many requests (429), with the limiter's state for the headers.
+    RateLimited(keyward_core::ratelimit::Outcome),
     /// Refused for another reason (403).
     Forbidden {
         /// Stable code.
@@ -104,6 +113,18 @@ impl ApiError {
             ApiError::Forbidden { code, message } => {
                 (StatusCode::FORBIDDEN, code, message.clone(), None)
             }
+            ApiError::AccessDenied { code, message } => {
+                (StatusCode::FORBIDDEN, code.as_str(), message.clone(), None)
+            }
+            ApiError::RateLimited(o) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                Code::RateLimited.as_str(),
+                format!(
+                    "rate limit exceeded; retry in {} s",
+                    o.retry_after_secs().unwrap_or(1)
+                ),
+                None,
+            ),
             ApiError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 "RESOURCE_NOT_FOUND",
@@ -203,7 +224,36 @@ impl IntoResponse for ApiError {
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
+        if let ApiError::RateLimited(o) = &self {
+            rate_limit_headers(headers, o);
+        }
         response
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and
+/// `Retry-After` when the request was refused.
+pub fn rate_limit_headers(
+    headers: &mut axum::http::HeaderMap,
+    o: &keyward_core::ratelimit::Outcome,
+) {
+    let policy = format!("\"default\";q={};w=60", o.limit);
+    let state = format!("\"default\";r={};t={}", o.remaining, o.reset_after_secs());
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        headers.insert("ratelimit-policy", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&state) {
+        headers.insert("ratelimit", v);
+    }
+    if let Some(secs) = o.retry_after_secs() {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+}
+
+impl From<crate::limiter::LimiterError> for ApiError {
+    fn from(e: crate::limiter::LimiterError) -> Self {
+        tracing::warn!(error = %e, "rate limiter unavailable");
+        ApiError::Unavailable
     }
 }
 

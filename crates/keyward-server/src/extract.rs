@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use keyward_core::model::Scope;
 use keyward_core::{Code, DomainError, Permission, UserId, WorkspaceId};
@@ -14,8 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::error::Category;
 
+use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
+use keyward_core::decision::IpLevel;
 
 /// A JSON body; a bad one is a 400 (syntax) or 422 (shape) problem that never echoes values.
 pub struct ApiJson<T>(pub T);
@@ -138,10 +142,21 @@ pub fn redact_values(message: &str) -> String {
     out
 }
 
-/// The authenticated caller of the admin API: a keyward token that passed the decision.
+/// The authenticated caller of the admin API: a keyward token that passed the decision,
+/// including the workspace's, role's and token's allowlists and the rate limit.
 pub struct Caller {
     /// The caller's compiled token.
     pub token: Arc<crate::cache::CachedToken>,
+    /// The client address the request came from.
+    pub ip: Option<IpAddr>,
+}
+
+/// The explanation of a network refusal: the level that refused, never the list.
+pub fn denial_message(code: Code, level: Option<IpLevel>) -> String {
+    match level {
+        Some(level) => format!("{} by the {} allowlist", code.message(), level.as_str()),
+        None => code.message().to_owned(),
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -149,9 +164,21 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let raw = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let verdict = state.verifier.verify(raw, &[]).await?;
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
+        let verdict = state.verifier.verify(raw, &[], ip).await?;
         match (verdict.code, verdict.token) {
-            (Code::Valid, Some(token)) => Ok(Caller { token }),
+            (Code::Valid, Some(token)) => Ok(Caller { token, ip }),
+            (Code::RateLimited, _) => match verdict.rate {
+                Some(o) => Err(ApiError::RateLimited(o)),
+                None => Err(ApiError::Unavailable),
+            },
+            (code @ (Code::IpNotAllowed | Code::InternalOnly), _) => Err(ApiError::AccessDenied {
+                code,
+                message: denial_message(code, verdict.ip_level),
+            }),
             (code, _) => Err(ApiError::InvalidToken(code)),
         }
     }

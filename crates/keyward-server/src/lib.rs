@@ -10,6 +10,8 @@
 //! - [`routes`]: the router, health, the verify API.
 //! - [`admin`]: the admin REST API, one module per resource.
 //! - [`verifier`], [`cache`]: the hot path and its cache.
+//! - [`limiter`]: rate-limit state behind a trait (in memory today; shared later).
+//! - [`client_ip`]: the client address, through trusted proxies only.
 //! - [`extract`]: JSON/query extractors and the authenticated [`extract::Caller`].
 //! - [`error`]: [`ApiError`], the single problem+json mapping.
 //! - [`bootstrap`]: a workspace with its first admin.
@@ -18,10 +20,12 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod cache;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limiter;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -3,8 +3,10 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,8 +17,9 @@ use keyward_core::permission::Permission;
 use keyward_core::{Code, DomainError};
 
 use crate::admin;
-use crate::error::ApiError;
-use crate::extract::JsonBody;
+use crate::client_ip;
+use crate::error::{rate_limit_headers, ApiError};
+use crate::extract::{denial_message, JsonBody};
 use crate::state::AppState;
 use crate::verifier;
 
@@ -52,31 +55,66 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     ))
 }
 
-async fn verify(State(state): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+async fn verify(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     let req: VerifyRequest<'_> = body.parse()?;
     let required = required_permissions(req.permissions.as_deref())?;
-    if let Some(ip) = &req.ip {
-        ip.trim().parse::<std::net::IpAddr>().map_err(|_| {
+    // The caller is trusted to name the client's address; without one, the peer's is used.
+    let ip = match &req.ip {
+        Some(ip) => client_ip::canonical(ip.trim().parse::<IpAddr>().map_err(|_| {
             DomainError::field("INVALID_IP", "ip", "ip must be an IPv4 or IPv6 address")
-        })?;
-    }
-    let verdict = state.verifier.verify(&req.token, &required).await?;
+        })?),
+        None => client_ip::client_ip(peer, &headers, &state.trusted_proxies),
+    };
+    let verdict = state
+        .verifier
+        .verify(&req.token, &required, Some(ip))
+        .await?;
     let token = verdict.token.as_deref();
-    if let (Code::Valid, Some(t)) = (verdict.code, token) {
-        // The hot answer: serialised once per cache entry.
+    let mut response = if let (Code::Valid, Some(t)) = (verdict.code, token) {
+        // The hot answer: serialised once per cache entry, plus this request's rate state.
+        let mut body = Vec::with_capacity(t.valid_prefix.len() + 64);
+        body.extend_from_slice(&t.valid_prefix);
+        match &verdict.rate {
+            Some(o) => body.extend_from_slice(
+                format!(
+                    ",\"rate_limit\":{{\"limit\":{},\"remaining\":{},\"reset\":{}}}}}",
+                    o.limit,
+                    o.remaining,
+                    o.reset_after_secs()
+                )
+                .as_bytes(),
+            ),
+            None => body.push(b'}'),
+        }
         let json = HeaderValue::from_static("application/json");
-        return Ok(([(header::CONTENT_TYPE, json)], t.valid_body.clone()).into_response());
+        ([(header::CONTENT_TYPE, json)], body).into_response()
+    } else {
+        let mut res = verifier::response(verdict.code, token.map(|t| &t.compiled));
+        if let (Code::InsufficientPermissions, Some(t)) = (verdict.code, token) {
+            res.missing_permissions = Some(
+                missing_permissions(t, &required)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+            );
+        }
+        if verdict.code == Code::IpNotAllowed {
+            res.refused_by = verdict.ip_level;
+            res.message = denial_message(verdict.code, verdict.ip_level);
+        }
+        res.rate_limit = verdict.rate.as_ref().map(verifier::rate_state);
+        res.retry_after = verdict.rate.as_ref().and_then(|o| o.retry_after_secs());
+        Json(res).into_response()
+    };
+    if let Some(o) = &verdict.rate {
+        rate_limit_headers(response.headers_mut(), o);
     }
-    let mut res = verifier::response(verdict.code, token.map(|t| &t.compiled));
-    if let (Code::InsufficientPermissions, Some(t)) = (verdict.code, token) {
-        res.missing_permissions = Some(
-            missing_permissions(t, &required)
-                .into_iter()
-                .cloned()
-                .collect(),
-        );
-    }
-    Ok(Json(res).into_response())
+    Ok(response)
 }
 
 fn required_permissions(items: Option<&[Cow<'_, str>]>) -> Result<Vec<Permission>, ApiError> {

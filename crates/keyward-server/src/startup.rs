@@ -15,8 +15,11 @@ use crate::cache::TokenCache;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::limiter::MemoryLimiter;
 use crate::state::AppState;
-use crate::verifier::Verifier;
+use crate::verifier::{Policy, Verifier};
+use keyward_core::ip::IpAllowlist;
+use keyward_core::ratelimit::Quota;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,9 @@ pub enum StartupError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The configuration has a bad value.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The first workspace could not be created.
     #[error("creating the first workspace: {0:?}")]
     Bootstrap(ApiError),
@@ -65,11 +71,26 @@ impl Application {
         let pepper = Some(config.tokens.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
         let hasher = TokenHasher::new(pepper);
         let cache = Arc::new(TokenCache::new(&config.cache));
+        let policy = &config.policy;
+        let list = |items: &[String], field: &str| {
+            IpAllowlist::from_entries(items, field)
+                .map_err(|e| StartupError::Config(format!("{}: {}", field, e.message)))
+        };
+        let trusted_proxies = Arc::new(list(&policy.trusted_proxies, "policy.trusted_proxies")?);
+        let brute_force = match policy.failed_verifications_per_minute {
+            0 => None,
+            n => Some(Quota::new(n, 60).map_err(|e| StartupError::Config(e.message))?),
+        };
         let verifier = Arc::new(Verifier::new(
             store.clone(),
             cache.clone(),
             hasher.clone(),
             clock.clone(),
+            Policy {
+                internal_networks: list(&policy.internal_networks, "policy.internal_networks")?,
+                brute_force,
+                limiter: Arc::new(MemoryLimiter::default()),
+            },
         ));
         let state = AppState {
             store,
@@ -77,6 +98,7 @@ impl Application {
             verifier,
             hasher,
             clock,
+            trusted_proxies,
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {
             let created = crate::bootstrap::create_workspace(

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use keyward_core::ip::IpAllowlist;
 use keyward_core::{Clock, TokenHasher};
 use keyward_store::Store;
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub hasher: TokenHasher,
     /// The injected clock.
     pub clock: Arc<dyn Clock>,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Arc<IpAllowlist>,
 }
 
 impl AppState {

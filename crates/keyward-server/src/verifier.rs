@@ -1,17 +1,28 @@
 //! The hot path: a presented secret → the decision, through the cache.
 //!
-//! Format is checked first, without storage. A cached token is decided with no storage I/O;
-//! on a miss the token, its owner, role and catalogue are loaded once, compiled and cached.
+//! A source that has failed too often is refused first (the brute-force guard). Format is
+//! checked without storage. A cached token is decided with no storage I/O; on a miss the
+//! token, its workspace, owner, role and catalogue are loaded once, compiled and cached. Then
+//! steps 3–6 (pure), step 7 (the rate limiter, skipped for internal sources), steps 8–9.
 
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
 use axum::body::Bytes;
-use keyward_core::api::{OwnerRef, RoleRef, VerifyResponse};
-use keyward_core::decision::{decide, Code, CompiledToken, DecisionRequest};
+use keyward_core::api::{OwnerRef, RateLimitState, RoleRef, VerifyResponse};
+use keyward_core::decision::{
+    decide_access, decide_permissions, rate_limit_exempt, Code, CompiledToken, DecisionRequest,
+    IpLevel,
+};
+use keyward_core::ip::IpAllowlist;
+use keyward_core::ratelimit::{to_nanos, Outcome, Quota};
 use keyward_core::{Clock, Permission, TokenHasher, TokenSecret};
-use keyward_store::{Store, StoreError};
+use keyward_store::Store;
 
 use crate::cache::{CachedToken, Lookup, TokenCache};
+use crate::error::ApiError;
+use crate::limiter::RateLimiter;
 
 /// The outcome of one verification.
 #[derive(Debug, Clone)]
@@ -20,6 +31,32 @@ pub struct Verdict {
     pub code: Code,
     /// The token, when one was found (also for refusals after lookup).
     pub token: Option<Arc<CachedToken>>,
+    /// For `IP_NOT_ALLOWED`: which list refused.
+    pub ip_level: Option<IpLevel>,
+    /// The rate limiter's answer, when step 7 ran (or the brute-force guard refused).
+    pub rate: Option<Outcome>,
+}
+
+impl Verdict {
+    fn of(code: Code) -> Self {
+        Self {
+            code,
+            token: None,
+            ip_level: None,
+            rate: None,
+        }
+    }
+}
+
+/// The network side of the decision: where internal networks are, how many failures a source
+/// may cause, and who keeps rate-limit state.
+pub struct Policy {
+    /// Internal networks of the whole server.
+    pub internal_networks: IpAllowlist,
+    /// Failed verifications per minute per source; `None` for no guard.
+    pub brute_force: Option<Quota>,
+    /// Rate-limit state.
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// Verifies secrets. Shared by the verify API and the admin API's authentication.
@@ -28,6 +65,7 @@ pub struct Verifier {
     cache: Arc<TokenCache>,
     hasher: TokenHasher,
     clock: Arc<dyn Clock>,
+    policy: Policy,
 }
 
 impl Verifier {
@@ -37,43 +75,78 @@ impl Verifier {
         cache: Arc<TokenCache>,
         hasher: TokenHasher,
         clock: Arc<dyn Clock>,
+        policy: Policy,
     ) -> Self {
         Self {
             store,
             cache,
             hasher,
             clock,
+            policy,
         }
     }
 
-    /// Decides on `raw` needing `required`.
-    pub async fn verify(&self, raw: &str, required: &[Permission]) -> Result<Verdict, StoreError> {
+    /// The server-wide internal networks.
+    pub fn internal_networks(&self) -> &IpAllowlist {
+        &self.policy.internal_networks
+    }
+
+    /// Decides on `raw` needing `required`, presented from `ip` (when known).
+    pub async fn verify(
+        &self,
+        raw: &str,
+        required: &[Permission],
+        ip: Option<IpAddr>,
+    ) -> Result<Verdict, ApiError> {
+        let now = self.clock.now();
+        let now_ns = to_nanos(now);
+        let guarded = self
+            .policy
+            .brute_force
+            .as_ref()
+            .zip(ip.filter(|ip| !self.policy.internal_networks.contains(*ip)));
+        if let Some((quota, ip)) = guarded {
+            let o = self
+                .policy
+                .limiter
+                .peek(&format!("ip:{ip}"), quota, now_ns)
+                .await?;
+            if !o.allowed {
+                return Ok(Verdict {
+                    rate: Some(o),
+                    ..Verdict::of(Code::RateLimited)
+                });
+            }
+        }
         let Ok(secret) = TokenSecret::check(raw.trim()) else {
-            return Ok(Verdict {
-                code: Code::Malformed,
-                token: None,
-            });
+            self.failed(guarded, now_ns).await?;
+            return Ok(Verdict::of(Code::Malformed));
         };
         let hash = self.hasher.hash_checked(secret);
         let token = match self.cache.get(&hash) {
             Lookup::Hit(token) => token,
-            Lookup::Unknown => return Ok(not_found()),
+            Lookup::Unknown => {
+                self.failed(guarded, now_ns).await?;
+                return Ok(Verdict::of(Code::NotFound));
+            }
             Lookup::Miss => {
                 let epoch = self.cache.epoch();
                 match self.store.load_verification(&hash).await? {
                     None => {
                         self.cache.insert_unknown(hash);
-                        return Ok(not_found());
+                        self.failed(guarded, now_ns).await?;
+                        return Ok(Verdict::of(Code::NotFound));
                     }
                     Some(rec) => {
                         let compiled = CompiledToken::compile(
                             &rec.token,
+                            &rec.workspace,
                             &rec.owner,
                             rec.role.as_ref(),
                             &rec.catalogue,
                         );
                         let cached = Arc::new(CachedToken {
-                            valid_body: valid_body(&compiled),
+                            valid_prefix: valid_prefix(&compiled),
                             compiled,
                         });
                         self.cache.insert(hash, cached.clone(), epoch);
@@ -82,17 +155,61 @@ impl Verifier {
                 }
             }
         };
-        let code = decide(
-            &token,
-            &DecisionRequest {
-                now: self.clock.now(),
-                required,
-            },
-        );
+        let req = DecisionRequest {
+            now,
+            required,
+            ip,
+            server_internal: &self.policy.internal_networks,
+        };
+        if let Err(refusal) = decide_access(&token, &req) {
+            return Ok(Verdict {
+                code: refusal.code,
+                token: Some(token),
+                ip_level: refusal.ip_level,
+                rate: None,
+            });
+        }
+        let mut rate = None;
+        if !rate_limit_exempt(&token, &req) {
+            let quota = Quota::new(token.rate_limit_per_minute, 60).map_err(ApiError::Invalid)?;
+            let key = format!("tok:{}", token.token_id.uuid().simple());
+            let o = self.policy.limiter.hit(&key, &quota, now_ns).await?;
+            if !o.allowed {
+                return Ok(Verdict {
+                    code: Code::RateLimited,
+                    token: Some(token),
+                    ip_level: None,
+                    rate: Some(o),
+                });
+            }
+            rate = Some(o);
+        }
         Ok(Verdict {
-            code,
+            code: decide_permissions(&token, required),
             token: Some(token),
+            ip_level: None,
+            rate,
         })
+    }
+
+    /// Counts a guessing attempt (malformed or unknown secret) against its source.
+    async fn failed(&self, guarded: Option<(&Quota, IpAddr)>, now_ns: i64) -> Result<(), ApiError> {
+        if let Some((quota, ip)) = guarded {
+            self.policy
+                .limiter
+                .hit(&format!("ip:{ip}"), quota, now_ns)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The rate-limit state as the API shows it.
+pub fn rate_state(o: &Outcome) -> RateLimitState {
+    RateLimitState {
+        limit: o.limit,
+        remaining: o.remaining,
+        reset: o.reset_after_secs(),
     }
 }
 
@@ -112,6 +229,9 @@ pub fn response(code: Code, token: Option<&CompiledToken>) -> VerifyResponse {
         missing_permissions: None,
         metadata: None,
         expires_at: None,
+        refused_by: None,
+        retry_after: None,
+        rate_limit: None,
     };
     if let Some(t) = token.filter(|_| code == Code::Valid) {
         res.workspace_id = Some(t.workspace_id);
@@ -132,15 +252,12 @@ pub fn response(code: Code, token: Option<&CompiledToken>) -> VerifyResponse {
     res
 }
 
-fn valid_body(token: &CompiledToken) -> Bytes {
+/// The `VALID` answer serialised once, without its closing brace: the per-request rate-limit
+/// state is appended to it.
+fn valid_prefix(token: &CompiledToken) -> Bytes {
     // Serialising plain data cannot fail; an empty body would only ever show up as a 200 with
     // nothing in it, which the client reports as an error.
-    Bytes::from(serde_json::to_vec(&response(Code::Valid, Some(token))).unwrap_or_default())
-}
-
-fn not_found() -> Verdict {
-    Verdict {
-        code: Code::NotFound,
-        token: None,
-    }
+    let mut body = serde_json::to_vec(&response(Code::Valid, Some(token))).unwrap_or_default();
+    body.pop();
+    Bytes::from(body)
 }

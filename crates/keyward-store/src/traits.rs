@@ -137,6 +137,8 @@ pub trait TokenStore: Send + Sync {
 /// What the decision needs about one token, fetched together on a cache miss.
 #[derive(Debug, Clone)]
 pub struct VerificationRecord {
+    /// The token's workspace (allowlist, internal networks, default rate limit).
+    pub workspace: Workspace,
     /// The token.
     pub token: Token,
     /// Its owner.
@@ -174,7 +176,14 @@ pub trait Store:
             None => None,
         };
         let catalogue = full_catalogue(self.catalogue(token.workspace_id).await?);
+        let Some(workspace) = self.workspace(token.workspace_id).await? else {
+            return Err(crate::StoreError::Internal(format!(
+                "token {} has no workspace",
+                token.id
+            )));
+        };
         Ok(Some(VerificationRecord {
+            workspace,
             token,
             owner,
             role,

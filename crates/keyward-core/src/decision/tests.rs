@@ -2,6 +2,7 @@ use chrono::{Duration, TimeZone};
 use rand_core::OsRng;
 
 use super::*;
+use crate::model::Workspace;
 use crate::permission::builtin_catalogue;
 use crate::{TokenHasher, TokenSecret};
 
@@ -21,6 +22,7 @@ fn perm(s: &str) -> Permission {
 }
 
 struct Fixture {
+    workspace: Workspace,
     token: Token,
     owner: User,
     role: Role,
@@ -38,6 +40,8 @@ fn fixture() -> Fixture {
         kind: RoleKind::Api,
         scope: Scope::Workspace,
         permissions: pats(&["cart:*", "orders:read"]),
+        ip_allowlist: IpAllowlist::default(),
+        rate_limit_per_minute: None,
         created_at: t0(),
         updated_at: t0(),
     };
@@ -65,6 +69,9 @@ fn fixture() -> Fixture {
         start: secret.display_start(),
         not_before: None,
         expires_at: None,
+        ip_allowlist: IpAllowlist::default(),
+        internal_only: false,
+        rate_limit_per_minute: None,
         created_at: t0(),
         updated_at: t0(),
         revoked_at: None,
@@ -77,7 +84,16 @@ fn fixture() -> Fixture {
             builtin: false,
         });
     }
+    let workspace = Workspace {
+        id: ws,
+        name: "Acme".into(),
+        operator: false,
+        settings: Default::default(),
+        created_at: t0(),
+        updated_at: t0(),
+    };
     Fixture {
+        workspace,
         token,
         owner,
         role,
@@ -87,19 +103,45 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn compile(&self) -> CompiledToken {
-        CompiledToken::compile(&self.token, &self.owner, Some(&self.role), &self.catalogue)
+        CompiledToken::compile(
+            &self.token,
+            &self.workspace,
+            &self.owner,
+            Some(&self.role),
+            &self.catalogue,
+        )
     }
 }
 
 fn run(c: &CompiledToken, now: DateTime<Utc>, required: &[&str]) -> Code {
+    run_from(c, now, required, Some(ip("203.0.113.9")))
+}
+
+fn run_from(
+    c: &CompiledToken,
+    now: DateTime<Utc>,
+    required: &[&str],
+    from: Option<IpAddr>,
+) -> Code {
     let required: Vec<Permission> = required.iter().map(|s| perm(s)).collect();
+    let server_internal = IpAllowlist::parse_input("10.99.0.0/16", "internal").unwrap();
     decide(
         c,
         &DecisionRequest {
             now,
             required: &required,
+            ip: from,
+            server_internal: &server_internal,
         },
     )
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn list(s: &str) -> IpAllowlist {
+    IpAllowlist::parse_input(s, "list").unwrap()
 }
 
 #[test]
@@ -190,4 +232,89 @@ fn a_role_of_another_workspace_is_ignored() {
     let mut f = fixture();
     f.role.workspace_id = WorkspaceId::random(&mut OsRng);
     assert!(f.compile().role.is_none());
+}
+
+#[test]
+fn each_allowlist_that_is_set_must_allow_the_source() {
+    let mut f = fixture();
+    f.workspace.settings.ip_allowlist = list("203.0.113.0/24, 2001:db8::/32");
+    f.role.ip_allowlist = list("203.0.113.0/28");
+    f.token.ip_allowlist = list("203.0.113.9");
+    let c = f.compile();
+    assert_eq!(
+        run_from(&c, t0(), &[], Some(ip("203.0.113.9"))),
+        Code::Valid
+    );
+    let refused = |from: &str| {
+        let req = DecisionRequest {
+            now: t0(),
+            required: &[],
+            ip: Some(ip(from)),
+            server_internal: &IpAllowlist::default(),
+        };
+        decide_access(&c, &req).unwrap_err()
+    };
+    assert_eq!(refused("203.0.113.10").ip_level, Some(IpLevel::Token));
+    f.token.ip_allowlist = IpAllowlist::default();
+    let c = f.compile();
+    let refused = |from: &str| {
+        let req = DecisionRequest {
+            now: t0(),
+            required: &[],
+            ip: Some(ip(from)),
+            server_internal: &IpAllowlist::default(),
+        };
+        decide_access(&c, &req).unwrap_err()
+    };
+    assert_eq!(refused("203.0.113.20").ip_level, Some(IpLevel::Role));
+    f.role.ip_allowlist = IpAllowlist::default();
+    let c = f.compile();
+    assert_eq!(
+        run_from(&c, t0(), &[], Some(ip("2001:db8::1"))),
+        Code::Valid
+    );
+    assert_eq!(
+        run_from(&c, t0(), &[], Some(ip("198.51.100.1"))),
+        Code::IpNotAllowed
+    );
+    // With a list set, an unknown source is refused.
+    assert_eq!(run_from(&c, t0(), &[], None), Code::IpNotAllowed);
+}
+
+#[test]
+fn internal_only_tokens_work_only_from_internal_networks() {
+    let mut f = fixture();
+    f.token.internal_only = true;
+    f.workspace.settings.internal_networks = list("192.168.0.0/16");
+    let c = f.compile();
+    assert_eq!(
+        run_from(&c, t0(), &[], Some(ip("192.168.4.4"))),
+        Code::Valid
+    );
+    // The server's own internal networks count too.
+    assert_eq!(run_from(&c, t0(), &[], Some(ip("10.99.1.1"))), Code::Valid);
+    assert_eq!(
+        run_from(&c, t0(), &[], Some(ip("203.0.113.9"))),
+        Code::InternalOnly
+    );
+    assert_eq!(run_from(&c, t0(), &[], None), Code::InternalOnly);
+    let req = DecisionRequest {
+        now: t0(),
+        required: &[],
+        ip: Some(ip("192.168.4.4")),
+        server_internal: &IpAllowlist::default(),
+    };
+    assert!(rate_limit_exempt(&c, &req));
+}
+
+#[test]
+fn rate_limit_resolves_token_then_role_then_workspace() {
+    let mut f = fixture();
+    assert_eq!(f.compile().rate_limit_per_minute, 150);
+    f.workspace.settings.default_rate_limit_per_minute = 100;
+    assert_eq!(f.compile().rate_limit_per_minute, 100);
+    f.role.rate_limit_per_minute = Some(60);
+    assert_eq!(f.compile().rate_limit_per_minute, 60);
+    f.token.rate_limit_per_minute = Some(5);
+    assert_eq!(f.compile().rate_limit_per_minute, 5);
 }

@@ -51,6 +51,16 @@ async fn create(
         kind: req.kind,
         scope: req.scope,
         permissions: permissions(&state, &caller, &req.permissions).await?,
+        ip_allowlist: req
+            .ip_allowlist
+            .as_ref()
+            .map(|l| l.parse("ip_allowlist"))
+            .transpose()?
+            .unwrap_or_default(),
+        rate_limit_per_minute: req
+            .rate_limit_per_minute
+            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
+            .transpose()?,
         created_at: now,
         updated_at: now,
     };
@@ -118,6 +128,14 @@ async fn update(
     }
     if let Some(items) = &patch.permissions {
         role.permissions = permissions(&state, &caller, items).await?;
+    }
+    if let Some(list) = &patch.ip_allowlist {
+        role.ip_allowlist = list.parse("ip_allowlist")?;
+    }
+    if let Some(limit) = patch.rate_limit_per_minute {
+        role.rate_limit_per_minute = limit
+            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
+            .transpose()?;
     }
     role.updated_at = state.now();
     state.store.update_role(&role).await?;

@@ -93,6 +93,17 @@ async fn create(
         start: secret.display_start(),
         not_before: req.not_before,
         expires_at,
+        ip_allowlist: req
+            .ip_allowlist
+            .as_ref()
+            .map(|l| l.parse("ip_allowlist"))
+            .transpose()?
+            .unwrap_or_default(),
+        internal_only: req.internal_only,
+        rate_limit_per_minute: req
+            .rate_limit_per_minute
+            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
+            .transpose()?,
         created_at: now,
         updated_at: now,
         revoked_at: None,
@@ -285,6 +296,17 @@ async fn update(
     if let Some(metadata) = patch.metadata {
         validate::metadata(&metadata, "metadata")?;
         token.metadata = metadata;
+    }
+    if let Some(list) = &patch.ip_allowlist {
+        token.ip_allowlist = list.parse("ip_allowlist")?;
+    }
+    if let Some(internal_only) = patch.internal_only {
+        token.internal_only = internal_only;
+    }
+    if let Some(limit) = patch.rate_limit_per_minute {
+        token.rate_limit_per_minute = limit
+            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
+            .transpose()?;
     }
     if let Some(role_id) = patch.role_id {
         token.role_id = role_id;

@@ -51,6 +51,13 @@ async fn update(
     if let Some(p) = &patch.settings {
         ws.settings = patch_settings(ws.settings, p)?;
     }
+    let list = &ws.settings.ip_allowlist;
+    if !list.is_empty() && !caller.ip.is_some_and(|ip| list.contains(ip)) {
+        return Err(ApiError::conflict(
+            "SELF_LOCKOUT",
+            "the new workspace allowlist does not allow the address this request comes from",
+        ));
+    }
     ws.updated_at = state.now();
     state.store.update_workspace(&ws).await?;
     state.cache.invalidate_workspace(ws.id);

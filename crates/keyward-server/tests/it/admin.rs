@@ -17,6 +17,8 @@ async fn human_roles_never_reach_tokens_or_service_users(app: TestApp) {
             kind: RoleKind::Human,
             scope: Scope::User,
             permissions: vec!["cart:write".into()],
+            ip_allowlist: None,
+            rate_limit_per_minute: None,
         })
         .await
         .unwrap();
@@ -76,6 +78,8 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
         kind: RoleKind::Api,
         scope: Scope::User,
         permissions: vec!["cart:write".into(), "cart:wrte".into()],
+        ip_allowlist: None,
+        rate_limit_per_minute: None,
     };
     let p = problem_of(app.admin.create_role(&role).await);
     assert_eq!(p.status, 422);
@@ -85,6 +89,8 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
     );
     let bad = CreateRole {
         permissions: vec!["Cart Write".into()],
+        ip_allowlist: None,
+        rate_limit_per_minute: None,
         ..role.clone()
     };
     let p = problem_of(app.admin.create_role(&bad).await);
@@ -95,6 +101,8 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
     let blank = CreateRole {
         name: "  ".into(),
         permissions: vec![],
+        ip_allowlist: None,
+        rate_limit_per_minute: None,
         ..role
     };
     assert_eq!(
@@ -192,11 +200,15 @@ async fn tokens_cannot_grant_more_than_they_hold(app: TestApp) {
         kind: RoleKind::Api,
         scope: Scope::User,
         permissions: vec!["cart:read".into()],
+        ip_allowlist: None,
+        rate_limit_per_minute: None,
     };
     let reader = hr_client.create_role(&base).await.unwrap();
     let writer = CreateRole {
         name: "Cart Writer".into(),
         permissions: vec!["cart:write".into()],
+        ip_allowlist: None,
+        rate_limit_per_minute: None,
         ..base
     };
     assert_eq!(

@@ -187,6 +187,8 @@ impl TestApp {
                 kind: RoleKind::Api,
                 scope,
                 permissions: perms.iter().map(|s| (*s).to_owned()).collect(),
+                ip_allowlist: None,
+                rate_limit_per_minute: None,
             })
             .await
             .unwrap()
@@ -237,6 +239,9 @@ pub fn token_request(owner: &User) -> CreateToken {
         not_before: None,
         expires_at: None,
         pending: false,
+        ip_allowlist: None,
+        internal_only: false,
+        rate_limit_per_minute: None,
     }
 }
 

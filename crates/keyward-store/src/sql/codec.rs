@@ -93,3 +93,8 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     let shown: String = value.chars().take(64).collect();
     StoreError::Internal(format!("corrupt {what} in storage: {shown:?}"))
 }
+
+pub(crate) fn opt_limit(v: Option<i64>) -> Result<Option<u32>> {
+    v.map(|n| u32::try_from(n).map_err(|_| corrupt("rate limit", &n.to_string())))
+        .transpose()
+}

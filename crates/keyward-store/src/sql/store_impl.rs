@@ -23,9 +23,10 @@ macro_rules! sql_store {
         const USER_COLS: &str =
             "id, workspace_id, kind, name, email, role_id, disabled, created_at, updated_at";
         const ROLE_COLS: &str = "id, workspace_id, name, description, kind, scope, permissions, \
-                                 created_at, updated_at";
+                                 ip_allowlist, rate_limit, created_at, updated_at";
         const TOKEN_COLS: &str = "id, workspace_id, owner_id, role_id, permissions, name, \
                                   metadata, status, hash, start, not_before, expires_at, \
+                                  ip_allowlist, internal_only, rate_limit, \
                                   created_at, updated_at, revoked_at";
 
         fn workspace_row(r: &$row) -> Result<Workspace> {
@@ -62,6 +63,8 @@ macro_rules! sql_store {
                 kind: sql::parse_role_kind(r.try_get("kind")?)?,
                 scope: sql::parse_scope(r.try_get("scope")?)?,
                 permissions: sql::parse_patterns(r.try_get("permissions")?)?,
+                ip_allowlist: sql::parse_json("ip_allowlist", r.try_get("ip_allowlist")?)?,
+                rate_limit_per_minute: sql::opt_limit(r.try_get("rate_limit")?)?,
                 created_at: sql::time(r.try_get("created_at")?)?,
                 updated_at: sql::time(r.try_get("updated_at")?)?,
             })
@@ -84,6 +87,9 @@ macro_rules! sql_store {
                 start: r.try_get("start")?,
                 not_before: sql::opt_time(r.try_get("not_before")?)?,
                 expires_at: sql::opt_time(r.try_get("expires_at")?)?,
+                ip_allowlist: sql::parse_json("ip_allowlist", r.try_get("ip_allowlist")?)?,
+                internal_only: r.try_get("internal_only")?,
+                rate_limit_per_minute: sql::opt_limit(r.try_get("rate_limit")?)?,
                 created_at: sql::time(r.try_get("created_at")?)?,
                 updated_at: sql::time(r.try_get("updated_at")?)?,
                 revoked_at: sql::opt_time(r.try_get("revoked_at")?)?,
@@ -155,8 +161,8 @@ macro_rules! sql_store {
             ($exec:expr, $r:expr) => {
                 sqlx::query(
                     "INSERT INTO roles (id, workspace_id, name, description, kind, scope, \
-                     permissions, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     permissions, created_at, updated_at, ip_allowlist, rate_limit) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind($r.id.uuid().to_string())
                 .bind($r.workspace_id.uuid().to_string())
@@ -167,6 +173,8 @@ macro_rules! sql_store {
                 .bind(sql::patterns_json(&$r.permissions))
                 .bind(sql::ms($r.created_at))
                 .bind(sql::ms($r.updated_at))
+                .bind(sql::to_json(&$r.ip_allowlist)?)
+                .bind($r.rate_limit_per_minute.map(i64::from))
                 .execute($exec)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))
@@ -199,8 +207,9 @@ macro_rules! sql_store {
                 sqlx::query(
                     "INSERT INTO tokens (id, workspace_id, owner_id, role_id, permissions, name, \
                      metadata, status, hash, start, not_before, expires_at, created_at, \
-                     updated_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     updated_at, revoked_at, ip_allowlist, internal_only, rate_limit) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     $16, $17, $18)",
                 )
                 .bind($t.id.uuid().to_string())
                 .bind($t.workspace_id.uuid().to_string())
@@ -217,6 +226,9 @@ macro_rules! sql_store {
                 .bind(sql::ms($t.created_at))
                 .bind(sql::ms($t.updated_at))
                 .bind(sql::opt_ms($t.revoked_at))
+                .bind(sql::to_json(&$t.ip_allowlist)?)
+                .bind($t.internal_only)
+                .bind($t.rate_limit_per_minute.map(i64::from))
                 .execute($exec)
                 .await
                 .map_err(StoreError::from)
@@ -371,7 +383,8 @@ macro_rules! sql_store {
             async fn update_role(&self, r: &Role) -> Result<()> {
                 let done = sqlx::query(
                     "UPDATE roles SET name = $1, description = $2, scope = $3, permissions = $4, \
-                     updated_at = $5 WHERE workspace_id = $6 AND id = $7",
+                     updated_at = $5, ip_allowlist = $8, rate_limit = $9 \
+                     WHERE workspace_id = $6 AND id = $7",
                 )
                 .bind(&r.name)
                 .bind(&r.description)
@@ -380,6 +393,8 @@ macro_rules! sql_store {
                 .bind(sql::ms(r.updated_at))
                 .bind(r.workspace_id.uuid().to_string())
                 .bind(r.id.uuid().to_string())
+                .bind(sql::to_json(&r.ip_allowlist)?)
+                .bind(r.rate_limit_per_minute.map(i64::from))
                 .execute(&self.pool)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
@@ -518,7 +533,8 @@ macro_rules! sql_store {
                     "UPDATE tokens SET role_id = $1, permissions = $2, name = $3, metadata = $4, \
                      status = CASE WHEN status = 'revoked' THEN 'revoked' ELSE $5 END, \
                      not_before = $6, expires_at = $7, updated_at = $8, \
-                     revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END \
+                     revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END, \
+                     ip_allowlist = $12, internal_only = $13, rate_limit = $14 \
                      WHERE workspace_id = $10 AND id = $11",
                 )
                 .bind(t.role_id.map(|r| r.uuid().to_string()))
@@ -532,6 +548,9 @@ macro_rules! sql_store {
                 .bind(sql::opt_ms(t.revoked_at))
                 .bind(t.workspace_id.uuid().to_string())
                 .bind(t.id.uuid().to_string())
+                .bind(sql::to_json(&t.ip_allowlist)?)
+                .bind(t.internal_only)
+                .bind(t.rate_limit_per_minute.map(i64::from))
                 .execute(&self.pool)
                 .await?;
                 affected(done.rows_affected())

@@ -127,6 +127,8 @@ pub fn role(ws: WorkspaceId, name: &str, kind: RoleKind) -> Role {
         kind,
         scope: Scope::Workspace,
         permissions: patterns(&["orders:read", "orders:write"]),
+        ip_allowlist: Default::default(),
+        rate_limit_per_minute: None,
         created_at: t,
         updated_at: t,
     }
@@ -168,6 +170,9 @@ pub fn token_with_secret(owner: &User, name: &str) -> (Token, TokenSecret) {
         start: secret.display_start(),
         not_before: None,
         expires_at: None,
+        ip_allowlist: Default::default(),
+        internal_only: false,
+        rate_limit_per_minute: None,
         created_at: t,
         updated_at: t,
         revoked_at: None,

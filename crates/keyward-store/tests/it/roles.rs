@@ -39,6 +39,9 @@ async fn roles_round_trip_and_update(store: Arc<dyn Store>) {
     agent.description = String::new();
     agent.scope = Scope::Workspace;
     agent.permissions = patterns(&["cart:write"]);
+    agent.ip_allowlist =
+        keyward_core::ip::IpAllowlist::parse_input("192.168.0.0/16", "ips").unwrap();
+    agent.rate_limit_per_minute = Some(600);
     agent.updated_at += Duration::seconds(10);
     store.update_role(&agent).await.unwrap();
     assert_eq!(store.role(ws, agent.id).await.unwrap(), Some(agent.ms()));

@@ -96,6 +96,15 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     store.update_token(&t).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
+    // Access policy: an allowlist, internal-only, a rate limit.
+    t.ip_allowlist =
+        keyward_core::ip::IpAllowlist::parse_input("10.0.0.0/8, 2001:db8::1", "ips").unwrap();
+    t.internal_only = true;
+    t.rate_limit_per_minute = Some(30);
+    step(&mut t);
+    store.update_token(&t).await.unwrap();
+    assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
+
     // Clear the narrowing, the role and the not-before; extend the expiry.
     t.permissions = None;
     t.role_id = None;

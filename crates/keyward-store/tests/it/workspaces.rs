@@ -172,6 +172,8 @@ async fn workspace_update_replaces_name_and_settings(store: Arc<dyn Store>) {
         expiry_warning_days: 14,
         require_2fa: true,
         require_ip_approval: true,
+        ip_allowlist: keyward_core::ip::IpAllowlist::parse_input("203.0.113.0/24", "ips").unwrap(),
+        internal_networks: keyward_core::ip::IpAllowlist::parse_input("10.0.0.0/8", "ips").unwrap(),
     };
     ws.updated_at += Duration::minutes(5);
     store.update_workspace(&ws).await.unwrap();
