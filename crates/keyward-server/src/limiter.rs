@@ -4,7 +4,7 @@
 //! theoretical arrival time) and applies the check atomically.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -47,9 +47,7 @@ impl Default for MemoryLimiter {
 
 impl MemoryLimiter {
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, i64>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 }
 

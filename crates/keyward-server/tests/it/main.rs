@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod lifecycle;
+mod policy;
 mod secrecy;
 mod tenancy;
 mod verify;

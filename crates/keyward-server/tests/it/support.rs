@@ -105,9 +105,18 @@ impl TestApp {
     /// Starts the app on a fresh database; `None` (after saying so loudly) when PostgreSQL is
     /// not reachable outside CI. Under `CI=true` an unreachable PostgreSQL fails the test.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the configuration adjusted by `configure`. The server
+    /// listens on `[::]` so IPv4 and IPv6 clients can both reach it.
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
         logs();
         let mut config = Config::default();
-        config.server.listen = "127.0.0.1:0".into();
+        config.server.listen = "[::]:0".into();
         config.server.shutdown_grace_secs = 1;
         config.database.max_connections = 4;
         match backend {
@@ -120,6 +129,7 @@ impl TestApp {
                 config.database.schema = format!("kwit_{}", random_hex());
             }
         }
+        configure(&mut config);
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
         ));
@@ -161,6 +171,29 @@ impl TestApp {
     /// A client authenticated with `secret`.
     pub fn client(&self, secret: &str) -> Client {
         Client::new(&self.url, Some(secret.to_owned())).unwrap()
+    }
+
+    /// A raw HTTP client whose connections come from `local` (127.0.0.x or ::1), and the base
+    /// URL to reach the server from there.
+    pub fn http_from(&self, local: &str) -> (reqwest::Client, String) {
+        let ip: std::net::IpAddr = local.parse().unwrap();
+        let http = reqwest::Client::builder()
+            .local_address(ip)
+            .build()
+            .unwrap();
+        let port = self.url.rsplit(':').next().unwrap();
+        let base = if ip.is_ipv6() {
+            format!("http://[::1]:{port}")
+        } else {
+            format!("http://127.0.0.1:{port}")
+        };
+        (http, base)
+    }
+
+    /// A typed client authenticated with `secret`, connecting from `local`.
+    pub fn client_from(&self, local: &str, secret: &str) -> Client {
+        let (http, base) = self.http_from(local);
+        Client::with_http(http, &base, Some(secret.to_owned())).unwrap()
     }
 
     /// Adds product permissions to the catalogue.

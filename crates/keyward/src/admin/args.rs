@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::BufRead;
 
 use chrono::{DateTime, Duration, Utc};
+use keyward_core::api::IpListInput;
 use keyward_core::model::ShownStatus;
 use keyward_core::{RoleKind, Scope, UserKind};
 
@@ -175,6 +176,31 @@ pub(crate) fn set_or_clear<T>(value: Option<T>, clear: bool) -> Option<Option<T>
     }
 }
 
+/// An IP allowlist from repeated `--ip-allowlist` options, each possibly comma-separated: one
+/// entry per line for the server, which parses and names a bad entry. `None` when not given.
+pub(crate) fn ip_list(values: Vec<String>) -> Option<IpListInput> {
+    (!values.is_empty()).then(|| IpListInput::Text(values.join("\n")))
+}
+
+/// An allowlist PATCH field from a "set" option and a "clear" flag: an empty list clears it.
+pub(crate) fn ip_list_or_clear(values: Vec<String>, clear: bool) -> Option<IpListInput> {
+    if clear {
+        Some(IpListInput::Text(String::new()))
+    } else {
+        ip_list(values)
+    }
+}
+
+/// A rate limit in requests per minute: at least one.
+pub(crate) fn rate_limit(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a rate limit: expected a number of requests per minute, at least 1"
+        )),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -199,6 +225,29 @@ mod tests {
         assert!(json_object(r#"{"team":"billing"}"#).is_ok());
         assert!(json_object("[1]").is_err());
         assert!(json_object("{").is_err());
+    }
+
+    #[test]
+    fn ip_lists_and_rate_limits() {
+        assert_eq!(ip_list(Vec::new()), None);
+        assert_eq!(
+            ip_list(vec![
+                "10.0.0.0/8, 192.168.1.7".into(),
+                "2001:db8::/32".into()
+            ]),
+            Some(IpListInput::Text(
+                "10.0.0.0/8, 192.168.1.7\n2001:db8::/32".into()
+            ))
+        );
+        assert_eq!(
+            ip_list_or_clear(Vec::new(), true),
+            Some(IpListInput::Text(String::new()))
+        );
+        assert_eq!(ip_list_or_clear(Vec::new(), false), None);
+        assert_eq!(rate_limit("600").unwrap(), 600);
+        for bad in ["0", "-1", "x", "", "4294967296"] {
+            assert!(rate_limit(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fmt::Display;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use keyward_core::ip::IpAllowlist;
 
 /// Space between columns.
 const GAP: &str = "  ";
@@ -112,12 +113,26 @@ pub(crate) fn list<T: Display>(items: &[T]) -> String {
         .join(", ")
 }
 
+/// An allowlist's entries separated by commas, or `empty` when it has none.
+pub(crate) fn ips(list: &IpAllowlist, empty: &str) -> String {
+    if list.is_empty() {
+        return empty.to_owned();
+    }
+    list.entries().join(", ")
+}
+
+/// A rate limit as `N/min`, or `placeholder` when unset.
+pub(crate) fn per_minute(limit: Option<u32>, placeholder: &str) -> String {
+    or(limit.map(|n| format!("{n}/min")), placeholder)
+}
+
 /// `yes` or `no`.
 pub(crate) fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.to_owned()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -142,5 +157,14 @@ mod tests {
         ]);
         assert_eq!(t.render(), "id:    x\nname:  evil?[2J name");
         assert_eq!(Table::new(&["A"]).render(), "A");
+    }
+
+    #[test]
+    fn allowlists_and_rate_limits() {
+        let list = IpAllowlist::parse_input("192.168.1.7\n10.1.2.3/8", "ip_allowlist").unwrap();
+        assert_eq!(ips(&list, "any"), "10.0.0.0/8, 192.168.1.7/32");
+        assert_eq!(ips(&IpAllowlist::default(), "any"), "any");
+        assert_eq!(per_minute(Some(60), "default"), "60/min");
+        assert_eq!(per_minute(None, "default"), "default");
     }
 }

@@ -23,7 +23,7 @@ pub enum TokenCmd {
         /// Token id (`tok_…`).
         id: TokenId,
     },
-    /// Change a token's name, role, permissions, metadata or validity.
+    /// Change a token's name, role, permissions, metadata, validity or access policy.
     Update(UpdateArgs),
     /// Make a pending token usable.
     Activate {
@@ -72,6 +72,15 @@ pub struct CreateArgs {
     /// Create it pending: it works only after `token activate`.
     #[arg(long)]
     pending: bool,
+    /// Addresses or CIDR ranges the token may be used from (repeatable or comma-separated).
+    #[arg(long = "ip-allowlist", value_name = "IPS")]
+    ip_allowlist: Vec<String>,
+    /// Usable only from the internal networks.
+    #[arg(long)]
+    internal_only: bool,
+    /// Requests per minute (overrides the role's and the workspace's).
+    #[arg(long, value_name = "PER_MINUTE", value_parser = args::rate_limit)]
+    rate_limit: Option<u32>,
 }
 
 /// `token list`.
@@ -132,27 +141,38 @@ pub struct UpdateArgs {
     /// Remove the start of validity.
     #[arg(long)]
     no_not_before: bool,
+    /// New allowlist: addresses or CIDR ranges (repeatable or comma-separated; replaces the
+    /// old one).
+    #[arg(
+        long = "ip-allowlist",
+        value_name = "IPS",
+        conflicts_with = "clear_ip_allowlist"
+    )]
+    ip_allowlist: Vec<String>,
+    /// Remove the token's own allowlist.
+    #[arg(long)]
+    clear_ip_allowlist: bool,
+    /// Make the token usable only from the internal networks, or from anywhere again.
+    #[arg(long, value_name = "true|false")]
+    internal_only: Option<bool>,
+    /// New rate limit, in requests per minute.
+    #[arg(
+        long,
+        value_name = "PER_MINUTE",
+        value_parser = args::rate_limit,
+        conflicts_with = "no_rate_limit"
+    )]
+    rate_limit: Option<u32>,
+    /// Remove the token's own rate limit: its role's or the workspace's applies.
+    #[arg(long)]
+    no_rate_limit: bool,
 }
 
 pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
     let client = &ctx.client;
     match cmd {
         TokenCmd::Create(a) => {
-            let expires_at = match a.expires_in {
-                Some(d) => Some(args::from_now(d)?),
-                None => a.expires_at,
-            };
-            let req = CreateToken {
-                owner_id: a.owner,
-                name: a.name,
-                role_id: a.role,
-                permissions: (!a.permissions.is_empty()).then_some(a.permissions),
-                metadata: a.metadata,
-                not_before: a.not_before,
-                expires_at,
-                pending: a.pending,
-            };
-            let created = client.create_token(&req).await?;
+            let created = client.create_token(&create_request(a)?).await?;
             show_created(ctx, &created)
         }
         TokenCmd::List(a) => {
@@ -190,6 +210,27 @@ pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
     }
 }
 
+/// The body of `token create`.
+fn create_request(a: CreateArgs) -> anyhow::Result<CreateToken> {
+    let expires_at = match a.expires_in {
+        Some(d) => Some(args::from_now(d)?),
+        None => a.expires_at,
+    };
+    Ok(CreateToken {
+        owner_id: a.owner,
+        name: a.name,
+        role_id: a.role,
+        permissions: (!a.permissions.is_empty()).then_some(a.permissions),
+        metadata: a.metadata,
+        not_before: a.not_before,
+        expires_at,
+        pending: a.pending,
+        ip_allowlist: args::ip_list(a.ip_allowlist),
+        internal_only: a.internal_only,
+        rate_limit_per_minute: a.rate_limit,
+    })
+}
+
 /// The PATCH body of `token update`; refuses an update that changes nothing.
 fn patch(a: UpdateArgs) -> anyhow::Result<TokenPatch> {
     let expires_at = match a.expires_in {
@@ -204,6 +245,9 @@ fn patch(a: UpdateArgs) -> anyhow::Result<TokenPatch> {
         metadata: a.metadata,
         not_before: args::set_or_clear(a.not_before, a.no_not_before),
         expires_at: args::set_or_clear(expires_at, a.no_expiry),
+        ip_allowlist: args::ip_list_or_clear(a.ip_allowlist, a.clear_ip_allowlist),
+        internal_only: a.internal_only,
+        rate_limit_per_minute: args::set_or_clear(a.rate_limit, a.no_rate_limit),
     };
     if patch == TokenPatch::default() {
         bail!("nothing to change: give at least one option (see `keyward token update --help`)");
@@ -258,6 +302,12 @@ pub(crate) fn details(tok: &TokenView) -> Table {
         ("start", format!("{}…", tok.start)),
         ("not before", table::time(tok.not_before)),
         ("expires at", table::time(tok.expires_at)),
+        ("ip allowlist", table::ips(&tok.ip_allowlist, "any")),
+        ("internal only", table::yes_no(tok.internal_only)),
+        (
+            "rate limit",
+            table::per_minute(tok.rate_limit_per_minute, "default"),
+        ),
         ("created at", table::time(Some(tok.created_at))),
         ("updated at", table::time(Some(tok.updated_at))),
         ("revoked at", table::time(tok.revoked_at)),
@@ -272,4 +322,120 @@ fn status(tok: &TokenView) -> String {
         ShownStatus::Expired => "expired",
     }
     .to_owned()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser;
+    use keyward_core::api::IpListInput;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    }
+
+    const TOK: &str = "tok_0123456789abcdef0123456789abcdef";
+    const USR: &str = "usr_0123456789abcdef0123456789abcdef";
+
+    fn parse(args: &[&str]) -> Result<TokenCmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("token").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    fn create(args: &[&str]) -> CreateToken {
+        let base = ["create", "--owner", USR, "--name", "ci"];
+        let all: Vec<&str> = base.iter().chain(args).copied().collect();
+        match parse(&all).unwrap() {
+            TokenCmd::Create(a) => create_request(a).unwrap(),
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    fn update(args: &[&str]) -> anyhow::Result<TokenPatch> {
+        let all: Vec<&str> = ["update", TOK].iter().chain(args).copied().collect();
+        match parse(&all).unwrap() {
+            TokenCmd::Update(a) => patch(a),
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_takes_the_access_policy() {
+        let plain = create(&[]);
+        assert_eq!(plain.ip_allowlist, None);
+        assert!(!plain.internal_only);
+        assert_eq!(plain.rate_limit_per_minute, None);
+
+        let req = create(&[
+            "--ip-allowlist",
+            "10.0.0.0/8,192.168.1.7",
+            "--ip-allowlist",
+            "2001:db8::/32",
+            "--internal-only",
+            "--rate-limit",
+            "600",
+        ]);
+        assert_eq!(
+            req.ip_allowlist,
+            Some(IpListInput::Text(
+                "10.0.0.0/8,192.168.1.7\n2001:db8::/32".into()
+            ))
+        );
+        assert!(req.internal_only);
+        assert_eq!(req.rate_limit_per_minute, Some(600));
+        let base = ["create", "--owner", USR, "--name", "ci", "--rate-limit"];
+        for bad in ["0", "fast"] {
+            let all: Vec<&str> = base.iter().chain(&[bad]).copied().collect();
+            assert!(parse(&all).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn update_sets_and_clears_the_access_policy() {
+        let p = update(&[
+            "--ip-allowlist",
+            "10.0.0.0/8",
+            "--internal-only",
+            "true",
+            "--rate-limit",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(p.ip_allowlist, Some(IpListInput::Text("10.0.0.0/8".into())));
+        assert_eq!(p.internal_only, Some(true));
+        assert_eq!(p.rate_limit_per_minute, Some(Some(60)));
+
+        let p = update(&["--clear-ip-allowlist", "--no-rate-limit"]).unwrap();
+        assert_eq!(p.ip_allowlist, Some(IpListInput::Text(String::new())));
+        assert_eq!(p.rate_limit_per_minute, Some(None));
+        assert_eq!(p.internal_only, None);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"ip_allowlist": "", "rate_limit_per_minute": null})
+        );
+
+        assert_eq!(
+            update(&["--internal-only", "false"]).unwrap().internal_only,
+            Some(false)
+        );
+        assert!(update(&[]).is_err());
+        for bad in [
+            &[
+                "update",
+                TOK,
+                "--ip-allowlist",
+                "10.0.0.0/8",
+                "--clear-ip-allowlist",
+            ][..],
+            &["update", TOK, "--rate-limit", "60", "--no-rate-limit"],
+            &["update", TOK, "--internal-only"],
+            &["update", TOK, "--internal-only", "maybe"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

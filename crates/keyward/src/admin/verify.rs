@@ -71,5 +71,82 @@ fn details(v: &VerifyResponse) -> Table {
     add("missing", v.missing_permissions.as_deref().map(table::list));
     add("metadata", v.metadata.as_ref().map(|m| m.to_string()));
     add("expires at", v.expires_at.map(|t| table::time(Some(t))));
+    add(
+        "refused by",
+        v.refused_by.map(|l| format!("{} allowlist", l.as_str())),
+    );
+    add("retry after", v.retry_after.map(|s| format!("{s}s")));
+    add(
+        "rate limit",
+        v.rate_limit.map(|r| {
+            format!(
+                "{} of {} left, full again in {}s",
+                r.remaining, r.limit, r.reset
+            )
+        }),
+    );
     Table::details(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward_core::api::RateLimitState;
+    use keyward_core::decision::IpLevel;
+    use keyward_core::Code;
+
+    use super::*;
+
+    fn refused(code: Code) -> VerifyResponse {
+        VerifyResponse {
+            valid: false,
+            code,
+            message: "refused".to_owned(),
+            token_id: None,
+            workspace_id: None,
+            name: None,
+            owner: None,
+            role: None,
+            scope: None,
+            permissions: None,
+            missing_permissions: None,
+            metadata: None,
+            expires_at: None,
+            refused_by: None,
+            retry_after: None,
+            rate_limit: None,
+        }
+    }
+
+    #[test]
+    fn access_policy_refusals_are_explained() {
+        let plain = details(&refused(Code::NotFound)).render();
+        assert!(
+            !plain.contains("refused by") && !plain.contains("rate limit"),
+            "{plain}"
+        );
+
+        let ip = VerifyResponse {
+            refused_by: Some(IpLevel::Role),
+            ..refused(Code::IpNotAllowed)
+        };
+        assert!(details(&ip)
+            .render()
+            .contains("refused by:  role allowlist"));
+
+        let limited = VerifyResponse {
+            retry_after: Some(2),
+            rate_limit: Some(RateLimitState {
+                limit: 60,
+                remaining: 0,
+                reset: 58,
+            }),
+            ..refused(Code::RateLimited)
+        };
+        let shown = details(&limited).render();
+        assert!(shown.contains("retry after:  2s"), "{shown}");
+        assert!(
+            shown.contains("rate limit:   0 of 60 left, full again in 58s"),
+            "{shown}"
+        );
+    }
 }

@@ -6,6 +6,7 @@ use keyward_client::ListParams;
 use keyward_core::api::{CreateWorkspace, CreatedWorkspace, SettingsPatch, WorkspacePatch};
 use keyward_core::Workspace;
 
+use super::args::{self, ip_list_or_clear};
 use super::table::{self, Table};
 use super::{emit, print_json, Ctx, PageArgs};
 
@@ -14,7 +15,7 @@ use super::{emit, print_json, Ctx, PageArgs};
 pub enum WorkspaceCmd {
     /// Show the workspace of the token in use, with its settings.
     Get,
-    /// Change the workspace's name or settings.
+    /// Change the workspace's name, settings or access policy.
     Update(UpdateArgs),
     /// Create a workspace with its admin user, role and token (operator only).
     Create {
@@ -56,6 +57,28 @@ pub struct UpdateArgs {
     /// Require a second person's approval of IP allowlist changes.
     #[arg(long, value_name = "true|false")]
     require_ip_approval: Option<bool>,
+    /// Addresses or CIDR ranges every API call of the workspace must come from (repeatable or
+    /// comma-separated; replaces the old list).
+    #[arg(
+        long = "ip-allowlist",
+        value_name = "IPS",
+        conflicts_with = "clear_ip_allowlist"
+    )]
+    ip_allowlist: Vec<String>,
+    /// Remove the workspace's allowlist.
+    #[arg(long)]
+    clear_ip_allowlist: bool,
+    /// The workspace's internal networks: where internal-only tokens work, exempt from rate
+    /// limits (repeatable or comma-separated; replaces the old list).
+    #[arg(
+        long = "internal-networks",
+        value_name = "IPS",
+        conflicts_with = "clear_internal_networks"
+    )]
+    internal_networks: Vec<String>,
+    /// Remove the workspace's internal networks (the server's own still apply).
+    #[arg(long)]
+    clear_internal_networks: bool,
 }
 
 pub(crate) async fn run(cmd: WorkspaceCmd, ctx: &Ctx) -> anyhow::Result<()> {
@@ -63,24 +86,7 @@ pub(crate) async fn run(cmd: WorkspaceCmd, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
         WorkspaceCmd::Get => ctx.show(&client.workspace().await?, details),
         WorkspaceCmd::Update(a) => {
-            let settings = SettingsPatch {
-                token_prefix: a.token_prefix,
-                default_rate_limit_per_minute: a.rate_limit,
-                token_max_lifetime_days: super::args::set_or_clear(
-                    a.max_lifetime_days,
-                    a.no_max_lifetime,
-                ),
-                expiry_warning_days: a.expiry_warning_days,
-                require_2fa: a.require_2fa,
-                require_ip_approval: a.require_ip_approval,
-            };
-            let patch = WorkspacePatch {
-                name: a.name,
-                settings: (settings != SettingsPatch::default()).then_some(settings),
-            };
-            if patch == WorkspacePatch::default() {
-                bail!("nothing to change: give at least one option (see `keyward workspace update --help`)");
-            }
+            let patch = patch(a)?;
             ctx.show(&client.update_workspace(&patch).await?, details)
         }
         WorkspaceCmd::Create { name } => {
@@ -101,6 +107,30 @@ pub(crate) async fn run(cmd: WorkspaceCmd, ctx: &Ctx) -> anyhow::Result<()> {
             ctx.show_page(&page, list_table)
         }
     }
+}
+
+/// The PATCH body of `workspace update`; refuses an update that changes nothing.
+fn patch(a: UpdateArgs) -> anyhow::Result<WorkspacePatch> {
+    let settings = SettingsPatch {
+        token_prefix: a.token_prefix,
+        default_rate_limit_per_minute: a.rate_limit,
+        token_max_lifetime_days: args::set_or_clear(a.max_lifetime_days, a.no_max_lifetime),
+        expiry_warning_days: a.expiry_warning_days,
+        require_2fa: a.require_2fa,
+        require_ip_approval: a.require_ip_approval,
+        ip_allowlist: ip_list_or_clear(a.ip_allowlist, a.clear_ip_allowlist),
+        internal_networks: ip_list_or_clear(a.internal_networks, a.clear_internal_networks),
+    };
+    let patch = WorkspacePatch {
+        name: a.name,
+        settings: (settings != SettingsPatch::default()).then_some(settings),
+    };
+    if patch == WorkspacePatch::default() {
+        bail!(
+            "nothing to change: give at least one option (see `keyward workspace update --help`)"
+        );
+    }
+    Ok(patch)
 }
 
 /// The answer to `workspace create`: what was made, then the admin token's secret, once.
@@ -165,7 +195,70 @@ fn details(w: &Workspace) -> Table {
         ("expiry warning", format!("{} days", s.expiry_warning_days)),
         ("require 2fa", table::yes_no(s.require_2fa)),
         ("require ip approval", table::yes_no(s.require_ip_approval)),
+        ("ip allowlist", table::ips(&s.ip_allowlist, "any")),
+        (
+            "internal networks",
+            table::ips(&s.internal_networks, "none"),
+        ),
         ("created at", table::time(Some(w.created_at))),
         ("updated at", table::time(Some(w.updated_at))),
     ])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser;
+    use keyward_core::api::IpListInput;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: WorkspaceCmd,
+    }
+
+    fn parse(args: &[&str]) -> Result<WorkspaceCmd, clap::Error> {
+        let all = ["workspace", "update"].iter().chain(args).copied();
+        Cli::try_parse_from(all).map(|c| c.cmd)
+    }
+
+    fn update(args: &[&str]) -> anyhow::Result<SettingsPatch> {
+        match parse(args).unwrap() {
+            WorkspaceCmd::Update(a) => Ok(patch(a)?.settings.unwrap_or_default()),
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn update_sets_and_clears_the_access_policy() {
+        let s = update(&[
+            "--ip-allowlist",
+            "203.0.113.0/24",
+            "--internal-networks",
+            "10.0.0.0/8,172.16.0.0/12",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.ip_allowlist,
+            Some(IpListInput::Text("203.0.113.0/24".into()))
+        );
+        assert_eq!(
+            s.internal_networks,
+            Some(IpListInput::Text("10.0.0.0/8,172.16.0.0/12".into()))
+        );
+        let s = update(&["--clear-ip-allowlist", "--clear-internal-networks"]).unwrap();
+        assert_eq!(s.ip_allowlist, Some(IpListInput::Text(String::new())));
+        assert_eq!(s.internal_networks, Some(IpListInput::Text(String::new())));
+        let s = update(&["--clear-internal-networks"]).unwrap();
+        assert_eq!(s.ip_allowlist, None);
+        assert!(update(&[]).is_err());
+        for bad in [
+            &["--ip-allowlist", "::1", "--clear-ip-allowlist"][..],
+            &["--internal-networks", "::1", "--clear-internal-networks"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }
