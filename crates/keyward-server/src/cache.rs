@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::http::HeaderValue;
+use keyward_core::ratelimit::Quota;
 use keyward_core::{CompiledToken, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
 
 use crate::config::CacheConfig;
@@ -25,6 +27,10 @@ pub struct CachedToken {
     pub compiled: CompiledToken,
     /// The JSON body of a `VALID` verify answer for this token, without the final `}`.
     pub valid_prefix: Bytes,
+    /// The token's rate limit (step 7).
+    pub quota: Quota,
+    /// Its `RateLimit-Policy` header value.
+    pub limit_policy: HeaderValue,
 }
 
 impl std::ops::Deref for CachedToken {

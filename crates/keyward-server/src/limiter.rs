@@ -3,12 +3,35 @@
 //! is pure and lives in `keyward_core::ratelimit`; a limiter only keeps each key's state (its
 //! theoretical arrival time) and applies the check atomically.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
+use std::fmt;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use keyward_core::ratelimit::{check, Outcome, Quota};
+use keyward_core::TokenId;
+
+/// What a limit counts: one token's requests, or one source's failed verifications. A plain
+/// value (no allocation on the hot path); shared limiters name it with `Display`
+/// (`tok:<uuid>`, `ip:<address>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    /// A token's rate limit.
+    Token(TokenId),
+    /// The brute-force guard of a source address.
+    Source(IpAddr),
+}
+
+impl fmt::Display for LimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitKey::Token(id) => write!(f, "tok:{}", id.uuid().simple()),
+            LimitKey::Source(ip) => write!(f, "ip:{ip}"),
+        }
+    }
+}
 
 /// Why a limiter could not answer (a shared limiter's backend being down).
 #[derive(Debug, thiserror::Error)]
@@ -19,56 +42,89 @@ pub struct LimiterError(pub String);
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Counts one request for `key` at `now_ns` (Unix nanoseconds) against `quota`.
-    async fn hit(&self, key: &str, quota: &Quota, now_ns: i64) -> Result<Outcome, LimiterError>;
+    async fn hit(&self, key: LimitKey, quota: &Quota, now_ns: i64)
+        -> Result<Outcome, LimiterError>;
 
     /// What a request would get, without counting it.
-    async fn peek(&self, key: &str, quota: &Quota, now_ns: i64) -> Result<Outcome, LimiterError>;
+    async fn peek(
+        &self,
+        key: LimitKey,
+        quota: &Quota,
+        now_ns: i64,
+    ) -> Result<Outcome, LimiterError>;
 }
 
 const SHARDS: usize = 16;
 /// Above this many keys in a shard, keys whose state has fully drained are dropped.
 const PRUNE_AT: usize = 50_000;
 
+/// Per-process seeded and fast; keys are chosen by clients (their address), so the seed matters.
+type Hasher = foldhash::quality::RandomState;
+type Shard = Mutex<HashMap<LimitKey, i64, Hasher>>;
+
 /// A limiter in this process's memory: exact for one node. Sharded mutexes make each check
 /// atomic (no two requests spend the same unit) without one global lock.
 pub struct MemoryLimiter {
-    shards: Vec<Mutex<HashMap<String, i64>>>,
-    hasher: std::collections::hash_map::RandomState,
+    shards: Vec<Shard>,
+    hasher: Hasher,
 }
 
 impl Default for MemoryLimiter {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: std::collections::hash_map::RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(Hasher::default())))
+                .collect(),
+            hasher: Hasher::default(),
         }
     }
 }
 
 impl MemoryLimiter {
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, i64>> {
+    fn shard(&self, key: LimitKey) -> &Shard {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 }
 
 #[async_trait]
 impl RateLimiter for MemoryLimiter {
-    async fn hit(&self, key: &str, quota: &Quota, now_ns: i64) -> Result<Outcome, LimiterError> {
+    async fn hit(
+        &self,
+        key: LimitKey,
+        quota: &Quota,
+        now_ns: i64,
+    ) -> Result<Outcome, LimiterError> {
         let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        let outcome = check(quota, map.get(key).copied(), now_ns);
-        if let Some(tat) = outcome.new_tat {
-            if map.len() >= PRUNE_AT && !map.contains_key(key) {
-                // A state at or before now is the same as no state: forget it.
-                map.retain(|_, t| *t > now_ns);
-            }
-            map.insert(key.to_owned(), tat);
+        if map.len() >= PRUNE_AT && !map.contains_key(&key) {
+            // A state at or before now is the same as no state: forget it.
+            map.retain(|_, t| *t > now_ns);
         }
-        Ok(outcome)
+        Ok(match map.entry(key) {
+            Entry::Occupied(mut state) => {
+                let outcome = check(quota, Some(*state.get()), now_ns);
+                if let Some(tat) = outcome.new_tat {
+                    *state.get_mut() = tat;
+                }
+                outcome
+            }
+            Entry::Vacant(slot) => {
+                let outcome = check(quota, None, now_ns);
+                if let Some(tat) = outcome.new_tat {
+                    slot.insert(tat);
+                }
+                outcome
+            }
+        })
     }
 
-    async fn peek(&self, key: &str, quota: &Quota, now_ns: i64) -> Result<Outcome, LimiterError> {
+    async fn peek(
+        &self,
+        key: LimitKey,
+        quota: &Quota,
+        now_ns: i64,
+    ) -> Result<Outcome, LimiterError> {
         let map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        Ok(check(quota, map.get(key).copied(), now_ns))
+        Ok(check(quota, map.get(&key).copied(), now_ns))
     }
 }
 
@@ -79,21 +135,23 @@ mod tests {
     #[tokio::test]
     async fn exactly_the_quota_passes_then_it_refills() {
         let limiter = MemoryLimiter::default();
+        let a = LimitKey::Token(TokenId::random(&mut rand_core::OsRng));
+        let b = LimitKey::Source("192.0.2.1".parse().unwrap());
         let quota = Quota::new(150, 60).unwrap();
         let t0 = 1_700_000_000_000_000_000;
         let mut passed = 0;
         for _ in 0..400 {
-            if limiter.hit("tok:a", &quota, t0).await.unwrap().allowed {
+            if limiter.hit(a, &quota, t0).await.unwrap().allowed {
                 passed += 1;
             }
         }
         assert_eq!(passed, 150);
         // Another key is untouched; peeking spends nothing.
-        assert!(limiter.peek("tok:b", &quota, t0).await.unwrap().allowed);
-        assert!(!limiter.peek("tok:a", &quota, t0).await.unwrap().allowed);
+        assert!(limiter.peek(b, &quota, t0).await.unwrap().allowed);
+        assert!(!limiter.peek(a, &quota, t0).await.unwrap().allowed);
         assert!(
             limiter
-                .hit("tok:a", &quota, t0 + 60_000_000_000)
+                .hit(a, &quota, t0 + 60_000_000_000)
                 .await
                 .unwrap()
                 .allowed

@@ -18,7 +18,7 @@ use keyward_core::{Code, DomainError};
 
 use crate::admin;
 use crate::client_ip;
-use crate::error::{rate_limit_headers, ApiError};
+use crate::error::{rate_limit_headers, rate_limit_policy, ApiError};
 use crate::extract::{denial_message, JsonBody};
 use crate::state::AppState;
 use crate::verifier;
@@ -80,15 +80,16 @@ async fn verify(
         let mut body = Vec::with_capacity(t.valid_prefix.len() + 64);
         body.extend_from_slice(&t.valid_prefix);
         match &verdict.rate {
-            Some(o) => body.extend_from_slice(
-                format!(
-                    ",\"rate_limit\":{{\"limit\":{},\"remaining\":{},\"reset\":{}}}}}",
-                    o.limit,
-                    o.remaining,
-                    o.reset_after_secs()
-                )
-                .as_bytes(),
-            ),
+            Some(o) => {
+                let mut num = itoa::Buffer::new();
+                body.extend_from_slice(b",\"rate_limit\":{\"limit\":");
+                body.extend_from_slice(num.format(o.limit).as_bytes());
+                body.extend_from_slice(b",\"remaining\":");
+                body.extend_from_slice(num.format(o.remaining).as_bytes());
+                body.extend_from_slice(b",\"reset\":");
+                body.extend_from_slice(num.format(o.reset_after_secs()).as_bytes());
+                body.extend_from_slice(b"}}");
+            }
             None => body.push(b'}'),
         }
         let json = HeaderValue::from_static("application/json");
@@ -112,7 +113,11 @@ async fn verify(
         Json(res).into_response()
     };
     if let Some(o) = &verdict.rate {
-        rate_limit_headers(response.headers_mut(), o);
+        let policy = match token {
+            Some(t) if t.quota.limit == o.limit => t.limit_policy.clone(),
+            _ => rate_limit_policy(o.limit), // the brute-force guard's
+        };
+        rate_limit_headers(response.headers_mut(), o, policy);
     }
     Ok(response)
 }

@@ -21,8 +21,8 @@ use keyward_core::{Clock, Permission, TokenHasher, TokenSecret};
 use keyward_store::Store;
 
 use crate::cache::{CachedToken, Lookup, TokenCache};
-use crate::error::ApiError;
-use crate::limiter::RateLimiter;
+use crate::error::{rate_limit_policy, ApiError};
+use crate::limiter::{LimitKey, RateLimiter};
 
 /// The outcome of one verification.
 #[derive(Debug, Clone)]
@@ -109,7 +109,7 @@ impl Verifier {
             let o = self
                 .policy
                 .limiter
-                .peek(&format!("ip:{ip}"), quota, now_ns)
+                .peek(LimitKey::Source(ip), quota, now_ns)
                 .await?;
             if !o.allowed {
                 return Ok(Verdict {
@@ -145,8 +145,12 @@ impl Verifier {
                             rec.role.as_ref(),
                             &rec.catalogue,
                         );
+                        let quota = Quota::new(compiled.rate_limit_per_minute, 60)
+                            .map_err(ApiError::Invalid)?;
                         let cached = Arc::new(CachedToken {
                             valid_prefix: valid_prefix(&compiled),
+                            limit_policy: rate_limit_policy(quota.limit),
+                            quota,
                             compiled,
                         });
                         self.cache.insert(hash, cached.clone(), epoch);
@@ -171,9 +175,8 @@ impl Verifier {
         }
         let mut rate = None;
         if !rate_limit_exempt(&token, &req) {
-            let quota = Quota::new(token.rate_limit_per_minute, 60).map_err(ApiError::Invalid)?;
-            let key = format!("tok:{}", token.token_id.uuid().simple());
-            let o = self.policy.limiter.hit(&key, &quota, now_ns).await?;
+            let key = LimitKey::Token(token.token_id);
+            let o = self.policy.limiter.hit(key, &token.quota, now_ns).await?;
             if !o.allowed {
                 return Ok(Verdict {
                     code: Code::RateLimited,
@@ -197,7 +200,7 @@ impl Verifier {
         if let Some((quota, ip)) = guarded {
             self.policy
                 .limiter
-                .hit(&format!("ip:{ip}"), quota, now_ns)
+                .hit(LimitKey::Source(ip), quota, now_ns)
                 .await?;
         }
         Ok(())
