@@ -1,41 +1,47 @@
 #!/usr/bin/env bash
-# Counts the server's user-space instructions per request (valgrind callgrind) for
-# GET /healthz and for POST /v1/verify with a cached token. Instruction counts do not depend
-# on what else the machine is doing, so this ratio is repeatable where wrk's is noisy; it
-# leaves out the kernel's share (sockets), which wrk's figure includes.
+# Counts the server's user-space instructions per request (valgrind callgrind) for two
+# requests of the same server. Instruction counts do not depend on what else the machine is
+# doing, so these ratios are repeatable where wrk's are noisy; they leave out the kernel's
+# share (sockets), which wrk's figures include.
 #
-#   scripts/instructions-per-request.sh [requests per endpoint, default 2000]
+#   scripts/instructions-per-request.sh [health|policy] [requests per kind, default 2000]
+#
+#   health  GET /healthz against POST /v1/verify with a cached, realistic token.
+#   policy  plain verify against verify with 1,000-entry allowlists at three levels and
+#           rate limiting (the tokens of scripts/load-verify.sh policy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-2000}
+mode=${1:-health}
+n=${2:-2000}
+case "$mode" in health|policy) ;; *) echo "mode must be health or policy" >&2; exit 2;; esac
 command -v valgrind >/dev/null || { echo "valgrind is required" >&2; exit 1; }
-cargo build --release -q -p keyward
-work=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-KEYWARD_CACHE__TTL_SECS=3600 TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind \
-  --callgrind-out-file="$work/cg" target/release/keyward serve --listen "127.0.0.1:$port" \
-  --database-url "sqlite://$work/kw.db" --log-level warn >"$work/out" 2>"$work/err" &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 200); do grep -q 'kw_' "$work/out" 2>/dev/null && break; sleep 0.3; done
-token=$(grep -o 'kw_[A-Za-z0-9]*' "$work/out" | head -1)
+. scripts/lib/bench-setup.sh
+TOKIO_WORKER_THREADS=1 start_keyward valgrind --tool=callgrind --callgrind-out-file="$work/cg"
 
-drive() { # kind count
-  python3 - "$1" "$2" "$port" "$token" <<'PY'
-import http.client, json, sys
-kind, n, port, token = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if [ "$mode" = health ]; then
+  a_name="GET /healthz"; a_body=""
+  b_name="POST /v1/verify"; b_body=$(verify_body "$(realistic_token)" 198.51.100.7)
+else
+  policy_tokens
+  a_name="plain verify"; a_body=$(verify_body "$plain" 10.255.255.1)
+  b_name="policy verify"; b_body=$(verify_body "$policy" 127.0.0.1)
+fi
+
+drive() { # body count (an empty body means GET /healthz)
+  python3 - "$1" "$2" "$port" <<'PY'
+import http.client, sys
+body, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-body = json.dumps({"token": token, "permissions": ["keyward.tokens:read"]})
 for _ in range(n):
-    if kind == "health":
+    if not body:
         c.request("GET", "/healthz")
     else:
         c.request("POST", "/v1/verify", body, {"content-type": "application/json"})
     r = c.getresponse(); data = r.read()
-    assert r.status == 200 and (kind == "health" or b'"valid":true' in data), data
+    assert r.status == 200 and (not body or b'"valid":true' in data), data
 PY
 }
-measure() { # kind -> instructions for n requests
+measure() { # body -> instructions for n requests
   callgrind_control -z "$server" >/dev/null
   drive "$1" "$n"
   callgrind_control -d "$server" >/dev/null
@@ -43,13 +49,13 @@ measure() { # kind -> instructions for n requests
   local last; last=$(ls -t "$work"/cg.* | head -1)
   awk '/^summary:/ {print $2}' "$last"
 }
-drive verify 20   # warm the cache and the connection paths
-health=$(measure health)
-verify=$(measure verify)
-python3 - "$health" "$verify" "$n" <<'PY'
+drive "$a_body" 20; drive "$b_body" 20   # warm the cache and the connection paths
+a=$(measure "$a_body")
+b=$(measure "$b_body")
+python3 - "$a" "$b" "$n" "$a_name" "$b_name" <<'PY'
 import sys
-h, v, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-print(f"GET /healthz:    {h / n:8.0f} instructions/request")
-print(f"POST /v1/verify: {v / n:8.0f} instructions/request")
-print(f"verify costs {v / h:.2f}x healthz in user-space instructions")
+a, b, n, an, bn = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+print(f"{an:16} {a / n:8.0f} instructions/request")
+print(f"{bn:16} {b / n:8.0f} instructions/request")
+print(f"{bn} costs {b / a:.2f}x {an} in user-space instructions")
 PY
