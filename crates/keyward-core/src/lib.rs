@@ -18,6 +18,7 @@
 //! - [`clock`]: the clock abstraction that the server injects.
 
 pub mod api;
+pub mod audit;
 mod base62;
 pub mod clock;
 pub mod decision;
