@@ -272,6 +272,21 @@ mod tests {
     }
 
     #[test]
+    fn config_comes_from_the_usage_section_and_its_variables() {
+        let env = [
+            ("KEYWARD_USAGE__WHEN_FULL", "wait"),
+            ("KEYWARD_USAGE__BATCH_SIZE", "10"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = crate::Config::load(None, env).unwrap();
+        assert_eq!(c.usage.when_full, WhenFull::Wait);
+        assert_eq!(c.usage.batch_size, 10);
+        assert_eq!(c.usage.raw_retention_days, 30);
+        let bad = [("KEYWARD_USAGE__WHEN_FULL".to_owned(), "block".to_owned())];
+        assert!(crate::Config::load(None, bad).is_err());
+    }
+
+    #[test]
     fn config_refuses_zero_sizes() {
         assert!(UsageConfig::default().validate().is_ok());
         let zero = UsageConfig {
