@@ -19,7 +19,8 @@
 //! - [`error`]: [`ClientError`], which keeps the server's problem+json document intact.
 //! - [`query`]: the listing filters ([`ListParams`], [`UserQuery`], [`TokenQuery`]).
 //! - `workspace`, `user`, `role`, `permission`, `token`: one module per admin resource, each
-//!   adding its methods to [`Client`].
+//!   adding its methods to [`Client`]; `usage`: a token's usage ([`UsageParams`]) and
+//!   `/metrics`.
 //!
 //! The bearer token is never part of an error or of `Debug` output.
 
@@ -29,9 +30,11 @@ mod permission;
 pub mod query;
 mod role;
 mod token;
+mod usage;
 mod user;
 mod workspace;
 
 pub use client::Client;
 pub use error::ClientError;
 pub use query::{ListParams, TokenQuery, UserQuery};
+pub use usage::UsageParams;

@@ -474,6 +474,16 @@ pub struct TokenView {
     pub status: ShownStatus,
     /// The first characters of the secret.
     pub start: String,
+    /// When the token was last used (a verified request), if ever. Filled by `GET` of one
+    /// token only; listings leave the three usage facts empty.
+    #[serde(default)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The client address of that request, when known.
+    #[serde(default)]
+    pub last_used_ip: Option<std::net::IpAddr>,
+    /// Its endpoint (`"METHOD path"`), when the caller named it.
+    #[serde(default)]
+    pub last_used_endpoint: Option<String>,
     /// Start of validity.
     pub not_before: Option<DateTime<Utc>>,
     /// Expiry.
@@ -508,6 +518,9 @@ impl TokenView {
             metadata: t.metadata.clone(),
             status: t.shown_status(now),
             start: t.start.clone(),
+            last_used_at: None,
+            last_used_ip: None,
+            last_used_endpoint: None,
             not_before: t.not_before,
             expires_at: t.expires_at,
             ip_allowlist: t.ip_allowlist.clone(),

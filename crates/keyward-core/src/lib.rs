@@ -15,6 +15,7 @@
 //! - [`decision`]: the compiled (cacheable) form of a token and the access decision (DESIGN §3).
 //! - [`ratelimit`]: the rate-limit algorithm (GCRA) as a pure function of stored state and `now`.
 //! - [`api`]: the JSON shapes of the HTTP API, shared by the server and the typed client.
+//! - [`usage`]: the usage report's shape, usage buckets and endpoints.
 //! - [`clock`]: the clock abstraction that the server injects.
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod model;
 pub mod permission;
 pub mod ratelimit;
 pub mod secret;
+pub mod usage;
 pub mod validate;
 
 pub use clock::Clock;

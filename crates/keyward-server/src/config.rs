@@ -25,6 +25,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Usage records: batching, back-pressure, retention.
+    pub usage: crate::usage::UsageConfig,
 }
 
 /// Network policy.

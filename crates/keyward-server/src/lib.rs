@@ -16,6 +16,8 @@
 //! - [`error`]: [`ApiError`], the single problem+json mapping.
 //! - [`bootstrap`]: a workspace with its first admin.
 //! - [`clock`], [`state`]: the injected clock and the shared state.
+//! - [`usage`]: usage records off the hot path: channel, batch writer, roll-up and pruning.
+//! - [`metrics`]: `/metrics` in the Prometheus text format.
 
 pub mod admin;
 pub mod bootstrap;
@@ -26,9 +28,11 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod limiter;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod usage;
 pub mod verifier;
 
 pub use config::Config;

@@ -21,6 +21,7 @@ use crate::client_ip;
 use crate::error::{rate_limit_headers, rate_limit_policy, ApiError};
 use crate::extract::{denial_message, JsonBody};
 use crate::state::AppState;
+use crate::usage;
 use crate::verifier;
 
 /// Largest accepted request body.
@@ -31,12 +32,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::metrics))
         .route("/v1/verify", post(verify))
         .merge(admin::workspaces::routes())
         .merge(admin::users::routes())
         .merge(admin::roles::routes())
         .merge(admin::permissions::routes())
         .merge(admin::tokens::routes())
+        .merge(admin::usage::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -61,6 +64,7 @@ async fn verify(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let req: VerifyRequest<'_> = body.parse()?;
     let required = required_permissions(req.permissions.as_deref())?;
     // The caller is trusted to name the client's address; without one, the peer's is used.
@@ -118,6 +122,19 @@ async fn verify(
             _ => rate_limit_policy(o.limit), // the brute-force guard's
         };
         rate_limit_headers(response.headers_mut(), o, policy);
+    }
+    if let Some(t) = token {
+        state
+            .usage
+            .record(usage::record(
+                state.clock.now(),
+                t,
+                Some(ip),
+                (req.method.as_deref(), req.path.as_deref()),
+                verdict.code,
+                started.elapsed(),
+            ))
+            .await;
     }
     Ok(response)
 }

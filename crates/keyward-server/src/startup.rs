@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::limiter::MemoryLimiter;
 use crate::state::AppState;
+use crate::usage::{Usage, UsageTasks};
 use crate::verifier::{Policy, Verifier};
 use keyward_core::ip::IpAllowlist;
 use keyward_core::ratelimit::Quota;
@@ -49,6 +50,7 @@ pub struct Application {
     state: AppState,
     bootstrap: Option<CreatedWorkspace>,
     grace: std::time::Duration,
+    usage_rx: tokio::sync::mpsc::Receiver<keyward_store::UsageRecord>,
 }
 
 impl Application {
@@ -92,7 +94,10 @@ impl Application {
                 limiter: Arc::new(MemoryLimiter::default()),
             },
         ));
+        config.usage.validate().map_err(StartupError::Config)?;
+        let (usage, usage_rx) = Usage::new(&config.usage, store.clone(), clock.clone());
         let state = AppState {
+            usage,
             store,
             cache,
             verifier,
@@ -124,6 +129,7 @@ impl Application {
             state,
             bootstrap,
             grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
+            usage_rx,
         })
     }
 
@@ -149,11 +155,12 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
-    /// configured grace period).
+    /// configured grace period), then writes the usage records still queued.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let usage = UsageTasks::start(self.state.usage.clone(), self.usage_rx);
         let app =
             crate::routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -163,7 +170,7 @@ impl Application {
             let _ = stopping_tx.send(());
         });
         let grace = self.grace;
-        tokio::select! {
+        let served = tokio::select! {
             result = serve => result,
             () = async move {
                 let _ = stopping_rx.await;
@@ -172,6 +179,8 @@ impl Application {
                 tracing::warn!("requests still running after the grace period; stopping anyway");
                 Ok(())
             }
-        }
+        };
+        usage.shutdown().await;
+        served
     }
 }

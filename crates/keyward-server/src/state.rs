@@ -7,6 +7,7 @@ use keyward_core::{Clock, TokenHasher};
 use keyward_store::Store;
 
 use crate::cache::TokenCache;
+use crate::usage::Usage;
 use crate::verifier::Verifier;
 
 /// Shared, cheaply cloned application state.
@@ -24,6 +25,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Arc<IpAllowlist>,
+    /// Usage records' way off the hot path.
+    pub usage: Arc<Usage>,
 }
 
 impl AppState {

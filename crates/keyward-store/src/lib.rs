@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - [`traits`]: the capability traits, filters and the verification bundle.
+//! - [`usage`]: [`UsageStore`], usage records, their roll-ups and each token's last use.
 //! - [`error`]: [`StoreError`], the store's error tier.
 //! - [`page`]: cursor pagination.
 //! - `sql`: the shared implementation (a macro instantiated by each backend).
@@ -23,6 +24,7 @@ pub mod page;
 pub mod postgres;
 pub mod sqlite;
 pub mod traits;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -32,6 +34,7 @@ pub use traits::{
     CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,
     VerificationRecord, WorkspaceBootstrap, WorkspaceStore,
 };
+pub use usage::{LastUse, UsageAggregate, UsageMaintenance, UsageQuery, UsageRecord, UsageStore};
 
 /// Options for opening a store.
 #[derive(Debug, Clone)]

@@ -19,6 +19,12 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "access_policy",
         sql: include_str!("../migrations/sqlite/0002_access_policy.sql"),
     },
+    // Versions need not be contiguous: every version not yet recorded is applied.
+    Migration {
+        version: 4,
+        name: "usage",
+        sql: include_str!("../migrations/sqlite/0004_usage.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -31,6 +37,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "access_policy",
         sql: include_str!("../migrations/postgres/0002_access_policy.sql"),
+    },
+    // Versions need not be contiguous: every version not yet recorded is applied.
+    Migration {
+        version: 4,
+        name: "usage",
+        sql: include_str!("../migrations/postgres/0004_usage.sql"),
     },
 ];
 

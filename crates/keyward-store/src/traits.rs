@@ -152,7 +152,14 @@ pub struct VerificationRecord {
 /// The whole store.
 #[async_trait]
 pub trait Store:
-    WorkspaceStore + UserStore + RoleStore + CatalogueStore + TokenStore + Send + Sync
+    WorkspaceStore
+    + UserStore
+    + RoleStore
+    + CatalogueStore
+    + TokenStore
+    + crate::UsageStore
+    + Send
+    + Sync
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -5,6 +5,7 @@
 pub mod permissions;
 pub mod roles;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 

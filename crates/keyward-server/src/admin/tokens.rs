@@ -261,7 +261,11 @@ async fn list(
 }
 
 /// A token of the caller's workspace that the caller may see.
-async fn visible(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Token, ApiError> {
+pub(crate) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<Token, ApiError> {
     let id: TokenId = path_id(raw_id)?;
     let token = state.store.token(caller.workspace_id(), id).await?;
     token
@@ -276,7 +280,7 @@ async fn show(
 ) -> Result<Json<TokenView>, ApiError> {
     caller.require("keyward.tokens:read")?;
     let token = visible(&state, &caller, &id).await?;
-    Ok(Json(TokenView::of(&token, state.now())))
+    super::usage::with_last_use(&state, TokenView::of(&token, state.now())).await
 }
 
 async fn update(

@@ -9,4 +9,5 @@ mod lifecycle;
 mod policy;
 mod secrecy;
 mod tenancy;
+mod usage;
 mod verify;

@@ -12,6 +12,7 @@ use keyward_core::api::{
 use keyward_core::model::{Role, RoleKind, Scope, User, UserKind};
 use keyward_core::RoleId;
 use keyward_server::clock::ManualClock;
+use keyward_server::state::AppState;
 use keyward_server::{Application, Config};
 
 /// Runs a test body once against SQLite and once against PostgreSQL.
@@ -86,6 +87,11 @@ pub struct TestApp {
     pub admin: Client,
     pub admin_secret: String,
     pub clock: Arc<ManualClock>,
+    /// The running application's state (store, usage pipeline…).
+    pub state: AppState,
+    /// The configuration it runs with.
+    pub config: Config,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -155,7 +161,8 @@ impl TestApp {
             .expect("a fresh store creates the first workspace");
         let url = format!("http://127.0.0.1:{}", app.port());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let state = app.state().clone();
+        let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
         let admin = Client::new(&url, Some(created.admin_token.secret.clone())).unwrap();
@@ -164,8 +171,18 @@ impl TestApp {
             admin,
             admin_secret: created.admin_token.secret,
             clock,
+            state,
+            config,
+            server,
             _stop: stop,
         })
+    }
+
+    /// Stops the application gracefully and waits until `run_until` has returned.
+    pub async fn shutdown(self) -> AppState {
+        let _ = self._stop.send(());
+        self.server.await.unwrap().unwrap();
+        self.state
     }
 
     /// A client authenticated with `secret`.

@@ -1,11 +1,14 @@
 //! The SQL shared by both backends. Both accept `$n` placeholders and the same DML, so the
 //! trait implementations are written once, in `sql_store!`, and instantiated by
-//! `sqlite.rs` and `postgres.rs` with their pool and row types. Helpers here convert between
+//! `sqlite.rs` and `postgres.rs` with their pool and row types; usage, likewise, in
+//! `usage_store!` (`usage_impl.rs`). Helpers here convert between
 //! domain values and column values.
 
 mod codec;
 #[macro_use]
 mod store_impl;
+#[macro_use]
+pub(crate) mod usage_impl;
 
 pub(crate) use codec::*;
 

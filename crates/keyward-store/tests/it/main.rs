@@ -12,7 +12,8 @@
 //! - `fixtures`: builders of domain objects, millisecond normalisation.
 //! - one module per area: `workspaces`, `users`, `roles`, `catalogue`, `tokens`,
 //!   `verification`, `isolation` (one workspace cannot see or change another's objects),
-//!   `round_trip` (timestamps, JSON) and `concurrency` (writes from several connections).
+//!   `round_trip` (timestamps, JSON), `concurrency` (writes from several connections) and
+//!   `usage` (usage batches, aggregates, last use, roll-up and pruning).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,6 +27,7 @@ mod isolation;
 mod roles;
 mod round_trip;
 mod tokens;
+mod usage;
 mod users;
 mod verification;
 mod workspaces;

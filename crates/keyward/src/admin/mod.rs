@@ -7,6 +7,7 @@
 //!   [`run`], output and paging helpers shared by the resources.
 //! - `token`, `user`, `role`, `permission`, `workspace`, `verify`: one module per resource, each
 //!   with its clap subcommands and their execution.
+//! - `usage`: `token usage`, a token's usage report.
 //! - `args`: shared argument types and parsers (enums, instants, durations, JSON, secrets).
 //! - `table`: the aligned-table renderer and cell formatting.
 //!
@@ -18,6 +19,7 @@ mod permission;
 mod role;
 mod table;
 mod token;
+mod usage;
 mod user;
 mod verify;
 mod workspace;

@@ -1,4 +1,4 @@
-//! `keyward token …`: create, list, get, update, activate, revoke, delete.
+//! `keyward token …`: create, list, get, update, activate, revoke, delete, usage.
 
 use anyhow::bail;
 use chrono::{DateTime, Duration, Utc};
@@ -40,6 +40,8 @@ pub enum TokenCmd {
         /// Token id (`tok_…`).
         id: TokenId,
     },
+    /// Show a token's usage: requests per hour or day, codes, addresses and endpoints.
+    Usage(super::usage::UsageArgs),
 }
 
 /// `token create`.
@@ -207,6 +209,7 @@ pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
             client.delete_token(id).await?;
             ctx.done(&format!("Deleted token {id}."))
         }
+        TokenCmd::Usage(a) => super::usage::run(a, ctx).await,
     }
 }
 
@@ -300,6 +303,7 @@ pub(crate) fn details(tok: &TokenView) -> Table {
         ),
         ("metadata", tok.metadata.to_string()),
         ("start", format!("{}…", tok.start)),
+        ("last used", super::usage::last_used(tok)),
         ("not before", table::time(tok.not_before)),
         ("expires at", table::time(tok.expires_at)),
         ("ip allowlist", table::ips(&tok.ip_allowlist, "any")),

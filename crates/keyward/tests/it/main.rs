@@ -187,6 +187,25 @@ fn walk(server: &Server) -> String {
     assert!(!ok, "a refused verification exits non-zero");
     assert!(out.contains("INSUFFICIENT_PERMISSIONS"), "{out}");
 
+    // Both verifications are usage records, written a moment later by the batch writer.
+    let mut usage = serde_json::Value::Null;
+    for _ in 0..100 {
+        usage = json(server, &["token", "usage", &token_id]);
+        if usage["total"] == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(usage["total"], 2, "{usage}");
+    assert_eq!(usage["codes"]["INSUFFICIENT_PERMISSIONS"], 1, "{usage}");
+    let (ok, summary, _) = cli(
+        server,
+        &["token", "usage", &token_id, "--granularity", "day"],
+    );
+    assert!(ok);
+    assert!(summary.contains("VALID 1"), "{summary}");
+    assert!(summary.contains("(by day)"), "{summary}");
+
     // The human table lists the token without its secret.
     let (ok, table, _) = cli(server, &["token", "list"]);
     assert!(ok);
