@@ -24,6 +24,7 @@
 //!
 //! The bearer token is never part of an error or of `Debug` output.
 
+mod audit;
 pub mod client;
 pub mod error;
 mod permission;

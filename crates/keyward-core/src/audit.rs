@@ -223,7 +223,9 @@ pub fn check_chain<'a>(
             });
         }
         if e.prev_hash != hash {
-            return Err(broken("its previous-hash does not match the event before it"));
+            return Err(broken(
+                "its previous-hash does not match the event before it",
+            ));
         }
         if chain_hash(&e.prev_hash, e.seq, &e.draft) != e.hash {
             return Err(broken("its content does not match its hash"));
@@ -232,6 +234,102 @@ pub fn check_chain<'a>(
         hash = e.hash.clone();
     }
     Ok((seq, hash))
+}
+
+/// An event as the API shows it (`GET /v1/audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEventView {
+    /// Its number in the workspace's chain.
+    pub seq: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: Actor,
+    /// What.
+    pub action: String,
+    /// The kind of object.
+    pub target_kind: String,
+    /// The object's id.
+    pub target_id: String,
+    /// The object before (JSON), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    /// The object after (JSON), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+    /// The source address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Occurrences this event stands for.
+    pub count: u32,
+    /// The previous event's hash.
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+}
+
+impl From<&AuditEvent> for AuditEventView {
+    fn from(e: &AuditEvent) -> Self {
+        let json = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str(t).ok());
+        Self {
+            seq: e.seq,
+            at: e.draft.at,
+            actor: e.draft.actor,
+            action: e.draft.action.clone(),
+            target_kind: e.draft.target_kind.clone(),
+            target_id: e.draft.target_id.clone(),
+            before: json(&e.draft.before),
+            after: json(&e.draft.after),
+            ip: e.draft.ip.clone(),
+            count: e.draft.count,
+            prev_hash: e.prev_hash.clone(),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+/// The query of `GET /v1/audit`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only events by this token or user (`tok_…`, `usr_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Only events about or by this token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Only this action, or a family (`token.*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// From this instant (RFC 3339), inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    /// Until this instant (RFC 3339), exclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+    /// `asc` (oldest first, the default) or `desc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// Events per page (1–1000, default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// The answer of `GET /v1/audit/verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Whether the whole chain checks.
+    pub intact: bool,
+    /// Events checked before the first break (all, when intact).
+    pub events_checked: u64,
+    /// The number the chain head records for the last event.
+    pub head_seq: i64,
+    /// The first broken event, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_broken: Option<ChainBreak>,
 }
 
 #[cfg(test)]

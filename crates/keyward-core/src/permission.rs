@@ -233,6 +233,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("keyward.tokens:write", "Change and activate tokens"),
     ("keyward.tokens:revoke", "Revoke tokens"),
     ("keyward.tokens:delete", "Delete tokens"),
+    ("keyward.audit:read", "Read and verify the audit trail"),
     (
         "keyward.security:approve",
         "Approve or reject security changes of others",

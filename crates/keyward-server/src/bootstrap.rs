@@ -4,6 +4,7 @@
 //! Used on a fresh store (the operator's workspace) and by `POST /v1/workspaces`.
 
 use keyward_core::api::{CreatedWorkspace, TokenView};
+use keyward_core::audit::{Actor, AuditDraft};
 use keyward_core::model::{
     Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace, WorkspaceSettings,
 };
@@ -24,6 +25,8 @@ pub async fn create_workspace(
     name: &str,
     settings: WorkspaceSettings,
     operator: bool,
+    by: Actor,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<CreatedWorkspace, ApiError> {
     validate::settings(&settings)?;
     let rng = &mut rand_core::OsRng;
@@ -91,7 +94,24 @@ pub async fn create_workspace(
         user,
         token,
     };
-    state.store.bootstrap_workspace(&bootstrap).await?;
+    // The new workspace's trail starts with its creation (by the operator, or by keyward
+    // itself on a fresh database), listing what it was created with.
+    let audit = AuditDraft::new(
+        bootstrap.workspace.id,
+        now,
+        by,
+        "workspace.created",
+        "workspace",
+        bootstrap.workspace.id.to_string(),
+    )
+    .ip(ip)
+    .after(&serde_json::json!({
+        "workspace": &bootstrap.workspace,
+        "admin_role": &bootstrap.role,
+        "admin_user": &bootstrap.user,
+        "admin_token": TokenView::of(&bootstrap.token, now),
+    }));
+    state.store.bootstrap_workspace(&bootstrap, &audit).await?;
     tracing::info!(workspace = %bootstrap.workspace.id, operator, "workspace created");
     Ok(CreatedWorkspace {
         admin_token: keyward_core::api::CreatedToken {

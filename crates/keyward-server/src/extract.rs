@@ -19,6 +19,7 @@ use serde_json::error::Category;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
+use keyward_core::audit::{Actor, AuditDraft};
 use keyward_core::decision::IpLevel;
 
 /// A JSON body; a bad one is a 400 (syntax) or 422 (shape) problem that never echoes values.
@@ -210,6 +211,31 @@ impl Caller {
                 "this action needs a token whose role has workspace scope",
             )),
         }
+    }
+
+    /// Who the caller is, for the audit trail: its token, acting for its owner.
+    pub fn actor(&self) -> Actor {
+        Actor::token(self.token.token_id, self.token.owner_id)
+    }
+
+    /// The audit event of a change this caller makes in its workspace, from its address.
+    pub fn audit(
+        &self,
+        state: &AppState,
+        action: &str,
+        target_kind: &str,
+        target_id: impl Into<String>,
+    ) -> AuditDraft {
+        let ws = self.workspace_id();
+        AuditDraft::new(
+            ws,
+            state.now(),
+            self.actor(),
+            action,
+            target_kind,
+            target_id,
+        )
+        .ip(self.ip)
     }
 
     /// The caller's workspace.

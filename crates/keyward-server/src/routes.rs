@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::users::routes())
         .merge(admin::roles::routes())
         .merge(admin::permissions::routes())
+        .merge(admin::audit::routes())
         .merge(admin::tokens::routes())
         .merge(admin::usage::routes())
         .fallback(not_found)

@@ -111,6 +111,8 @@ impl Application {
                 "Default",
                 WorkspaceSettings::default(),
                 true,
+                keyward_core::audit::Actor::SYSTEM,
+                None,
             )
             .await
             .map_err(StartupError::Bootstrap)?;

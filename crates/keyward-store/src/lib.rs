@@ -16,6 +16,7 @@
 //! - [`sqlite`], [`postgres`]: connection, pool and migrations per backend.
 //! - `migrate`: the embedded migration runner.
 
+pub mod audit;
 pub mod error;
 #[macro_use]
 mod sql;
@@ -28,6 +29,7 @@ pub mod usage;
 
 use std::sync::Arc;
 
+pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
 pub use page::{Cursor, PageRequest};
 pub use traits::{

@@ -19,6 +19,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "access_policy",
         sql: include_str!("../migrations/sqlite/0002_access_policy.sql"),
     },
+    Migration {
+        version: 3,
+        name: "audit",
+        sql: include_str!("../migrations/sqlite/0003_audit.sql"),
+    },
     // Versions need not be contiguous: every version not yet recorded is applied.
     Migration {
         version: 4,
@@ -37,6 +42,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 2,
         name: "access_policy",
         sql: include_str!("../migrations/postgres/0002_access_policy.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "audit",
+        sql: include_str!("../migrations/postgres/0003_audit.sql"),
     },
     // Versions need not be contiguous: every version not yet recorded is applied.
     Migration {

@@ -66,6 +66,7 @@ fn unavailable(e: sqlx::Error) -> StoreError {
 }
 
 sql_store!(PgStore, sqlx::postgres::PgRow);
+audit_store!(PgStore, sqlx::postgres::PgRow);
 usage_store!(PgStore, sqlx::postgres::PgRow, roll_up_postgres);
 
 #[async_trait::async_trait]

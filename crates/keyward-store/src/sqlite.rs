@@ -40,6 +40,7 @@ impl SqliteStore {
 }
 
 sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+audit_store!(SqliteStore, sqlx::sqlite::SqliteRow);
 usage_store!(SqliteStore, sqlx::sqlite::SqliteRow, roll_up_sqlite);
 
 #[async_trait::async_trait]

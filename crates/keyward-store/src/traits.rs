@@ -1,9 +1,12 @@
 //! The capability traits. Each is small and async; the server holds one `Arc<dyn Store>`.
 //! Every read and write of a workspace's objects takes the workspace id, so one workspace can
-//! never reach another's rows through the store.
+//! never reach another's rows through the store. Every mutation takes the [`AuditDraft`] of
+//! the change and appends it to the audit trail in the same transaction: a change is never
+//! stored without its event, nor an event without its change.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use keyward_core::audit::AuditDraft;
 use keyward_core::model::ShownStatus;
 use keyward_core::{
     CatalogueEntry, Permission, Role, RoleId, Token, TokenHash, TokenId, User, UserId, UserKind,
@@ -29,13 +32,13 @@ pub struct WorkspaceBootstrap {
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
     /// Creates a workspace with its admin role, user and token, in one transaction.
-    async fn bootstrap_workspace(&self, b: &WorkspaceBootstrap) -> Result<()>;
+    async fn bootstrap_workspace(&self, b: &WorkspaceBootstrap, audit: &AuditDraft) -> Result<()>;
     /// One workspace.
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;
     /// All workspaces, by creation.
     async fn list_workspaces(&self, page: &PageRequest) -> Result<Vec<Workspace>>;
     /// Replaces a workspace's name and settings.
-    async fn update_workspace(&self, ws: &Workspace) -> Result<()>;
+    async fn update_workspace(&self, ws: &Workspace, audit: &AuditDraft) -> Result<()>;
     /// How many workspaces exist (zero on a fresh store).
     async fn count_workspaces(&self) -> Result<u64>;
 }
@@ -55,7 +58,7 @@ pub struct UserFilter {
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Inserts a user. `EMAIL_TAKEN` when the e-mail is in use in the workspace.
-    async fn create_user(&self, user: &User) -> Result<()>;
+    async fn create_user(&self, user: &User, audit: &AuditDraft) -> Result<()>;
     /// One user of a workspace.
     async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>>;
     /// A page of a workspace's users.
@@ -66,24 +69,24 @@ pub trait UserStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Vec<User>>;
     /// Replaces a user's mutable fields.
-    async fn update_user(&self, user: &User) -> Result<()>;
+    async fn update_user(&self, user: &User, audit: &AuditDraft) -> Result<()>;
     /// Deletes a user. `USER_HAS_TOKENS` while it owns tokens.
-    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<()>;
+    async fn delete_user(&self, ws: WorkspaceId, id: UserId, audit: &AuditDraft) -> Result<()>;
 }
 
 /// Roles.
 #[async_trait]
 pub trait RoleStore: Send + Sync {
     /// Inserts a role. `NAME_TAKEN` when the name is in use in the workspace.
-    async fn create_role(&self, role: &Role) -> Result<()>;
+    async fn create_role(&self, role: &Role, audit: &AuditDraft) -> Result<()>;
     /// One role of a workspace.
     async fn role(&self, ws: WorkspaceId, id: RoleId) -> Result<Option<Role>>;
     /// A page of a workspace's roles.
     async fn list_roles(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Role>>;
     /// Replaces a role's mutable fields.
-    async fn update_role(&self, role: &Role) -> Result<()>;
+    async fn update_role(&self, role: &Role, audit: &AuditDraft) -> Result<()>;
     /// Deletes a role. `ROLE_IN_USE` while a user or token refers to it.
-    async fn delete_role(&self, ws: WorkspaceId, id: RoleId) -> Result<()>;
+    async fn delete_role(&self, ws: WorkspaceId, id: RoleId, audit: &AuditDraft) -> Result<()>;
 }
 
 /// The permission catalogue (the workspace's own entries; built-ins are added by
@@ -93,9 +96,19 @@ pub trait CatalogueStore: Send + Sync {
     /// The workspace's own entries, sorted.
     async fn catalogue(&self, ws: WorkspaceId) -> Result<Vec<CatalogueEntry>>;
     /// Adds an entry or changes its description. Returns whether it was new.
-    async fn put_permission(&self, ws: WorkspaceId, entry: &CatalogueEntry) -> Result<bool>;
+    async fn put_permission(
+        &self,
+        ws: WorkspaceId,
+        entry: &CatalogueEntry,
+        audit: &AuditDraft,
+    ) -> Result<bool>;
     /// Removes an entry.
-    async fn delete_permission(&self, ws: WorkspaceId, permission: &Permission) -> Result<()>;
+    async fn delete_permission(
+        &self,
+        ws: WorkspaceId,
+        permission: &Permission,
+        audit: &AuditDraft,
+    ) -> Result<()>;
 }
 
 /// Which tokens to list.
@@ -115,7 +128,7 @@ pub struct TokenFilter {
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Inserts a token.
-    async fn create_token(&self, token: &Token) -> Result<()>;
+    async fn create_token(&self, token: &Token, audit: &AuditDraft) -> Result<()>;
     /// One token of a workspace.
     async fn token(&self, ws: WorkspaceId, id: TokenId) -> Result<Option<Token>>;
     /// The token with this secret hash, in any workspace.
@@ -129,9 +142,9 @@ pub trait TokenStore: Send + Sync {
     ) -> Result<Vec<Token>>;
     /// Replaces a token's mutable fields. Revocation is final: once stored as revoked, a
     /// token stays revoked (with its first `revoked_at`) whatever a later update says.
-    async fn update_token(&self, token: &Token) -> Result<()>;
+    async fn update_token(&self, token: &Token, audit: &AuditDraft) -> Result<()>;
     /// Deletes a token.
-    async fn delete_token(&self, ws: WorkspaceId, id: TokenId) -> Result<()>;
+    async fn delete_token(&self, ws: WorkspaceId, id: TokenId, audit: &AuditDraft) -> Result<()>;
 }
 
 /// What the decision needs about one token, fetched together on a cache miss.
@@ -158,6 +171,7 @@ pub trait Store:
     + CatalogueStore
     + TokenStore
     + crate::UsageStore
+    + crate::AuditStore
     + Send
     + Sync
 {

@@ -2,6 +2,7 @@
 //! keyward token), checks its `keyward.*` permission, works only inside the caller's
 //! workspace, and invalidates the cache entries its change affects.
 
+pub mod audit;
 pub mod permissions;
 pub mod roles;
 pub mod tokens;

@@ -59,9 +59,25 @@ async fn upsert(
         description: validate::description(&req.description, "description")?,
         builtin: false,
     };
+    let ws = caller.workspace_id();
+    let before = state
+        .store
+        .catalogue(ws)
+        .await?
+        .into_iter()
+        .find(|e| e.permission == entry.permission);
+    let mut audit = caller.audit(
+        &state,
+        "permission.put",
+        "permission",
+        entry.permission.as_str(),
+    );
+    if let Some(b) = &before {
+        audit = audit.before(b);
+    }
     let created = state
         .store
-        .put_permission(caller.workspace_id(), &entry)
+        .put_permission(ws, &entry, &audit.after(&entry))
         .await?;
     // Effective permission lists are computed against the catalogue.
     state.cache.invalidate_workspace(caller.workspace_id());
@@ -91,7 +107,11 @@ async fn remove(
     }
     state
         .store
-        .delete_permission(ws, &p)
+        .delete_permission(
+            ws,
+            &p,
+            &caller.audit(&state, "permission.deleted", "permission", p.as_str()),
+        )
         .await
         .map_err(|e| match e {
             keyward_store::StoreError::NotFound => ApiError::NotFound("permission"),

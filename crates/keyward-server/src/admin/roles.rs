@@ -64,7 +64,8 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_role(&role).await?;
+    let audit = caller.audit(&state, "role.created", "role", role.id.to_string());
+    state.store.create_role(&role, &audit.after(&role)).await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -114,6 +115,9 @@ async fn update(
     caller.require("keyward.roles:write")?;
     caller.require_workspace_scope()?;
     let mut role = find(&state, &caller, &id).await?;
+    let audit = caller
+        .audit(&state, "role.updated", "role", role.id.to_string())
+        .before(&role);
     // Changing (or deleting) a role one does not fully hold would be escalation by other means.
     let cat = catalogue(&state, role.workspace_id).await?;
     ensure_no_escalation(&caller, &role.permissions, None, &cat)?;
@@ -138,7 +142,7 @@ async fn update(
             .transpose()?;
     }
     role.updated_at = state.now();
-    state.store.update_role(&role).await?;
+    state.store.update_role(&role, &audit.after(&role)).await?;
     state.cache.invalidate_role(role.id);
     Ok(Json(role))
 }
@@ -153,7 +157,13 @@ async fn remove(
     let role = find(&state, &caller, &id).await?;
     let cat = catalogue(&state, role.workspace_id).await?;
     ensure_no_escalation(&caller, &role.permissions, None, &cat)?;
-    state.store.delete_role(role.workspace_id, role.id).await?;
+    let audit = caller
+        .audit(&state, "role.deleted", "role", role.id.to_string())
+        .before(&role);
+    state
+        .store
+        .delete_role(role.workspace_id, role.id, &audit)
+        .await?;
     state.cache.invalidate_role(role.id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -108,7 +108,10 @@ async fn create(
         updated_at: now,
         revoked_at: None,
     };
-    state.store.create_token(&token).await?;
+    let audit = caller
+        .audit(&state, "token.created", "token", token.id.to_string())
+        .after(&TokenView::of(&token, now));
+    state.store.create_token(&token, &audit).await?;
     state.cache.forget_unknown(&hash);
     tracing::info!(token = %token.id, owner = %owner.id, by = %caller.token.token_id, "token created");
     Ok((
@@ -291,6 +294,9 @@ async fn update(
 ) -> Result<Json<TokenView>, ApiError> {
     caller.require("keyward.tokens:write")?;
     let mut token = visible(&state, &caller, &id).await?;
+    let audit = caller
+        .audit(&state, "token.updated", "token", token.id.to_string())
+        .before(&TokenView::of(&token, state.now()));
     let ws_id = caller.workspace_id();
     let cat = catalogue(&state, ws_id).await?;
     ensure_holds(&state, &caller, &token, &cat).await?;
@@ -378,7 +384,8 @@ async fn update(
         }
     }
     token.updated_at = now;
-    state.store.update_token(&token).await?;
+    let audit = audit.after(&TokenView::of(&token, now));
+    state.store.update_token(&token, &audit).await?;
     state.cache.invalidate_token(token.id);
     Ok(Json(TokenView::of(&token, now)))
 }
@@ -403,9 +410,13 @@ async fn activate(
         TokenStatus::Active => return Ok(Json(TokenView::of(&token, now))),
         TokenStatus::Pending => {}
     }
+    let audit = caller
+        .audit(&state, "token.activated", "token", token.id.to_string())
+        .before(&TokenView::of(&token, now));
     token.status = TokenStatus::Active;
     token.updated_at = now;
-    state.store.update_token(&token).await?;
+    let audit = audit.after(&TokenView::of(&token, now));
+    state.store.update_token(&token, &audit).await?;
     state.cache.invalidate_token(token.id);
     Ok(Json(TokenView::of(&token, now)))
 }
@@ -419,10 +430,14 @@ async fn revoke(
     let mut token = visible(&state, &caller, &id).await?;
     let now = state.now();
     if token.status != TokenStatus::Revoked {
+        let audit = caller
+            .audit(&state, "token.revoked", "token", token.id.to_string())
+            .before(&TokenView::of(&token, now));
         token.status = TokenStatus::Revoked;
         token.revoked_at = Some(now);
         token.updated_at = now;
-        state.store.update_token(&token).await?;
+        let audit = audit.after(&TokenView::of(&token, now));
+        state.store.update_token(&token, &audit).await?;
         state.cache.invalidate_token(token.id);
         tracing::info!(token = %token.id, by = %caller.token.token_id, "token revoked");
     }
@@ -436,9 +451,12 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     caller.require("keyward.tokens:delete")?;
     let token = visible(&state, &caller, &id).await?;
+    let audit = caller
+        .audit(&state, "token.deleted", "token", token.id.to_string())
+        .before(&TokenView::of(&token, state.now()));
     state
         .store
-        .delete_token(token.workspace_id, token.id)
+        .delete_token(token.workspace_id, token.id, &audit)
         .await?;
     state.cache.invalidate_token(token.id);
     tracing::info!(token = %token.id, by = %caller.token.token_id, "token deleted");

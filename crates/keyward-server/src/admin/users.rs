@@ -48,7 +48,8 @@ async fn create(
         updated_at: now,
     };
     check_role(&state, &caller, ws, user.kind, user.role_id).await?;
-    state.store.create_user(&user).await?;
+    let audit = caller.audit(&state, "user.created", "user", user.id.to_string());
+    state.store.create_user(&user, &audit.after(&user)).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -158,6 +159,9 @@ async fn update(
     caller.require("keyward.users:write")?;
     caller.require_workspace_scope()?;
     let mut user = visible(&state, &caller, &id).await?;
+    let audit = caller
+        .audit(&state, "user.updated", "user", user.id.to_string())
+        .before(&user);
     ensure_holds_role(&state, &caller, &user).await?;
     if let Some(name) = &patch.name {
         user.name = validate::name(name, "name")?;
@@ -188,7 +192,7 @@ async fn update(
         user.disabled = disabled;
     }
     user.updated_at = state.now();
-    state.store.update_user(&user).await?;
+    state.store.update_user(&user, &audit.after(&user)).await?;
     state.cache.invalidate_user(user.id);
     Ok(Json(user))
 }
@@ -208,7 +212,13 @@ async fn remove(
             "a token cannot delete its own owner",
         ));
     }
-    state.store.delete_user(user.workspace_id, user.id).await?;
+    let audit = caller
+        .audit(&state, "user.deleted", "user", user.id.to_string())
+        .before(&user);
+    state
+        .store
+        .delete_user(user.workspace_id, user.id, &audit)
+        .await?;
     state.cache.invalidate_user(user.id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -45,6 +45,9 @@ async fn update(
     caller.require("keyward.workspace:write")?;
     caller.require_workspace_scope()?;
     let mut ws = own(&state, &caller).await?;
+    let audit = caller
+        .audit(&state, "workspace.updated", "workspace", ws.id.to_string())
+        .before(&ws);
     if let Some(name) = &patch.name {
         ws.name = validate::name(name, "name")?;
     }
@@ -59,7 +62,7 @@ async fn update(
         ));
     }
     ws.updated_at = state.now();
-    state.store.update_workspace(&ws).await?;
+    state.store.update_workspace(&ws, &audit.after(&ws)).await?;
     state.cache.invalidate_workspace(ws.id);
     Ok(Json(ws))
 }
@@ -89,7 +92,15 @@ async fn create(
         Some(p) => patch_settings(WorkspaceSettings::default(), p)?,
         None => WorkspaceSettings::default(),
     };
-    let created = create_workspace(&state, &req.name, settings, false).await?;
+    let created = create_workspace(
+        &state,
+        &req.name,
+        settings,
+        false,
+        caller.actor(),
+        caller.ip,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod audit;
 mod lifecycle;
 mod policy;
 mod secrecy;

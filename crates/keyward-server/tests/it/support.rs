@@ -316,3 +316,17 @@ pub fn problem_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> keyward_core
         Ok(v) => panic!("expected an error, got {v:?}"),
     }
 }
+
+/// Runs SQL on the test's database behind the application's back (to tamper with it).
+pub async fn raw_sql(app: &TestApp, sql: &str) {
+    use sqlx::Connection as _;
+    let db = &app.config.database;
+    if db.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let sql = format!("SET search_path TO \"{}\"; {sql}", db.schema);
+        sqlx::raw_sql(&sql).execute(&mut conn).await.unwrap();
+    }
+}

@@ -1,10 +1,13 @@
 //! The SQL shared by both backends. Both accept `$n` placeholders and the same DML, so the
 //! trait implementations are written once, in `sql_store!`, and instantiated by
 //! `sqlite.rs` and `postgres.rs` with their pool and row types; usage, likewise, in
-//! `usage_store!` (`usage_impl.rs`). Helpers here convert between
+//! `usage_store!` (`usage_impl.rs`); the audit trail in `audit_store!` and
+//! `append_audit!` (`audit_impl.rs`). Helpers here convert between
 //! domain values and column values.
 
 mod codec;
+#[macro_use]
+mod audit_impl;
 #[macro_use]
 mod store_impl;
 #[macro_use]

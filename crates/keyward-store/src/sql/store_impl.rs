@@ -8,6 +8,7 @@ macro_rules! sql_store {
         mod shared_sql {
         use super::$store;
         use async_trait::async_trait;
+        use keyward_core::audit::AuditDraft;
         use keyward_core::model::ShownStatus;
         use keyward_core::{
             CatalogueEntry, Permission, Role, RoleId, Token, TokenHash, TokenId, User, UserId,
@@ -129,6 +130,16 @@ macro_rules! sql_store {
             Filter::new("workspace_id", Arg::Text(ws.uuid().to_string()))
         }
 
+        /// Appends the change's audit event and commits: both or neither.
+        async fn commit(
+            mut tx: sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+            audit: &AuditDraft,
+        ) -> Result<()> {
+            append_audit!(tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         fn one<T>(mut rows: Vec<T>) -> Option<T> {
             rows.pop()
         }
@@ -237,7 +248,11 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl WorkspaceStore for $store {
-            async fn bootstrap_workspace(&self, b: &WorkspaceBootstrap) -> Result<()> {
+            async fn bootstrap_workspace(
+                &self,
+                b: &WorkspaceBootstrap,
+                audit: &AuditDraft,
+            ) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 let ws = &b.workspace;
                 sqlx::query(
@@ -255,6 +270,7 @@ macro_rules! sql_store {
                 insert_role!(&mut *tx, b.role)?;
                 insert_user!(&mut *tx, b.user)?;
                 insert_token!(&mut *tx, b.token)?;
+                append_audit!(tx, audit)?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -270,7 +286,8 @@ macro_rules! sql_store {
                 select(self, head, Filter::default().page(page), workspace_row).await
             }
 
-            async fn update_workspace(&self, ws: &Workspace) -> Result<()> {
+            async fn update_workspace(&self, ws: &Workspace, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE workspaces SET name = $1, settings = $2, updated_at = $3 WHERE id = $4",
                 )
@@ -278,9 +295,10 @@ macro_rules! sql_store {
                 .bind(sql::to_json(&ws.settings)?)
                 .bind(sql::ms(ws.updated_at))
                 .bind(ws.id.uuid().to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
 
             async fn count_workspaces(&self) -> Result<u64> {
@@ -294,9 +312,10 @@ macro_rules! sql_store {
 
         #[async_trait]
         impl UserStore for $store {
-            async fn create_user(&self, user: &User) -> Result<()> {
-                insert_user!(&self.pool, user)?;
-                Ok(())
+            async fn create_user(&self, user: &User, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                insert_user!(&mut *tx, user)?;
+                commit(tx, audit).await
             }
 
             async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>> {
@@ -326,7 +345,8 @@ macro_rules! sql_store {
                 select(self, head, f.page(page), user_row).await
             }
 
-            async fn update_user(&self, u: &User) -> Result<()> {
+            async fn update_user(&self, u: &User, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE users SET name = $1, email = $2, role_id = $3, disabled = $4, \
                      updated_at = $5 WHERE workspace_id = $6 AND id = $7",
@@ -338,34 +358,44 @@ macro_rules! sql_store {
                 .bind(sql::ms(u.updated_at))
                 .bind(u.workspace_id.uuid().to_string())
                 .bind(u.id.uuid().to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, EMAIL_TAKEN))?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
 
-            async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<()> {
-                // One statement, no read-then-write transaction: on SQLite such a transaction
-                // fails at once with "database is locked" while another connection writes. The
-                // foreign key from tokens.owner_id refuses the delete while tokens exist; another
-                // workspace's user matches no row and is simply not found.
+            async fn delete_user(
+                &self,
+                ws: WorkspaceId,
+                id: UserId,
+                audit: &AuditDraft,
+            ) -> Result<()> {
+                // The delete is the transaction's first statement, no read before it: on SQLite
+                // a read-then-write transaction fails at once with "database is locked" while
+                // another connection writes. The foreign key from tokens.owner_id refuses the
+                // delete while tokens exist; another workspace's user matches no row and is
+                // simply not found.
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM users WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| {
                         in_use(e, "USER_HAS_TOKENS", "the user owns tokens: delete them first")
                     })?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
         }
 
         #[async_trait]
         impl RoleStore for $store {
-            async fn create_role(&self, role: &Role) -> Result<()> {
-                insert_role!(&self.pool, role)?;
-                Ok(())
+            async fn create_role(&self, role: &Role, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                insert_role!(&mut *tx, role)?;
+                commit(tx, audit).await
             }
 
             async fn role(&self, ws: WorkspaceId, id: RoleId) -> Result<Option<Role>> {
@@ -380,7 +410,8 @@ macro_rules! sql_store {
                 select(self, head, ws_filter(ws).page(page), role_row).await
             }
 
-            async fn update_role(&self, r: &Role) -> Result<()> {
+            async fn update_role(&self, r: &Role, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE roles SET name = $1, description = $2, scope = $3, permissions = $4, \
                      updated_at = $5, ip_allowlist = $8, rate_limit = $9 \
@@ -395,22 +426,30 @@ macro_rules! sql_store {
                 .bind(r.id.uuid().to_string())
                 .bind(sql::to_json(&r.ip_allowlist)?)
                 .bind(r.rate_limit_per_minute.map(i64::from))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
 
-            async fn delete_role(&self, ws: WorkspaceId, id: RoleId) -> Result<()> {
+            async fn delete_role(
+                &self,
+                ws: WorkspaceId,
+                id: RoleId,
+                audit: &AuditDraft,
+            ) -> Result<()> {
                 // As `delete_user`: the foreign keys from users.role_id and tokens.role_id
                 // refuse the delete while the role is in use.
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM roles WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(|e| in_use(e, "ROLE_IN_USE", "users or tokens use this role"))?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
         }
 
@@ -429,7 +468,12 @@ macro_rules! sql_store {
                 Ok(entries)
             }
 
-            async fn put_permission(&self, ws: WorkspaceId, e: &CatalogueEntry) -> Result<bool> {
+            async fn put_permission(
+                &self,
+                ws: WorkspaceId,
+                e: &CatalogueEntry,
+                audit: &AuditDraft,
+            ) -> Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 let existed = sqlx::query(
                     "UPDATE permissions SET description = $1 \
@@ -450,7 +494,7 @@ macro_rules! sql_store {
                     .bind(ws.uuid().to_string())
                     .bind(e.permission.as_str())
                     .bind(&e.description)
-                    .bind(chrono::Utc::now().timestamp_millis())
+                    .bind(audit.at.timestamp_millis())
                     .execute(&mut *tx)
                     .await
                     .map_err(|err| {
@@ -460,27 +504,35 @@ macro_rules! sql_store {
                         )
                     })?;
                 }
-                tx.commit().await?;
+                commit(tx, audit).await?;
                 Ok(!existed)
             }
 
-            async fn delete_permission(&self, ws: WorkspaceId, p: &Permission) -> Result<()> {
+            async fn delete_permission(
+                &self,
+                ws: WorkspaceId,
+                p: &Permission,
+                audit: &AuditDraft,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "DELETE FROM permissions WHERE workspace_id = $1 AND permission = $2",
                 )
                 .bind(ws.uuid().to_string())
                 .bind(p.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
         }
 
         #[async_trait]
         impl TokenStore for $store {
-            async fn create_token(&self, token: &Token) -> Result<()> {
-                insert_token!(&self.pool, token)?;
-                Ok(())
+            async fn create_token(&self, token: &Token, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                insert_token!(&mut *tx, token)?;
+                commit(tx, audit).await
             }
 
             async fn token(&self, ws: WorkspaceId, id: TokenId) -> Result<Option<Token>> {
@@ -526,7 +578,8 @@ macro_rules! sql_store {
                 select(self, head, f.page(page), token_row).await
             }
 
-            async fn update_token(&self, t: &Token) -> Result<()> {
+            async fn update_token(&self, t: &Token, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     // Revocation is final: a write that read the token before a concurrent
                     // revoke must not bring it back.
@@ -551,18 +604,26 @@ macro_rules! sql_store {
                 .bind(sql::to_json(&t.ip_allowlist)?)
                 .bind(t.internal_only)
                 .bind(t.rate_limit_per_minute.map(i64::from))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
 
-            async fn delete_token(&self, ws: WorkspaceId, id: TokenId) -> Result<()> {
+            async fn delete_token(
+                &self,
+                ws: WorkspaceId,
+                id: TokenId,
+                audit: &AuditDraft,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM tokens WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
         }
         }

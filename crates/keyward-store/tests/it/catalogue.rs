@@ -16,17 +16,17 @@ async fn catalogue_put_list_delete(store: Arc<dyn Store>) {
     assert!(store.catalogue(ws).await.unwrap().is_empty());
 
     assert!(store
-        .put_permission(ws, &entry("orders:read", "Read orders"))
+        .put_permission(ws, &entry("orders:read", "Read orders"), &ev(&ws))
         .await
         .unwrap());
     // Only the description changes: not new.
     assert!(!store
-        .put_permission(ws, &entry("orders:read", "Read all orders"))
+        .put_permission(ws, &entry("orders:read", "Read all orders"), &ev(&ws))
         .await
         .unwrap());
     // Nothing changes at all: still not new.
     assert!(!store
-        .put_permission(ws, &entry("orders:read", "Read all orders"))
+        .put_permission(ws, &entry("orders:read", "Read all orders"), &ev(&ws))
         .await
         .unwrap());
     assert_eq!(
@@ -49,7 +49,7 @@ async fn catalogue_put_list_delete(store: Arc<dyn Store>) {
     ];
     for name in names {
         let new = store
-            .put_permission(ws, &entry(name, &format!("about {name}")))
+            .put_permission(ws, &entry(name, &format!("about {name}")), &ev(&ws))
             .await
             .unwrap();
         assert!(new, "{name} was new");
@@ -65,25 +65,25 @@ async fn catalogue_put_list_delete(store: Arc<dyn Store>) {
     assert!(got.iter().all(|e| !e.builtin));
 
     store
-        .delete_permission(ws, &permission("orders:read"))
+        .delete_permission(ws, &permission("orders:read"), &ev(&ws))
         .await
         .unwrap();
     expected.retain(|e| e.permission.as_str() != "orders:read");
     assert_eq!(store.catalogue(ws).await.unwrap(), expected);
     assert_not_found(
         store
-            .delete_permission(ws, &permission("orders:read"))
+            .delete_permission(ws, &permission("orders:read"), &ev(&ws))
             .await,
     );
     assert_not_found(
         store
-            .delete_permission(ws, &permission("never:added"))
+            .delete_permission(ws, &permission("never:added"), &ev(&ws))
             .await,
     );
 
     // A deleted permission can be added again, and is new again.
     assert!(store
-        .put_permission(ws, &entry("orders:read", "back"))
+        .put_permission(ws, &entry("orders:read", "back"), &ev(&ws))
         .await
         .unwrap());
 }
@@ -94,14 +94,14 @@ async fn catalogue_is_per_workspace(store: Arc<dyn Store>) {
     let (wa, wb) = (a.workspace.id, b.workspace.id);
 
     assert!(store
-        .put_permission(wa, &entry("orders:read", "A's"))
+        .put_permission(wa, &entry("orders:read", "A's"), &ev(&wa))
         .await
         .unwrap());
     assert!(store.catalogue(wb).await.unwrap().is_empty());
 
     // The same permission in B is new for B and leaves A's description alone.
     assert!(store
-        .put_permission(wb, &entry("orders:read", "B's"))
+        .put_permission(wb, &entry("orders:read", "B's"), &ev(&wb))
         .await
         .unwrap());
     assert_eq!(
@@ -111,12 +111,12 @@ async fn catalogue_is_per_workspace(store: Arc<dyn Store>) {
 
     // Deleting in B does not delete in A.
     store
-        .delete_permission(wb, &permission("orders:read"))
+        .delete_permission(wb, &permission("orders:read"), &ev(&wb))
         .await
         .unwrap();
     assert_not_found(
         store
-            .delete_permission(wb, &permission("orders:read"))
+            .delete_permission(wb, &permission("orders:read"), &ev(&wb))
             .await,
     );
     assert_eq!(

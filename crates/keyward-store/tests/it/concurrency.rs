@@ -19,15 +19,18 @@ async fn concurrent_deletes_and_writes_answer_cleanly(store: Arc<dyn Store>) {
     let mut cases = Vec::new();
     for i in 0..16 {
         let r = role(ws, &format!("role{i}"), RoleKind::Api);
-        store.create_role(&r).await.unwrap();
+        store.create_role(&r, &ev(&r)).await.unwrap();
         let mut u = user(ws, UserKind::Service, &format!("user{i}"));
         let busy = i % 2 == 0;
         if busy {
             u.role_id = Some(r.id);
         }
-        store.create_user(&u).await.unwrap();
+        store.create_user(&u, &ev(&u)).await.unwrap();
         if busy {
-            store.create_token(&token(&u, "held")).await.unwrap();
+            store
+                .create_token(&token(&u, "held"), &ev(&u))
+                .await
+                .unwrap();
         }
         cases.push((u, r, busy));
     }
@@ -36,15 +39,17 @@ async fn concurrent_deletes_and_writes_answer_cleanly(store: Arc<dyn Store>) {
     for (u, r, busy) in cases {
         let s = store.clone();
         tasks.spawn(async move {
-            let user_result = s.delete_user(ws, u.id).await;
-            let role_result = s.delete_role(ws, r.id).await;
+            let user_result = s.delete_user(ws, u.id, &ev(&ws)).await;
+            let role_result = s.delete_role(ws, r.id, &ev(&ws)).await;
             (busy, user_result, role_result)
         });
         // Meanwhile, other writes.
         let s = store.clone();
         let admin = b.user.clone();
         tasks.spawn(async move {
-            s.create_token(&token(&admin, "meanwhile")).await.unwrap();
+            s.create_token(&token(&admin, "meanwhile"), &ev(&admin))
+                .await
+                .unwrap();
             (false, Ok(()), Ok(()))
         });
     }

@@ -201,7 +201,7 @@ pub fn bootstrap(name: &str) -> WorkspaceBootstrap {
 pub async fn new_workspace(store: &Arc<dyn Store>, name: &str) -> WorkspaceBootstrap {
     let b = bootstrap(name);
     store
-        .bootstrap_workspace(&b)
+        .bootstrap_workspace(&b, &ev(&b))
         .await
         .expect("bootstrapping a workspace");
     b
@@ -215,4 +215,58 @@ pub fn any_token() -> TokenFilter {
         status: None,
         now: Utc::now(),
     }
+}
+
+/// Something that belongs to a workspace, so a test can audit a change of it.
+pub trait Workspaced {
+    /// The workspace.
+    fn ws(&self) -> WorkspaceId;
+}
+
+impl Workspaced for WorkspaceId {
+    fn ws(&self) -> WorkspaceId {
+        *self
+    }
+}
+impl Workspaced for Workspace {
+    fn ws(&self) -> WorkspaceId {
+        self.id
+    }
+}
+impl Workspaced for WorkspaceBootstrap {
+    fn ws(&self) -> WorkspaceId {
+        self.workspace.id
+    }
+}
+impl Workspaced for User {
+    fn ws(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+}
+impl Workspaced for Role {
+    fn ws(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+}
+impl Workspaced for Token {
+    fn ws(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+}
+impl<T: Workspaced> Workspaced for &T {
+    fn ws(&self) -> WorkspaceId {
+        (*self).ws()
+    }
+}
+
+/// The audit event of a change made by the system in `x`'s workspace.
+pub fn ev<T: Workspaced>(x: &T) -> keyward_core::audit::AuditDraft {
+    keyward_core::audit::AuditDraft::new(
+        x.ws(),
+        now(),
+        keyward_core::audit::Actor::SYSTEM,
+        "test.change",
+        "test",
+        "x",
+    )
 }

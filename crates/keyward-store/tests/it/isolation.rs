@@ -26,15 +26,15 @@ async fn tenant(store: &Arc<dyn Store>, name: &str) -> Tenant {
     let b = new_workspace(store, name).await;
     let ws = b.workspace.id;
     let r = role(ws, "integration", RoleKind::Api);
-    store.create_role(&r).await.unwrap();
+    store.create_role(&r, &ev(&r)).await.unwrap();
     let mut u = user(ws, UserKind::Service, "erp");
     u.email = Some("erp@example.com".into());
-    store.create_user(&u).await.unwrap();
+    store.create_user(&u, &ev(&u)).await.unwrap();
     let mut t = token(&u, "erp token");
     t.role_id = Some(r.id);
-    store.create_token(&t).await.unwrap();
+    store.create_token(&t, &ev(&t)).await.unwrap();
     store
-        .put_permission(ws, &entry("orders:read", "Read orders"))
+        .put_permission(ws, &entry("orders:read", "Read orders"), &ev(&ws))
         .await
         .unwrap();
     Tenant {
@@ -103,7 +103,10 @@ async fn objects_of_another_workspace_are_invisible(store: Arc<dyn Store>) {
     // An e-mail taken in A is free in B.
     let mut same_mail = user(wb, UserKind::Human, "namesake");
     same_mail.email = a.user.email.clone();
-    store.create_user(&same_mail).await.unwrap();
+    store
+        .create_user(&same_mail, &ev(&same_mail))
+        .await
+        .unwrap();
     assert_intact(&store, &a).await;
 }
 
@@ -117,38 +120,44 @@ async fn objects_of_another_workspace_cannot_be_changed(store: Arc<dyn Store>) {
     u.workspace_id = wb;
     u.name = "hijacked".into();
     u.disabled = true;
-    assert_not_found(store.update_user(&u).await);
+    assert_not_found(store.update_user(&u, &ev(&u)).await);
     let mut r = a.role.clone();
     r.workspace_id = wb;
     r.permissions = patterns(&["*"]);
-    assert_not_found(store.update_role(&r).await);
+    assert_not_found(store.update_role(&r, &ev(&r)).await);
     let mut t = a.token.clone();
     t.workspace_id = wb;
     t.status = TokenStatus::Revoked;
-    assert_not_found(store.update_token(&t).await);
+    assert_not_found(store.update_token(&t, &ev(&t)).await);
     assert_intact(&store, &a).await;
 
     // Deletes too, and they answer as for a missing object: no hint that it exists elsewhere
     // or is in use there (A's user owns a token, A's roles are held).
-    assert_not_found(store.delete_token(wb, a.token.id).await);
-    assert_not_found(store.delete_user(wb, a.user.id).await);
-    assert_not_found(store.delete_user(wb, a.b.user.id).await);
-    assert_not_found(store.delete_role(wb, a.role.id).await);
-    assert_not_found(store.delete_role(wb, a.b.role.id).await);
+    assert_not_found(store.delete_token(wb, a.token.id, &ev(&wb)).await);
+    assert_not_found(store.delete_user(wb, a.user.id, &ev(&wb)).await);
+    assert_not_found(store.delete_user(wb, a.b.user.id, &ev(&wb)).await);
+    assert_not_found(store.delete_role(wb, a.role.id, &ev(&wb)).await);
+    assert_not_found(store.delete_role(wb, a.b.role.id, &ev(&wb)).await);
     assert_not_found(
         store
-            .delete_permission(wb, &permission("orders:read"))
+            .delete_permission(wb, &permission("orders:read"), &ev(&wb))
             .await,
     );
     assert_intact(&store, &a).await;
 
     // An unused object of A is not deletable through B either.
     let unused_role = role(a.b.workspace.id, "unused", RoleKind::Api);
-    store.create_role(&unused_role).await.unwrap();
+    store
+        .create_role(&unused_role, &ev(&unused_role))
+        .await
+        .unwrap();
     let lone_user = user(a.b.workspace.id, UserKind::Human, "lone");
-    store.create_user(&lone_user).await.unwrap();
-    assert_not_found(store.delete_role(wb, unused_role.id).await);
-    assert_not_found(store.delete_user(wb, lone_user.id).await);
+    store
+        .create_user(&lone_user, &ev(&lone_user))
+        .await
+        .unwrap();
+    assert_not_found(store.delete_role(wb, unused_role.id, &ev(&wb)).await);
+    assert_not_found(store.delete_user(wb, lone_user.id, &ev(&wb)).await);
     let wa = a.b.workspace.id;
     assert_eq!(
         store.role(wa, unused_role.id).await.unwrap(),

@@ -10,7 +10,7 @@
 //! - `support`: the `conformance!` macro, per-backend set-up and clean-up, pagination and error
 //!   helpers.
 //! - `fixtures`: builders of domain objects, millisecond normalisation.
-//! - one module per area: `workspaces`, `users`, `roles`, `catalogue`, `tokens`,
+//! - one module per area: `audit` (the trail and its chain), `workspaces`, `users`, `roles`, `catalogue`, `tokens`,
 //!   `verification`, `isolation` (one workspace cannot see or change another's objects),
 //!   `round_trip` (timestamps, JSON), `concurrency` (writes from several connections) and
 //!   `usage` (usage batches, aggregates, last use, roll-up and pruning).
@@ -21,6 +21,7 @@
 mod support;
 mod fixtures;
 
+mod audit;
 mod catalogue;
 mod concurrency;
 mod isolation;

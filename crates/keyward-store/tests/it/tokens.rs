@@ -26,7 +26,7 @@ async fn tokens_round_trip(store: Arc<dyn Store>) {
     let b = new_workspace(&store, "Acme").await;
     let ws = b.workspace.id;
     let api = role(ws, "integration", RoleKind::Api);
-    store.create_role(&api).await.unwrap();
+    store.create_role(&api, &ev(&api)).await.unwrap();
 
     // Every optional field set.
     let (mut full, secret) = token_with_secret(&b.user, "ERP sync");
@@ -36,16 +36,16 @@ async fn tokens_round_trip(store: Arc<dyn Store>) {
     full.status = TokenStatus::Pending;
     full.not_before = Some(full.created_at + Duration::hours(1));
     full.expires_at = Some(full.created_at + Duration::days(90));
-    store.create_token(&full).await.unwrap();
+    store.create_token(&full, &ev(&full)).await.unwrap();
 
     // None of them.
     let bare = token(&b.user, "bare");
-    store.create_token(&bare).await.unwrap();
+    store.create_token(&bare, &ev(&bare)).await.unwrap();
 
     // A narrowing to nothing is not the absence of a narrowing.
     let mut nothing = token(&b.user, "narrowed to nothing");
     nothing.permissions = Some(Vec::new());
-    store.create_token(&nothing).await.unwrap();
+    store.create_token(&nothing, &ev(&nothing)).await.unwrap();
 
     for t in [&full, &bare, &nothing] {
         assert_eq!(
@@ -77,13 +77,13 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     let b = new_workspace(&store, "Acme").await;
     let ws = b.workspace.id;
     let api = role(ws, "integration", RoleKind::Api);
-    store.create_role(&api).await.unwrap();
+    store.create_role(&api, &ev(&api)).await.unwrap();
     let mut t = token(&b.user, "before");
     t.status = TokenStatus::Pending;
     t.expires_at = Some(t.created_at + Duration::days(30));
-    store.create_token(&t).await.unwrap();
+    store.create_token(&t, &ev(&t)).await.unwrap();
     let other = token(&b.user, "bystander");
-    store.create_token(&other).await.unwrap();
+    store.create_token(&other, &ev(&other)).await.unwrap();
 
     // Activate; give it a role, a narrowing, metadata and a not-before; rename.
     t.status = TokenStatus::Active;
@@ -93,7 +93,7 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     t.not_before = Some(t.created_at + Duration::minutes(5));
     t.name = "after".into();
     step(&mut t);
-    store.update_token(&t).await.unwrap();
+    store.update_token(&t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Access policy: an allowlist, internal-only, a rate limit.
@@ -102,7 +102,7 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     t.internal_only = true;
     t.rate_limit_per_minute = Some(30);
     step(&mut t);
-    store.update_token(&t).await.unwrap();
+    store.update_token(&t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Clear the narrowing, the role and the not-before; extend the expiry.
@@ -111,21 +111,21 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     t.not_before = None;
     t.expires_at = Some(t.created_at + Duration::days(365));
     step(&mut t);
-    store.update_token(&t).await.unwrap();
+    store.update_token(&t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Remove the expiry; narrow to nothing.
     t.expires_at = None;
     t.permissions = Some(Vec::new());
     step(&mut t);
-    store.update_token(&t).await.unwrap();
+    store.update_token(&t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Revoke.
     t.status = TokenStatus::Revoked;
     t.revoked_at = Some(now());
     step(&mut t);
-    store.update_token(&t).await.unwrap();
+    store.update_token(&t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
     assert_eq!(store.token_by_hash(&t.hash).await.unwrap(), Some(t.ms()));
 
@@ -135,7 +135,7 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     stale.status = TokenStatus::Active;
     stale.revoked_at = None;
     stale.name = "stale writer".into();
-    store.update_token(&stale).await.unwrap();
+    store.update_token(&stale, &ev(&stale)).await.unwrap();
     let stored = store.token(ws, t.id).await.unwrap().unwrap();
     assert_eq!(stored.status, TokenStatus::Revoked);
     assert_eq!(stored.revoked_at, t.ms().revoked_at);
@@ -145,7 +145,7 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     // Creation time is not rewritten by an update.
     let mut moved = t.clone();
     moved.created_at -= Duration::days(1);
-    store.update_token(&moved).await.unwrap();
+    store.update_token(&moved, &ev(&moved)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     assert_eq!(store.token(ws, other.id).await.unwrap(), Some(other.ms()));
@@ -160,13 +160,13 @@ async fn token_delete_and_not_found(store: Arc<dyn Store>) {
     let b = new_workspace(&store, "Acme").await;
     let ws = b.workspace.id;
     let t = token(&b.user, "short-lived");
-    store.create_token(&t).await.unwrap();
+    store.create_token(&t, &ev(&t)).await.unwrap();
 
-    store.delete_token(ws, t.id).await.unwrap();
+    store.delete_token(ws, t.id, &ev(&ws)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), None);
     assert_eq!(store.token_by_hash(&t.hash).await.unwrap(), None);
-    assert_not_found(store.delete_token(ws, t.id).await);
-    assert_not_found(store.update_token(&t).await);
+    assert_not_found(store.delete_token(ws, t.id, &ev(&ws)).await);
+    assert_not_found(store.update_token(&t, &ev(&t)).await);
     assert_eq!(
         store.token(ws, t.id).await.unwrap(),
         None,
@@ -188,10 +188,10 @@ async fn token_hash_is_unique(store: Arc<dyn Store>) {
     // Hashes are unique across workspaces: a hash finds exactly one token.
     let mut same_ws = token(&a.user, "copy");
     same_ws.hash = a.token.hash;
-    assert!(store.create_token(&same_ws).await.is_err());
+    assert!(store.create_token(&same_ws, &ev(&same_ws)).await.is_err());
     let mut other_ws = token(&other.user, "copy elsewhere");
     other_ws.hash = a.token.hash;
-    assert!(store.create_token(&other_ws).await.is_err());
+    assert!(store.create_token(&other_ws, &ev(&other_ws)).await.is_err());
 
     assert_eq!(store.token(a.workspace.id, same_ws.id).await.unwrap(), None);
     assert_eq!(
@@ -211,11 +211,11 @@ async fn tokens_list_by_owner_and_role(store: Arc<dyn Store>) {
         user(ws, UserKind::Service, "u1"),
         user(ws, UserKind::Service, "u2"),
     );
-    store.create_user(&u1).await.unwrap();
-    store.create_user(&u2).await.unwrap();
+    store.create_user(&u1, &ev(&u1)).await.unwrap();
+    store.create_user(&u2, &ev(&u2)).await.unwrap();
     let (r1, r2) = (role(ws, "r1", RoleKind::Api), role(ws, "r2", RoleKind::Api));
-    store.create_role(&r1).await.unwrap();
-    store.create_role(&r2).await.unwrap();
+    store.create_role(&r1, &ev(&r1)).await.unwrap();
+    store.create_role(&r2, &ev(&r2)).await.unwrap();
 
     let mut all = vec![b.token.clone()];
     for (owner, role_id) in [
@@ -227,7 +227,7 @@ async fn tokens_list_by_owner_and_role(store: Arc<dyn Store>) {
     ] {
         let mut t = token(owner, "t");
         t.role_id = role_id;
-        store.create_token(&t).await.unwrap();
+        store.create_token(&t, &ev(&t)).await.unwrap();
         all.push(t);
     }
     let all = in_listing_order(&all.ms());
@@ -308,7 +308,7 @@ async fn tokens_list_by_shown_status(store: Arc<dyn Store>) {
         if name.starts_with("active, expires later") {
             t.not_before = Some(t0 + Duration::hours(1));
         }
-        store.create_token(&t).await.unwrap();
+        store.create_token(&t, &ev(&t)).await.unwrap();
         all.push(t);
     }
     let all = in_listing_order(&all.ms());
@@ -362,9 +362,9 @@ async fn tokens_list_by_shown_status(store: Arc<dyn Store>) {
 
     // Status and owner combine.
     let other = user(ws, UserKind::Service, "other");
-    store.create_user(&other).await.unwrap();
+    store.create_user(&other, &ev(&other)).await.unwrap();
     let theirs = token(&other, "theirs");
-    store.create_token(&theirs).await.unwrap();
+    store.create_token(&theirs, &ev(&theirs)).await.unwrap();
     let filter = TokenFilter {
         owner_id: Some(other.id),
         status: Some(ShownStatus::Active),
@@ -386,7 +386,7 @@ async fn tokens_list_in_pages(store: Arc<dyn Store>) {
         if i % 3 == 0 {
             t.status = TokenStatus::Revoked;
         }
-        store.create_token(&t).await.unwrap();
+        store.create_token(&t, &ev(&t)).await.unwrap();
         all.push(t);
     }
     let expected = in_listing_order(&all.ms());

@@ -67,7 +67,7 @@ fn total(a: &keyward_store::UsageAggregate) -> u64 {
 
 async fn second_token(store: &Arc<dyn Store>, b: &keyward_store::WorkspaceBootstrap) -> Token {
     let t = token(&b.user, "second");
-    store.create_token(&t).await.unwrap();
+    store.create_token(&t, &ev(&t)).await.unwrap();
     t
 }
 
@@ -404,7 +404,10 @@ async fn usage_goes_with_its_token(store: Arc<dyn Store>) {
         .maintain_usage(at(DAY0 + HOUR), at(DAY0 - HOUR))
         .await
         .unwrap();
-    store.delete_token(b.workspace.id, gone.id).await.unwrap();
+    store
+        .delete_token(b.workspace.id, gone.id, &ev(&b.workspace.id))
+        .await
+        .unwrap();
     assert_eq!(store.last_use(b.workspace.id, gone.id).await.unwrap(), None);
     assert!(store
         .recent_usage(b.workspace.id, gone.id, 10)

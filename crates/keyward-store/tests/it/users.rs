@@ -25,16 +25,16 @@ async fn users_round_trip(store: Arc<dyn Store>) {
     let b = new_workspace(&store, "Acme").await;
     let ws = b.workspace.id;
     let support = role(ws, "support", RoleKind::Human);
-    store.create_role(&support).await.unwrap();
+    store.create_role(&support, &ev(&support)).await.unwrap();
 
     let mut human = user(ws, UserKind::Human, "Ada Lovelace");
     human.email = Some("ada@example.com".into());
     human.role_id = Some(support.id);
-    store.create_user(&human).await.unwrap();
+    store.create_user(&human, &ev(&human)).await.unwrap();
 
     let mut service = user(ws, UserKind::Service, "erp-sync");
     service.disabled = true;
-    store.create_user(&service).await.unwrap();
+    store.create_user(&service, &ev(&service)).await.unwrap();
 
     assert_eq!(store.user(ws, human.id).await.unwrap(), Some(human.ms()));
     assert_eq!(
@@ -61,7 +61,7 @@ async fn users_list_with_filters(store: Arc<dyn Store>) {
     ] {
         let mut u = user(ws, kind, name);
         u.disabled = disabled;
-        store.create_user(&u).await.unwrap();
+        store.create_user(&u, &ev(&u)).await.unwrap();
         all.push(u);
     }
     let all = in_listing_order(&all.ms());
@@ -154,7 +154,7 @@ async fn users_list_in_pages_with_a_cursor(store: Arc<dyn Store>) {
         };
         let mut u = user(ws, kind, &format!("user{i}"));
         u.created_at = base + Duration::milliseconds(ms);
-        store.create_user(&u).await.unwrap();
+        store.create_user(&u, &ev(&u)).await.unwrap();
         all.push(u);
     }
     let expected = in_listing_order(&all.ms());
@@ -195,7 +195,10 @@ async fn users_list_in_pages_with_a_cursor(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let cursor = first_two[1].cursor();
-    store.delete_user(ws, first_two[1].id).await.unwrap();
+    store
+        .delete_user(ws, first_two[1].id, &ev(&ws))
+        .await
+        .unwrap();
     let after = keyward_store::PageRequest {
         limit: 2,
         after: Some(cursor),
@@ -212,13 +215,13 @@ async fn user_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     let ws = b.workspace.id;
     let support = role(ws, "support", RoleKind::Human);
     let billing = role(ws, "billing", RoleKind::Human);
-    store.create_role(&support).await.unwrap();
-    store.create_role(&billing).await.unwrap();
+    store.create_role(&support, &ev(&support)).await.unwrap();
+    store.create_role(&billing, &ev(&billing)).await.unwrap();
 
     let mut u = user(ws, UserKind::Human, "Ada");
     u.email = Some("ada@example.com".into());
     u.role_id = Some(support.id);
-    store.create_user(&u).await.unwrap();
+    store.create_user(&u, &ev(&u)).await.unwrap();
 
     // Rename, clear the e-mail and the role, disable.
     u.name = "Ada L.".into();
@@ -226,7 +229,7 @@ async fn user_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     u.role_id = None;
     u.disabled = true;
     u.updated_at += Duration::seconds(30);
-    store.update_user(&u).await.unwrap();
+    store.update_user(&u, &ev(&u)).await.unwrap();
     assert_eq!(store.user(ws, u.id).await.unwrap(), Some(u.ms()));
 
     // Set them again, re-enable.
@@ -234,13 +237,13 @@ async fn user_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     u.role_id = Some(billing.id);
     u.disabled = false;
     u.updated_at += Duration::seconds(30);
-    store.update_user(&u).await.unwrap();
+    store.update_user(&u, &ev(&u)).await.unwrap();
     assert_eq!(store.user(ws, u.id).await.unwrap(), Some(u.ms()));
 
     // Keeping one's own e-mail is not a conflict; creation time is not rewritten.
     let mut moved = u.clone();
     moved.created_at -= Duration::days(1);
-    store.update_user(&moved).await.unwrap();
+    store.update_user(&moved, &ev(&moved)).await.unwrap();
     assert_eq!(store.user(ws, u.id).await.unwrap(), Some(u.ms()));
 
     // Other users are untouched.
@@ -254,23 +257,32 @@ async fn email_taken_is_a_conflict(store: Arc<dyn Store>) {
 
     let mut first_user = user(ws, UserKind::Human, "first");
     first_user.email = Some("ops@example.com".into());
-    store.create_user(&first_user).await.unwrap();
+    store
+        .create_user(&first_user, &ev(&first_user))
+        .await
+        .unwrap();
 
     let mut second = user(ws, UserKind::Human, "second");
     second.email = Some("ops@example.com".into());
-    assert_conflict(store.create_user(&second).await, "EMAIL_TAKEN");
+    assert_conflict(
+        store.create_user(&second, &ev(&second)).await,
+        "EMAIL_TAKEN",
+    );
     assert_eq!(store.user(ws, second.id).await.unwrap(), None);
 
     // The same address in another workspace is fine.
     let mut elsewhere = user(other.workspace.id, UserKind::Human, "elsewhere");
     elsewhere.email = Some("ops@example.com".into());
-    store.create_user(&elsewhere).await.unwrap();
+    store
+        .create_user(&elsewhere, &ev(&elsewhere))
+        .await
+        .unwrap();
 
     // Any number of users may have no e-mail.
     let mut plain = Vec::new();
     for name in ["no-mail-1", "no-mail-2"] {
         let u = user(ws, UserKind::Service, name);
-        store.create_user(&u).await.unwrap();
+        store.create_user(&u, &ev(&u)).await.unwrap();
         plain.push(u);
     }
 
@@ -278,7 +290,10 @@ async fn email_taken_is_a_conflict(store: Arc<dyn Store>) {
     let mut changed = plain[0].clone();
     changed.email = Some("ops@example.com".into());
     changed.name = "renamed".into();
-    assert_conflict(store.update_user(&changed).await, "EMAIL_TAKEN");
+    assert_conflict(
+        store.update_user(&changed, &ev(&changed)).await,
+        "EMAIL_TAKEN",
+    );
     assert_eq!(
         store.user(ws, plain[0].id).await.unwrap(),
         Some(plain[0].ms())
@@ -286,8 +301,11 @@ async fn email_taken_is_a_conflict(store: Arc<dyn Store>) {
 
     // Once the address is released, it can be taken.
     first_user.email = None;
-    store.update_user(&first_user).await.unwrap();
-    store.update_user(&changed).await.unwrap();
+    store
+        .update_user(&first_user, &ev(&first_user))
+        .await
+        .unwrap();
+    store.update_user(&changed, &ev(&changed)).await.unwrap();
     assert_eq!(
         store.user(ws, changed.id).await.unwrap(),
         Some(changed.ms())
@@ -298,21 +316,27 @@ async fn user_with_tokens_cannot_be_deleted(store: Arc<dyn Store>) {
     let b = new_workspace(&store, "Acme").await;
     let ws = b.workspace.id;
     let u = user(ws, UserKind::Service, "erp");
-    store.create_user(&u).await.unwrap();
+    store.create_user(&u, &ev(&u)).await.unwrap();
     let t1 = token(&u, "one");
     let t2 = token(&u, "two");
-    store.create_token(&t1).await.unwrap();
-    store.create_token(&t2).await.unwrap();
+    store.create_token(&t1, &ev(&t1)).await.unwrap();
+    store.create_token(&t2, &ev(&t2)).await.unwrap();
 
-    assert_conflict(store.delete_user(ws, u.id).await, "USER_HAS_TOKENS");
-    store.delete_token(ws, t1.id).await.unwrap();
-    assert_conflict(store.delete_user(ws, u.id).await, "USER_HAS_TOKENS");
+    assert_conflict(
+        store.delete_user(ws, u.id, &ev(&ws)).await,
+        "USER_HAS_TOKENS",
+    );
+    store.delete_token(ws, t1.id, &ev(&ws)).await.unwrap();
+    assert_conflict(
+        store.delete_user(ws, u.id, &ev(&ws)).await,
+        "USER_HAS_TOKENS",
+    );
     assert_eq!(store.user(ws, u.id).await.unwrap(), Some(u.ms()));
 
-    store.delete_token(ws, t2.id).await.unwrap();
-    store.delete_user(ws, u.id).await.unwrap();
+    store.delete_token(ws, t2.id, &ev(&ws)).await.unwrap();
+    store.delete_user(ws, u.id, &ev(&ws)).await.unwrap();
     assert_eq!(store.user(ws, u.id).await.unwrap(), None);
-    assert_not_found(store.delete_user(ws, u.id).await);
+    assert_not_found(store.delete_user(ws, u.id, &ev(&ws)).await);
     let listed = store
         .list_users(ws, &UserFilter::default(), &first(100))
         .await
@@ -325,8 +349,8 @@ async fn missing_users_are_not_found(store: Arc<dyn Store>) {
     let ws = b.workspace.id;
     let ghost = user(ws, UserKind::Human, "ghost");
     assert_eq!(store.user(ws, ghost.id).await.unwrap(), None);
-    assert_not_found(store.update_user(&ghost).await);
-    assert_not_found(store.delete_user(ws, ghost.id).await);
+    assert_not_found(store.update_user(&ghost, &ev(&ghost)).await);
+    assert_not_found(store.delete_user(ws, ghost.id, &ev(&ws)).await);
     assert_eq!(
         store.user(ws, ghost.id).await.unwrap(),
         None,

@@ -29,7 +29,7 @@ async fn own_catalogue(
         entry("orders:read", "Read orders"),
     ];
     for e in &own {
-        store.put_permission(ws, e).await.unwrap();
+        store.put_permission(ws, e, &ev(&ws)).await.unwrap();
     }
     let mut expected = builtin_catalogue();
     assert!(!expected.is_empty() && expected.iter().all(|e| e.builtin));
@@ -44,16 +44,16 @@ async fn verification_prefers_the_tokens_own_role(store: Arc<dyn Store>) {
     let catalogue = own_catalogue(&store, &b).await;
     let owners = role(ws, "owner's", RoleKind::Api);
     let own = role(ws, "token's", RoleKind::Api);
-    store.create_role(&owners).await.unwrap();
-    store.create_role(&own).await.unwrap();
+    store.create_role(&owners, &ev(&owners)).await.unwrap();
+    store.create_role(&own, &ev(&own)).await.unwrap();
     let mut owner = user(ws, UserKind::Service, "erp");
     owner.role_id = Some(owners.id);
     owner.disabled = true;
-    store.create_user(&owner).await.unwrap();
+    store.create_user(&owner, &ev(&owner)).await.unwrap();
     let (mut t, secret) = token_with_secret(&owner, "with own role");
     t.role_id = Some(own.id);
     t.permissions = Some(patterns(&["orders:read"]));
-    store.create_token(&t).await.unwrap();
+    store.create_token(&t, &ev(&t)).await.unwrap();
 
     let hash = TokenHasher::default().hash(&secret);
     let record = store.load_verification(&hash).await.unwrap().unwrap();
@@ -65,7 +65,7 @@ async fn verification_prefers_the_tokens_own_role(store: Arc<dyn Store>) {
 
     // The catalogue is read afresh: a new entry shows up in the next load.
     store
-        .put_permission(ws, &entry("cart:write", "Fill carts"))
+        .put_permission(ws, &entry("cart:write", "Fill carts"), &ev(&ws))
         .await
         .unwrap();
     let again = store.load_verification(&hash).await.unwrap().unwrap();
@@ -95,7 +95,7 @@ async fn verification_falls_back_to_the_owners_role(store: Arc<dyn Store>) {
     // A role edit is seen by the next load.
     let mut edited = b.role.clone();
     edited.permissions = patterns(&["orders:read"]);
-    store.update_role(&edited).await.unwrap();
+    store.update_role(&edited, &ev(&edited)).await.unwrap();
     let record = store
         .load_verification(&b.token.hash)
         .await
@@ -108,9 +108,9 @@ async fn verification_without_any_role(store: Arc<dyn Store>) {
     let b = new_workspace(&store, "Acme").await;
     let ws = b.workspace.id;
     let owner = user(ws, UserKind::Human, "no role");
-    store.create_user(&owner).await.unwrap();
+    store.create_user(&owner, &ev(&owner)).await.unwrap();
     let t = token(&owner, "no role either");
-    store.create_token(&t).await.unwrap();
+    store.create_token(&t, &ev(&t)).await.unwrap();
 
     let record = store.load_verification(&t.hash).await.unwrap().unwrap();
     assert_eq!(record.token, t.ms());
@@ -127,7 +127,7 @@ async fn verification_of_an_unknown_hash_is_none(store: Arc<dyn Store>) {
 
     // Nor after its token is deleted.
     store
-        .delete_token(b.workspace.id, b.token.id)
+        .delete_token(b.workspace.id, b.token.id, &ev(&b.workspace.id))
         .await
         .unwrap();
     assert!(store

@@ -31,7 +31,7 @@ async fn bootstrap_creates_all_four_objects(store: Arc<dyn Store>) {
     b.workspace.operator = true;
     let secret = TokenSecret::generate("kw", &mut OsRng);
     b.token.hash = TokenHasher::default().hash(&secret);
-    store.bootstrap_workspace(&b).await.unwrap();
+    store.bootstrap_workspace(&b, &ev(&b)).await.unwrap();
 
     let ws = b.workspace.id;
     assert_eq!(store.count_workspaces().await.unwrap(), 1);
@@ -107,24 +107,36 @@ async fn failed_bootstrap_leaves_nothing_behind(store: Arc<dyn Store>) {
     // written in the same transaction.
     let mut dup_hash = bootstrap("duplicate token hash");
     dup_hash.token.hash = a.token.hash;
-    assert!(store.bootstrap_workspace(&dup_hash).await.is_err());
+    assert!(store
+        .bootstrap_workspace(&dup_hash, &ev(&dup_hash))
+        .await
+        .is_err());
     assert_absent(&store, &dup_hash, "duplicate token hash").await;
 
     let mut dup_token = bootstrap("reused token id");
     dup_token.token.id = a.token.id;
-    assert!(store.bootstrap_workspace(&dup_token).await.is_err());
+    assert!(store
+        .bootstrap_workspace(&dup_token, &ev(&dup_token))
+        .await
+        .is_err());
     assert_absent(&store, &dup_token, "reused token id").await;
 
     let mut dup_user = bootstrap("reused user id");
     dup_user.user.id = a.user.id;
     dup_user.token.owner_id = a.user.id;
-    assert!(store.bootstrap_workspace(&dup_user).await.is_err());
+    assert!(store
+        .bootstrap_workspace(&dup_user, &ev(&dup_user))
+        .await
+        .is_err());
     assert_absent(&store, &dup_user, "reused user id").await;
 
     let mut dup_role = bootstrap("reused role id");
     dup_role.role.id = a.role.id;
     dup_role.user.role_id = Some(a.role.id);
-    assert!(store.bootstrap_workspace(&dup_role).await.is_err());
+    assert!(store
+        .bootstrap_workspace(&dup_role, &ev(&dup_role))
+        .await
+        .is_err());
     assert_absent(&store, &dup_role, "reused role id").await;
 
     // A reused workspace id fails first and must not touch the existing workspace.
@@ -134,7 +146,10 @@ async fn failed_bootstrap_leaves_nothing_behind(store: Arc<dyn Store>) {
     dup_ws.role.workspace_id = taken;
     dup_ws.user.workspace_id = taken;
     dup_ws.token.workspace_id = taken;
-    assert!(store.bootstrap_workspace(&dup_ws).await.is_err());
+    assert!(store
+        .bootstrap_workspace(&dup_ws, &ev(&dup_ws))
+        .await
+        .is_err());
     assert_eq!(
         store.workspace(taken).await.unwrap(),
         Some(a.workspace.ms())
@@ -153,7 +168,10 @@ async fn failed_bootstrap_leaves_nothing_behind(store: Arc<dyn Store>) {
     let mut fixed = dup_user;
     fixed.user.id = UserId::random(&mut OsRng);
     fixed.token.owner_id = fixed.user.id;
-    store.bootstrap_workspace(&fixed).await.unwrap();
+    store
+        .bootstrap_workspace(&fixed, &ev(&fixed))
+        .await
+        .unwrap();
     assert_eq!(store.count_workspaces().await.unwrap(), 2);
     assert_eq!(
         store.user(fixed.workspace.id, fixed.user.id).await.unwrap(),
@@ -176,24 +194,24 @@ async fn workspace_update_replaces_name_and_settings(store: Arc<dyn Store>) {
         internal_networks: keyward_core::ip::IpAllowlist::parse_input("10.0.0.0/8", "ips").unwrap(),
     };
     ws.updated_at += Duration::minutes(5);
-    store.update_workspace(&ws).await.unwrap();
+    store.update_workspace(&ws, &ev(&ws)).await.unwrap();
     assert_eq!(store.workspace(ws.id).await.unwrap(), Some(ws.ms()));
 
     // Back to defaults (including the optional maximum cleared).
     ws.settings = WorkspaceSettings::default();
     ws.updated_at += Duration::minutes(5);
-    store.update_workspace(&ws).await.unwrap();
+    store.update_workspace(&ws, &ev(&ws)).await.unwrap();
     assert_eq!(store.workspace(ws.id).await.unwrap(), Some(ws.ms()));
 
     // Creation time is not rewritten by an update.
     let mut moved = ws.clone();
     moved.created_at -= Duration::days(1);
-    store.update_workspace(&moved).await.unwrap();
+    store.update_workspace(&moved, &ev(&moved)).await.unwrap();
     assert_eq!(store.workspace(ws.id).await.unwrap(), Some(ws.ms()));
 
     let mut missing = ws.clone();
     missing.id = WorkspaceId::random(&mut OsRng);
-    assert_not_found(store.update_workspace(&missing).await);
+    assert_not_found(store.update_workspace(&missing, &ev(&missing)).await);
     assert_eq!(store.workspace(missing.id).await.unwrap(), None);
     assert_eq!(store.count_workspaces().await.unwrap(), 1);
 }
@@ -206,7 +224,7 @@ async fn workspaces_list_in_pages_and_count(store: Arc<dyn Store>) {
     for (i, ms) in offsets.into_iter().enumerate() {
         let mut b = bootstrap(&format!("ws{i}"));
         b.workspace.created_at = base + Duration::milliseconds(ms);
-        store.bootstrap_workspace(&b).await.unwrap();
+        store.bootstrap_workspace(&b, &ev(&b)).await.unwrap();
         created.push(b.workspace.ms());
     }
     assert_eq!(store.count_workspaces().await.unwrap(), 7);
