@@ -67,6 +67,11 @@ impl Actor {
         user_id: None,
     };
 
+    /// The kind as stored and shown.
+    pub fn kind_str(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
     /// A token acting for its owner.
     pub fn token(token_id: TokenId, owner: UserId) -> Self {
         Self {

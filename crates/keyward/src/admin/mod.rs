@@ -15,6 +15,7 @@
 //! token is never printed, not even by `Debug`.
 
 mod args;
+mod audit;
 mod permission;
 mod role;
 mod table;
@@ -91,6 +92,9 @@ pub enum AdminCommand {
     Workspace(workspace::WorkspaceCmd),
     /// Ask keyward whether a token may be used; exits non-zero when it may not.
     Verify(verify::VerifyArgs),
+    /// Read, follow, export and check the workspace's audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 /// Runs one admin verb against the keyward at `args.url`.
@@ -107,6 +111,7 @@ pub async fn run(cmd: AdminCommand, args: &ClientArgs) -> anyhow::Result<()> {
         AdminCommand::Permission(cmd) => permission::run(cmd, &ctx).await,
         AdminCommand::Workspace(cmd) => workspace::run(cmd, &ctx).await,
         AdminCommand::Verify(cmd) => verify::run(cmd, &ctx).await,
+        AdminCommand::Audit(cmd) => audit::run(cmd, &ctx).await,
     };
     result.map_err(|e| explain(e, &ctx.client))
 }

@@ -217,6 +217,34 @@ fn walk(server: &Server) -> String {
     assert!(!ok);
     assert!(out.contains("REVOKED"), "{out}");
 
+    // The audit trail shows the revocation, exports as NDJSON and CSV, and its chain checks.
+    let (ok, out, err) = cli(server, &["audit", "list", "--token-id", &token_id]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("token.created") && out.contains("token.revoked"),
+        "{out}"
+    );
+    let (ok, ndjson, _) = cli(server, &["audit", "export", "--action", "token.*"]);
+    assert!(ok);
+    let lines: Vec<serde_json::Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|e| e["action"] == "token.revoked"));
+    assert!(!ndjson.contains(&secret));
+    let (ok, csv, _) = cli(server, &["audit", "export", "--format", "csv"]);
+    assert!(ok);
+    assert!(csv.starts_with("seq,at,actor_kind"), "{csv}");
+    assert!(
+        csv.lines()
+            .skip(1)
+            .any(|row| row.contains(",token.revoked,token,")),
+        "{csv}"
+    );
+    let (ok, out, _) = cli(server, &["audit", "verify"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("intact"), "{out}");
+
     // A bad permission is refused with the problem's code and field.
     let (ok, _, err) = cli(
         server,
