@@ -25,6 +25,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "usage",
         sql: include_str!("../migrations/sqlite/0004_usage.sql"),
     },
+    Migration {
+        version: 5,
+        name: "events",
+        sql: include_str!("../migrations/sqlite/0005_events.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -43,6 +48,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 4,
         name: "usage",
         sql: include_str!("../migrations/postgres/0004_usage.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "events",
+        sql: include_str!("../migrations/postgres/0005_events.sql"),
     },
 ];
 

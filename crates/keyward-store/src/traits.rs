@@ -158,6 +158,7 @@ pub trait Store:
     + CatalogueStore
     + TokenStore
     + crate::UsageStore
+    + crate::EventStore
     + Send
     + Sync
 {

@@ -1,7 +1,8 @@
 //! The SQL shared by both backends. Both accept `$n` placeholders and the same DML, so the
 //! trait implementations are written once, in `sql_store!`, and instantiated by
 //! `sqlite.rs` and `postgres.rs` with their pool and row types; usage, likewise, in
-//! `usage_store!` (`usage_impl.rs`). Helpers here convert between
+//! `usage_store!` (`usage_impl.rs`), and events in
+//! `events_store!` (`events_impl.rs`). Helpers here convert between
 //! domain values and column values.
 
 mod codec;
@@ -9,6 +10,8 @@ mod codec;
 mod store_impl;
 #[macro_use]
 pub(crate) mod usage_impl;
+#[macro_use]
+pub(crate) mod events_impl;
 
 pub(crate) use codec::*;
 
