@@ -27,6 +27,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Usage records: batching, back-pressure, retention.
     pub usage: crate::usage::UsageConfig,
+    /// Webhook deliveries: polling, timeout, retries.
+    pub webhooks: crate::events::WebhooksConfig,
+    /// The expiry scheduler.
+    pub expiry: crate::events::expiry::ExpiryConfig,
 }
 
 /// Network policy.

@@ -27,6 +27,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<IpAllowlist>,
     /// Usage records' way off the hot path.
     pub usage: Arc<Usage>,
+    /// Events: webhook and expiry configuration, the worker's wake-up.
+    pub events: Arc<crate::events::Events>,
 }
 
 impl AppState {

@@ -5,6 +5,8 @@
 mod support;
 
 mod admin;
+mod events;
+mod expiry;
 mod lifecycle;
 mod policy;
 mod secrecy;
