@@ -31,6 +31,8 @@ pub struct Config {
     pub webhooks: crate::events::WebhooksConfig,
     /// The expiry scheduler.
     pub expiry: crate::events::expiry::ExpiryConfig,
+    /// Leak response: the keys of GitHub's secret-scanning alerts.
+    pub leaks: crate::leaks::LeaksConfig,
 }
 
 /// Network policy.

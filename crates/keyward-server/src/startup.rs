@@ -98,8 +98,12 @@ impl Application {
         let (usage, usage_rx) = Usage::new(&config.usage, store.clone(), clock.clone());
         config.webhooks.validate().map_err(StartupError::Config)?;
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
+        let leak_keys = std::sync::Arc::new(
+            crate::leaks::LeakKeys::from_config(&config.leaks).map_err(StartupError::Config)?,
+        );
         let state = AppState {
             events,
+            leak_keys,
             usage,
             store,
             cache,

@@ -29,6 +29,8 @@ pub struct AppState {
     pub usage: Arc<Usage>,
     /// Events: webhook and expiry configuration, the worker's wake-up.
     pub events: Arc<crate::events::Events>,
+    /// Keys that sign GitHub's secret-scanning alerts.
+    pub leak_keys: Arc<crate::leaks::LeakKeys>,
 }
 
 impl AppState {

@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod events;
 mod expiry;
+mod leaks;
 mod lifecycle;
 mod policy;
 mod secrecy;
