@@ -100,6 +100,18 @@ typed_id!(
     /// A token (not its secret).
     TokenId, "tok"
 );
+typed_id!(
+    /// A webhook subscription.
+    WebhookId, "whk"
+);
+typed_id!(
+    /// An event (the `webhook-id` header of its deliveries).
+    EventId, "msg"
+);
+typed_id!(
+    /// One event's delivery to one subscription.
+    DeliveryId, "dlv"
+);
 
 #[cfg(test)]
 mod tests {

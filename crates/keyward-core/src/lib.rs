@@ -5,7 +5,7 @@
 //! the domain never mentions HTTP or SQL.
 //!
 //! # Layout
-//! - [`ids`]: typed, prefixed identifiers (`ws_…`, `usr_…`, `rol_…`, `tok_…`).
+//! - [`ids`]: typed, prefixed identifiers (`ws_…`, `usr_…`, `rol_…`, `tok_…`, `whk_…`, `msg_…`).
 //! - [`secret`]: the token format (`{prefix}_{base62 random}{base62 CRC32}`), parsing and hashing.
 //! - [`permission`]: `resource:action` permissions, wildcard patterns, the permission catalogue.
 //! - [`model`]: workspaces, users, roles, tokens and their settings.
@@ -15,6 +15,7 @@
 //! - [`decision`]: the compiled (cacheable) form of a token and the access decision (DESIGN §3).
 //! - [`ratelimit`]: the rate-limit algorithm (GCRA) as a pure function of stored state and `now`.
 //! - [`api`]: the JSON shapes of the HTTP API, shared by the server and the typed client.
+//! - [`events`]: event types, webhook subscriptions and deliveries, their wire shapes.
 //! - [`usage`]: the usage report's shape, usage buckets and endpoints.
 //! - [`clock`]: the clock abstraction that the server injects.
 
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod decision;
 pub mod delegation;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod ip;
 pub mod model;
@@ -37,7 +39,7 @@ pub mod validate;
 pub use clock::Clock;
 pub use decision::{decide, Code, CompiledRole, CompiledToken, DecisionRequest};
 pub use error::DomainError;
-pub use ids::{RoleId, TokenId, UserId, WorkspaceId};
+pub use ids::{DeliveryId, EventId, RoleId, TokenId, UserId, WebhookId, WorkspaceId};
 pub use model::{
     Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace, WorkspaceSettings,
 };

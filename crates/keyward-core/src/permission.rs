@@ -238,6 +238,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "keyward.security:approve",
         "Approve or reject security changes of others",
     ),
+    (
+        "keyward.webhooks:read",
+        "List and read webhook subscriptions and their deliveries",
+    ),
+    (
+        "keyward.webhooks:write",
+        "Create, change, delete webhook subscriptions and rotate their secrets",
+    ),
 ];
 
 /// The built-in catalogue entries.

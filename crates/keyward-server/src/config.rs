@@ -27,6 +27,12 @@ pub struct Config {
     pub log: LogConfig,
     /// Usage records: batching, back-pressure, retention.
     pub usage: crate::usage::UsageConfig,
+    /// Webhook deliveries: polling, timeout, retries.
+    pub webhooks: crate::events::WebhooksConfig,
+    /// The expiry scheduler.
+    pub expiry: crate::events::expiry::ExpiryConfig,
+    /// Leak response: the keys of GitHub's secret-scanning alerts.
+    pub leaks: crate::leaks::LeaksConfig,
 }
 
 /// Network policy.

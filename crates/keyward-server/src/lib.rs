@@ -17,6 +17,8 @@
 //! - [`bootstrap`]: a workspace with its first admin.
 //! - [`clock`], [`state`]: the injected clock and the shared state.
 //! - [`usage`]: usage records off the hot path: channel, batch writer, roll-up and pruning.
+//! - [`events`]: events, the webhook delivery worker and the expiry scheduler.
+//! - [`leaks`]: GitHub secret-scanning alerts: verify, revoke, answer.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
 
 pub mod admin;
@@ -26,7 +28,9 @@ pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod extract;
+pub mod leaks;
 pub mod limiter;
 pub mod metrics;
 pub mod routes;

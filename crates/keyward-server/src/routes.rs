@@ -41,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::audit::routes())
         .merge(admin::tokens::routes())
         .merge(admin::usage::routes())
+        .merge(admin::webhooks::routes())
+        .merge(crate::leaks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

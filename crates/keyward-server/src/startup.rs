@@ -96,7 +96,14 @@ impl Application {
         ));
         config.usage.validate().map_err(StartupError::Config)?;
         let (usage, usage_rx) = Usage::new(&config.usage, store.clone(), clock.clone());
+        config.webhooks.validate().map_err(StartupError::Config)?;
+        let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
+        let leak_keys = std::sync::Arc::new(
+            crate::leaks::LeakKeys::from_config(&config.leaks).map_err(StartupError::Config)?,
+        );
         let state = AppState {
+            events,
+            leak_keys,
             usage,
             store,
             cache,
@@ -157,12 +164,13 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
-    /// configured grace period), then writes the usage records still queued.
+    /// configured grace period), then stops the event tasks and writes the usage records still queued.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let usage = UsageTasks::start(self.state.usage.clone(), self.usage_rx);
+        let events = crate::events::EventTasks::start(self.state.clone());
         let app =
             crate::routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -182,6 +190,7 @@ impl Application {
                 Ok(())
             }
         };
+        events.shutdown().await;
         usage.shutdown().await;
         served
     }

@@ -27,6 +27,10 @@ pub struct AppState {
     pub trusted_proxies: Arc<IpAllowlist>,
     /// Usage records' way off the hot path.
     pub usage: Arc<Usage>,
+    /// Events: webhook and expiry configuration, the worker's wake-up.
+    pub events: Arc<crate::events::Events>,
+    /// Keys that sign GitHub's secret-scanning alerts.
+    pub leak_keys: Arc<crate::leaks::LeakKeys>,
 }
 
 impl AppState {

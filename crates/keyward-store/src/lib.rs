@@ -10,6 +10,8 @@
 //! # Layout
 //! - [`traits`]: the capability traits, filters and the verification bundle.
 //! - [`usage`]: [`UsageStore`], usage records, their roll-ups and each token's last use.
+//! - [`events`]: [`EventStore`], webhook subscriptions, the event outbox, deliveries and
+//!   expiry notices.
 //! - [`error`]: [`StoreError`], the store's error tier.
 //! - [`page`]: cursor pagination.
 //! - `sql`: the shared implementation (a macro instantiated by each backend).
@@ -18,6 +20,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod events;
 #[macro_use]
 mod sql;
 mod migrate;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
+pub use events::{AttemptResult, AttemptRow, DueDelivery, EventStore, NextStep, NoticeKind};
 pub use page::{Cursor, PageRequest};
 pub use traits::{
     CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,

@@ -30,6 +30,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "usage",
         sql: include_str!("../migrations/sqlite/0004_usage.sql"),
     },
+    Migration {
+        version: 5,
+        name: "events",
+        sql: include_str!("../migrations/sqlite/0005_events.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -53,6 +58,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 4,
         name: "usage",
         sql: include_str!("../migrations/postgres/0004_usage.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "events",
+        sql: include_str!("../migrations/postgres/0005_events.sql"),
     },
 ];
 

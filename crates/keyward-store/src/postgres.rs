@@ -68,6 +68,7 @@ fn unavailable(e: sqlx::Error) -> StoreError {
 sql_store!(PgStore, sqlx::postgres::PgRow);
 audit_store!(PgStore, sqlx::postgres::PgRow);
 usage_store!(PgStore, sqlx::postgres::PgRow, roll_up_postgres);
+events_store!(PgStore, sqlx::postgres::PgRow, Postgres);
 
 #[async_trait::async_trait]
 impl crate::Store for PgStore {

@@ -42,6 +42,7 @@ impl SqliteStore {
 sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
 audit_store!(SqliteStore, sqlx::sqlite::SqliteRow);
 usage_store!(SqliteStore, sqlx::sqlite::SqliteRow, roll_up_sqlite);
+events_store!(SqliteStore, sqlx::sqlite::SqliteRow, Sqlite);
 
 #[async_trait::async_trait]
 impl crate::Store for SqliteStore {

@@ -172,6 +172,7 @@ pub trait Store:
     + TokenStore
     + crate::UsageStore
     + crate::AuditStore
+    + crate::EventStore
     + Send
     + Sync
 {

@@ -8,6 +8,7 @@ pub mod roles;
 pub mod tokens;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use keyward_core::delegation::first_escalation;

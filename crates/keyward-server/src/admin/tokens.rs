@@ -113,6 +113,7 @@ async fn create(
         .after(&TokenView::of(&token, now));
     state.store.create_token(&token, &audit).await?;
     state.cache.forget_unknown(&hash);
+    crate::events::emit(&state, crate::events::EventType::TokenCreated, &token).await?;
     tracing::info!(token = %token.id, owner = %owner.id, by = %caller.token.token_id, "token created");
     Ok((
         StatusCode::CREATED,
@@ -440,6 +441,7 @@ async fn revoke(
         state.store.update_token(&token, &audit).await?;
         state.cache.invalidate_token(token.id);
         tracing::info!(token = %token.id, by = %caller.token.token_id, "token revoked");
+        crate::events::emit(&state, crate::events::EventType::TokenRevoked, &token).await?;
     }
     Ok(Json(TokenView::of(&token, now)))
 }

@@ -6,6 +6,9 @@ mod support;
 
 mod admin;
 mod audit;
+mod events;
+mod expiry;
+mod leaks;
 mod lifecycle;
 mod policy;
 mod secrecy;

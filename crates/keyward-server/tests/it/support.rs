@@ -178,6 +178,37 @@ impl TestApp {
         })
     }
 
+    /// Stops the application gracefully and starts it again on the same database (file or
+    /// schema), with the same clock and admin token: a restart.
+    pub async fn restart(self) -> TestApp {
+        let (config, clock, admin_secret) = (
+            self.config.clone(),
+            self.clock.clone(),
+            self.admin_secret.clone(),
+        );
+        self.shutdown().await;
+        let app = Application::build_with_clock(&config, clock.clone())
+            .await
+            .expect("restarting the app");
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = app.state().clone();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let admin = Client::new(&url, Some(admin_secret.clone())).unwrap();
+        TestApp {
+            url,
+            admin,
+            admin_secret,
+            clock,
+            state,
+            config,
+            server,
+            _stop: stop,
+        }
+    }
+
     /// Stops the application gracefully and waits until `run_until` has returned.
     pub async fn shutdown(self) -> AppState {
         let _ = self._stop.send(());

@@ -2,7 +2,8 @@
 //! trait implementations are written once, in `sql_store!`, and instantiated by
 //! `sqlite.rs` and `postgres.rs` with their pool and row types; usage, likewise, in
 //! `usage_store!` (`usage_impl.rs`); the audit trail in `audit_store!` and
-//! `append_audit!` (`audit_impl.rs`). Helpers here convert between
+//! `append_audit!` (`audit_impl.rs`); events in `events_store!` (`events_impl.rs`). Helpers
+//! here convert between
 //! domain values and column values.
 
 mod codec;
@@ -12,6 +13,8 @@ mod audit_impl;
 mod store_impl;
 #[macro_use]
 pub(crate) mod usage_impl;
+#[macro_use]
+pub(crate) mod events_impl;
 
 pub(crate) use codec::*;
 

@@ -12,8 +12,8 @@
 //! - `fixtures`: builders of domain objects, millisecond normalisation.
 //! - one module per area: `audit` (the trail and its chain), `workspaces`, `users`, `roles`, `catalogue`, `tokens`,
 //!   `verification`, `isolation` (one workspace cannot see or change another's objects),
-//!   `round_trip` (timestamps, JSON), `concurrency` (writes from several connections) and
-//!   `usage` (usage batches, aggregates, last use, roll-up and pruning).
+//!   `round_trip` (timestamps, JSON), `concurrency` (writes from several connections),
+//!   `events` (webhooks, the outbox, delivery claims and expiry notices) and `usage` (usage batches, aggregates, last use, roll-up and pruning).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -24,6 +24,7 @@ mod fixtures;
 mod audit;
 mod catalogue;
 mod concurrency;
+mod events;
 mod isolation;
 mod roles;
 mod round_trip;

@@ -1,0 +1,242 @@
+//! `/v1/webhooks`: webhook subscriptions of the caller's workspace (create — the only answer
+//! with the secret, besides rotation —, list, get, update, delete, rotate the secret) and
+//! each subscription's delivery log. Reading needs `keyward.webhooks:read`; changing needs
+//! `keyward.webhooks:write` and workspace scope (events are about every token of the
+//! workspace, not only the caller's owner's).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyward_core::api::Page;
+use keyward_core::events::{
+    CreateWebhook, CreatedWebhook, DeliveryAttempt, EventType, Webhook, WebhookPatch, WebhookView,
+};
+use keyward_core::{DomainError, WebhookId};
+use keyward_store::Cursor;
+
+use super::{into_page, PageParams};
+use crate::error::ApiError;
+use crate::events::generate_secret;
+use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
+use crate::state::AppState;
+
+/// Longest accepted URL.
+const MAX_URL: usize = 2_048;
+/// Longest accepted description.
+const MAX_DESCRIPTION: usize = 1_000;
+
+/// The routes of this resource.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/webhooks", post(create).get(list))
+        .route("/v1/webhooks/{id}", get(show).patch(update).delete(remove))
+        .route("/v1/webhooks/{id}/rotate-secret", post(rotate))
+        .route("/v1/webhooks/{id}/deliveries", get(deliveries))
+}
+
+/// An `http` or `https` URL with a host; refused with a 422 naming `url`, never echoing it.
+fn url(raw: &str) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    let refuse = |why: &str| -> ApiError {
+        DomainError::field("INVALID_URL", "url", format!("url {why}")).into()
+    };
+    if raw.len() > MAX_URL {
+        return Err(refuse("is too long"));
+    }
+    let rest = raw
+        .strip_prefix("http://")
+        .or_else(|| raw.strip_prefix("https://"))
+        .ok_or_else(|| refuse("must start with http:// or https://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    if host.is_empty()
+        || host.starts_with(':')
+        || raw.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(refuse("must name a host and contain no spaces"));
+    }
+    Ok(raw.to_owned())
+}
+
+fn event_types(items: Option<&[String]>) -> Result<Option<Vec<EventType>>, ApiError> {
+    let Some(items) = items else { return Ok(None) };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, name) in items.iter().enumerate() {
+        let t = EventType::parse(name.trim()).ok_or_else(|| {
+            DomainError::field(
+                "UNKNOWN_EVENT_TYPE",
+                format!("event_types[{i}]"),
+                "not an event type keyward emits",
+            )
+        })?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(Some(out))
+}
+
+fn description(text: Option<&str>) -> Result<String, ApiError> {
+    let text = text.unwrap_or_default().trim();
+    if text.chars().count() > MAX_DESCRIPTION {
+        return Err(DomainError::field(
+            "INVALID_DESCRIPTION",
+            "description",
+            format!("description must be at most {MAX_DESCRIPTION} characters"),
+        )
+        .into());
+    }
+    Ok(text.to_owned())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateWebhook>,
+) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
+    caller.require("keyward.webhooks:write")?;
+    caller.require_workspace_scope()?;
+    let now = state.now();
+    let webhook = Webhook {
+        id: WebhookId::random(&mut rand_core::OsRng),
+        workspace_id: caller.workspace_id(),
+        url: url(&req.url)?,
+        event_types: event_types(req.event_types.as_deref())?,
+        enabled: req.enabled.unwrap_or(true),
+        description: description(req.description.as_deref())?,
+        secret: generate_secret(),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_webhook(&webhook).await?;
+    tracing::info!(webhook = %webhook.id, by = %caller.token.token_id, "webhook created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWebhook {
+            webhook: WebhookView::of(&webhook),
+            secret: webhook.secret.expose().to_owned(),
+        }),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<Page<WebhookView>>, ApiError> {
+    caller.require("keyward.webhooks:read")?;
+    let (page, size) = q.request()?;
+    let items = state
+        .store
+        .list_webhooks(caller.workspace_id(), &page)
+        .await?;
+    Ok(Json(into_page(
+        items,
+        size,
+        |w| Cursor {
+            created_at: w.created_at,
+            id: w.id.uuid(),
+        },
+        |w| WebhookView::of(&w),
+    )))
+}
+
+async fn find(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Webhook, ApiError> {
+    let id: WebhookId = path_id(raw_id)?;
+    state
+        .store
+        .webhook(caller.workspace_id(), id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<WebhookView>, ApiError> {
+    caller.require("keyward.webhooks:read")?;
+    Ok(Json(WebhookView::of(&find(&state, &caller, &id).await?)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<WebhookPatch>,
+) -> Result<Json<WebhookView>, ApiError> {
+    caller.require("keyward.webhooks:write")?;
+    caller.require_workspace_scope()?;
+    let mut w = find(&state, &caller, &id).await?;
+    if let Some(u) = &patch.url {
+        w.url = url(u)?;
+    }
+    if let Some(types) = &patch.event_types {
+        w.event_types = event_types(types.as_deref())?;
+    }
+    if let Some(enabled) = patch.enabled {
+        w.enabled = enabled;
+    }
+    if let Some(d) = &patch.description {
+        w.description = description(Some(d))?;
+    }
+    w.updated_at = state.now();
+    state.store.update_webhook(&w).await?;
+    Ok(Json(WebhookView::of(&w)))
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<CreatedWebhook>, ApiError> {
+    caller.require("keyward.webhooks:write")?;
+    caller.require_workspace_scope()?;
+    let mut w = find(&state, &caller, &id).await?;
+    w.secret = generate_secret();
+    w.updated_at = state.now();
+    state.store.update_webhook(&w).await?;
+    tracing::info!(webhook = %w.id, by = %caller.token.token_id, "webhook secret rotated");
+    Ok(Json(CreatedWebhook {
+        webhook: WebhookView::of(&w),
+        secret: w.secret.expose().to_owned(),
+    }))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require("keyward.webhooks:write")?;
+    caller.require_workspace_scope()?;
+    let w = find(&state, &caller, &id).await?;
+    state.store.delete_webhook(w.workspace_id, w.id).await?;
+    tracing::info!(webhook = %w.id, by = %caller.token.token_id, "webhook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PageParams>,
+) -> Result<Json<Page<DeliveryAttempt>>, ApiError> {
+    caller.require("keyward.webhooks:read")?;
+    let w = find(&state, &caller, &id).await?;
+    let (page, size) = q.request()?;
+    let rows = state
+        .store
+        .list_attempts(w.workspace_id, w.id, &page)
+        .await?;
+    Ok(Json(into_page(
+        rows,
+        size,
+        |r| Cursor {
+            created_at: r.attempt.at,
+            id: r.id,
+        },
+        |r| r.attempt,
+    )))
+}

@@ -1,0 +1,141 @@
+//! Events and webhooks: subscriptions, the event outbox, deliveries (one per subscription per
+//! event) with their attempts, and the expiry notices already sent. Part of [`crate::Store`].
+//!
+//! Enqueueing an event stores it and a pending delivery for each enabled subscription of its
+//! workspace that wants its type, in one transaction. Delivery workers on any number of nodes
+//! *claim* due deliveries by moving their `next_attempt_at` to a lease in a conditional update,
+//! so no two claim the same delivery; a worker that dies mid-send leaves the delivery to be
+//! retried once the lease has passed.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use keyward_core::events::{DeliveryAttempt, Event, Webhook, WebhookSecret};
+use keyward_core::{DeliveryId, EventId, TokenId, WebhookId, WorkspaceId};
+
+use crate::{PageRequest, Result};
+
+/// A delivery claimed for sending, with what sending it needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueDelivery {
+    /// The delivery.
+    pub id: DeliveryId,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// The event (`webhook-id`).
+    pub event_id: EventId,
+    /// The exact body to send.
+    pub body: String,
+    /// Where to send it.
+    pub url: String,
+    /// The subscription's signing secret.
+    pub secret: WebhookSecret,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    /// When it was made.
+    pub at: DateTime<Utc>,
+    /// The receiver's status, if it answered.
+    pub status_code: Option<u16>,
+    /// Why it failed, if it did (never a secret).
+    pub error: Option<String>,
+    /// What happens next.
+    pub next: NextStep,
+}
+
+/// A delivery's state after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Delivered: done.
+    Succeeded,
+    /// Failed; try again at this instant.
+    RetryAt(DateTime<Utc>),
+    /// Failed for the last time.
+    Failed,
+}
+
+/// The kinds of expiry notice, each sent at most once per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// `token.expiring`.
+    Expiring,
+    /// `token.expired`.
+    Expired,
+}
+
+impl NoticeKind {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NoticeKind::Expiring => "expiring",
+            NoticeKind::Expired => "expired",
+        }
+    }
+}
+
+/// Event and webhook storage.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Inserts a subscription.
+    async fn create_webhook(&self, w: &Webhook) -> Result<()>;
+    /// One subscription of a workspace.
+    async fn webhook(&self, ws: WorkspaceId, id: WebhookId) -> Result<Option<Webhook>>;
+    /// A page of a workspace's subscriptions.
+    async fn list_webhooks(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Webhook>>;
+    /// Replaces a subscription's mutable fields (its secret included).
+    async fn update_webhook(&self, w: &Webhook) -> Result<()>;
+    /// Deletes a subscription with its deliveries.
+    async fn delete_webhook(&self, ws: WorkspaceId, id: WebhookId) -> Result<()>;
+
+    /// Stores the event and one pending delivery, due at the event's time, per enabled
+    /// subscription of its workspace that wants its type. Returns the deliveries created.
+    async fn enqueue_event(&self, event: &Event) -> Result<u64>;
+
+    /// Claims notice `kind` of `token` and, only if it was not claimed before, enqueues
+    /// `event` in the same transaction. Returns whether this call claimed it.
+    async fn enqueue_notice(&self, token: TokenId, kind: NoticeKind, event: &Event)
+        -> Result<bool>;
+
+    /// Tokens of `ws` not revoked, expiring before `before` (and, when `after` is set, not
+    /// before `after`), that have no notice `kind` yet; at most `limit`, soonest first.
+    async fn notice_candidates(
+        &self,
+        ws: WorkspaceId,
+        kind: NoticeKind,
+        after: Option<DateTime<Utc>>,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<TokenId>>;
+
+    /// A page of a workspace's events, oldest first.
+    async fn list_events(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Event>>;
+
+    /// Claims up to `limit` pending deliveries due at `now`, leasing them until `lease_until`.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>>;
+
+    /// Records an attempt and the delivery's next state, in one transaction.
+    async fn record_attempt(&self, delivery: DeliveryId, result: &AttemptResult) -> Result<()>;
+
+    /// A page of the attempts of a subscription's deliveries, oldest first.
+    async fn list_attempts(
+        &self,
+        ws: WorkspaceId,
+        webhook: WebhookId,
+        page: &PageRequest,
+    ) -> Result<Vec<AttemptRow>>;
+}
+
+/// An attempt with its listing position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// The attempt's own id (the cursor's tie-breaker).
+    pub id: uuid::Uuid,
+    /// The attempt.
+    pub attempt: DeliveryAttempt,
+}

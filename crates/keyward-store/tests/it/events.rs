@@ -1,0 +1,275 @@
+//! `EventStore`: webhook subscriptions, enqueueing with the subscription filter, claiming
+//! due deliveries once, attempts and their log, expiry notices claimed once.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use keyward_core::events::{Event, EventType, Webhook, WebhookSecret};
+use keyward_core::model::TokenStatus;
+use keyward_core::{EventId, WebhookId, WorkspaceId};
+use keyward_store::{AttemptResult, NextStep, NoticeKind, Store};
+use rand_core::OsRng;
+
+use crate::fixtures::*;
+use crate::support::first;
+
+conformance!(
+    events_webhooks_round_trip_and_stay_in_their_workspace,
+    events_enqueue_follows_filters_and_claims_once,
+    events_attempts_are_logged_and_retried,
+    events_notices_are_claimed_once,
+);
+
+fn webhook(ws: WorkspaceId, url: &str, types: Option<Vec<EventType>>) -> Webhook {
+    let t = now().ms();
+    Webhook {
+        id: WebhookId::random(&mut OsRng),
+        workspace_id: ws,
+        url: url.into(),
+        event_types: types,
+        enabled: true,
+        description: "test".into(),
+        secret: WebhookSecret::new("whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0".into()),
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn event(ws: &keyward_store::WorkspaceBootstrap, t: EventType) -> Event {
+    Event::about_token(EventId::random(&mut OsRng), t, &ws.token, now().ms())
+}
+
+async fn events_webhooks_round_trip_and_stay_in_their_workspace(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let b = new_workspace(&store, "b").await;
+    let mut w = webhook(
+        a.workspace.id,
+        "http://127.0.0.1:9/hook",
+        Some(vec![EventType::TokenRevoked]),
+    );
+    store.create_webhook(&w).await.unwrap();
+    assert_eq!(
+        store.webhook(a.workspace.id, w.id).await.unwrap(),
+        Some(w.clone())
+    );
+    assert_eq!(store.webhook(b.workspace.id, w.id).await.unwrap(), None);
+    w.enabled = false;
+    w.event_types = None;
+    w.secret = WebhookSecret::new("whsec_b3RoZXI=".into());
+    store.update_webhook(&w).await.unwrap();
+    let listed = store
+        .list_webhooks(a.workspace.id, &first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![w.clone()]);
+    assert!(store
+        .list_webhooks(b.workspace.id, &first(10))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.delete_webhook(b.workspace.id, w.id).await.is_err());
+    store.delete_webhook(a.workspace.id, w.id).await.unwrap();
+    assert_eq!(store.webhook(a.workspace.id, w.id).await.unwrap(), None);
+}
+
+async fn events_enqueue_follows_filters_and_claims_once(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let all = webhook(a.workspace.id, "http://127.0.0.1:9/all", None);
+    let revoked_only = webhook(
+        a.workspace.id,
+        "http://127.0.0.1:9/revoked",
+        Some(vec![EventType::TokenRevoked]),
+    );
+    let mut disabled = webhook(a.workspace.id, "http://127.0.0.1:9/off", None);
+    disabled.enabled = false;
+    for w in [&all, &revoked_only, &disabled] {
+        store.create_webhook(w).await.unwrap();
+    }
+    let created = event(&a, EventType::TokenCreated);
+    assert_eq!(store.enqueue_event(&created).await.unwrap(), 1);
+    let revoked = event(&a, EventType::TokenRevoked);
+    assert_eq!(store.enqueue_event(&revoked).await.unwrap(), 2);
+    let events = store.list_events(a.workspace.id, &first(10)).await.unwrap();
+    assert_eq!(events.len(), 2);
+
+    let t = now() + Duration::seconds(1);
+    let lease = t + Duration::seconds(30);
+    // Two claimers at once: each delivery goes to exactly one.
+    let (x, y) = tokio::join!(
+        store.claim_deliveries(t, lease, 10),
+        store.claim_deliveries(t, lease, 10)
+    );
+    let mut claimed: Vec<_> = x.unwrap().into_iter().chain(y.unwrap()).collect();
+    assert_eq!(claimed.len(), 3, "{claimed:?}");
+    claimed.sort_by_key(|d| d.id);
+    claimed.dedup_by_key(|d| d.id);
+    assert_eq!(claimed.len(), 3);
+    // Leased: not due again until the lease has passed.
+    assert!(store
+        .claim_deliveries(t, lease, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = store
+        .claim_deliveries(lease, lease + Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 3);
+    let body: serde_json::Value = serde_json::from_str(&again[0].body).unwrap();
+    assert!(body["type"].as_str().unwrap().starts_with("token."));
+    assert_eq!(body["data"]["id"], a.token.id.to_string());
+}
+
+async fn events_attempts_are_logged_and_retried(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let w = webhook(a.workspace.id, "http://127.0.0.1:9/all", None);
+    store.create_webhook(&w).await.unwrap();
+    store
+        .enqueue_event(&event(&a, EventType::TokenCreated))
+        .await
+        .unwrap();
+    let t0 = now().ms() + Duration::seconds(1);
+    let d = store
+        .claim_deliveries(t0, t0 + Duration::seconds(30), 10)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(d.attempts, 0);
+    let retry = t0 + Duration::seconds(2);
+    store
+        .record_attempt(
+            d.id,
+            &AttemptResult {
+                at: t0,
+                status_code: Some(500),
+                error: Some("HTTP 500".into()),
+                next: NextStep::RetryAt(retry),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .claim_deliveries(t0 + Duration::seconds(1), retry, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let d2 = store
+        .claim_deliveries(retry, retry + Duration::seconds(30), 10)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!((d2.id, d2.attempts), (d.id, 1));
+    store
+        .record_attempt(
+            d.id,
+            &AttemptResult {
+                at: retry,
+                status_code: Some(204),
+                error: None,
+                next: NextStep::Succeeded,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .claim_deliveries(retry + Duration::days(1), retry + Duration::days(2), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let log = store
+        .list_attempts(a.workspace.id, w.id, &first(10))
+        .await
+        .unwrap();
+    let shown: Vec<_> = log
+        .iter()
+        .map(|r| {
+            (
+                r.attempt.attempt,
+                r.attempt.succeeded,
+                r.attempt.status_code,
+            )
+        })
+        .collect();
+    assert_eq!(shown, vec![(1, false, Some(500)), (2, true, Some(204))]);
+    let other = new_workspace(&store, "b").await;
+    assert!(store
+        .list_attempts(other.workspace.id, w.id, &first(10))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn events_notices_are_claimed_once(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let base = now().ms();
+    let mut soon = token(&a.user, "soon");
+    soon.expires_at = Some(base + Duration::days(3));
+    let mut revoked = token(&a.user, "revoked");
+    revoked.expires_at = Some(base + Duration::days(2));
+    revoked.status = TokenStatus::Revoked;
+    revoked.revoked_at = Some(base);
+    let mut later = token(&a.user, "later");
+    later.expires_at = Some(base + Duration::days(30));
+    for t in [&soon, &revoked, &later] {
+        store.create_token(t, &ev(t)).await.unwrap();
+    }
+    let horizon = base + Duration::days(7);
+    let found = store
+        .notice_candidates(
+            a.workspace.id,
+            NoticeKind::Expiring,
+            Some(base),
+            horizon,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, vec![soon.id]);
+    let e = Event::about_token(
+        EventId::random(&mut OsRng),
+        EventType::TokenExpiring,
+        &soon,
+        base,
+    );
+    let e2 = Event {
+        id: EventId::random(&mut OsRng),
+        ..e.clone()
+    };
+    let (x, y) = tokio::join!(
+        store.enqueue_notice(soon.id, NoticeKind::Expiring, &e),
+        store.enqueue_notice(soon.id, NoticeKind::Expiring, &e2)
+    );
+    assert_eq!(
+        [x.unwrap(), y.unwrap()].iter().filter(|c| **c).count(),
+        1,
+        "exactly one claim wins"
+    );
+    assert!(store
+        .notice_candidates(
+            a.workspace.id,
+            NoticeKind::Expiring,
+            Some(base),
+            horizon,
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    // The other kind is separate.
+    let expired = store
+        .notice_candidates(
+            a.workspace.id,
+            NoticeKind::Expired,
+            None,
+            base + Duration::days(4),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(expired, vec![soon.id]);
+    let events = store.list_events(a.workspace.id, &first(10)).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, EventType::TokenExpiring);
+}
