@@ -30,6 +30,7 @@ pub mod error;
 mod permission;
 pub mod query;
 mod role;
+mod rotation;
 mod token;
 mod usage;
 mod user;

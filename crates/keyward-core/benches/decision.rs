@@ -101,6 +101,8 @@ fn compiled() -> CompiledToken {
         created_at: t0,
         updated_at: t0,
         revoked_at: None,
+        family_id: None,
+        rotated_from: None,
     };
     let workspace = Workspace {
         id: ws,

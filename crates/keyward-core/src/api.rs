@@ -503,6 +503,11 @@ pub struct TokenView {
     pub updated_at: DateTime<Utc>,
     /// Revocation.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Its rotation family (the id of the family's first token).
+    pub family_id: TokenId,
+    /// The token it replaced by rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<TokenId>,
 }
 
 impl TokenView {
@@ -529,8 +534,52 @@ impl TokenView {
             created_at: t.created_at,
             updated_at: t.updated_at,
             revoked_at: t.revoked_at,
+            family_id: t.family(),
+            rotated_from: t.rotated_from,
         }
     }
+}
+
+/// The body of `POST /v1/tokens/{id}/rotate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    /// How long the old secret keeps working, in seconds; 0 (the default) ends it at once.
+    #[serde(default)]
+    pub grace_period_secs: u64,
+    /// The new token's expiry. Without it, the new token gets the old one's lifetime (its
+    /// `expires_at` minus its creation), counted from now, within the workspace's maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The answer of a rotation: the new token with its secret (shown once), and the old one as
+/// it now is (expiring at the end of the grace period).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct RotatedToken {
+    /// The new token.
+    pub token: TokenView,
+    /// The new secret. Shown once.
+    pub secret: String,
+    /// The token it replaces.
+    pub previous: TokenView,
+}
+
+impl std::fmt::Debug for RotatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedToken")
+            .field("token", &self.token)
+            .field("secret", &"<redacted>")
+            .field("previous", &self.previous)
+            .finish()
+    }
+}
+
+/// What a bulk revocation did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevokedTokens {
+    /// The tokens revoked now (already revoked ones are not listed).
+    pub revoked: Vec<TokenId>,
 }
 
 /// A freshly created token: the only answer that ever carries the secret.

@@ -233,6 +233,17 @@ pub struct Token {
     pub updated_at: DateTime<Utc>,
     /// When it was revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The first token of its rotation family; `None` when it is the first itself.
+    pub family_id: Option<TokenId>,
+    /// The token it replaced by rotation, if any.
+    pub rotated_from: Option<TokenId>,
+}
+
+impl Token {
+    /// Its rotation family: the id of the family's first token.
+    pub fn family(&self) -> TokenId {
+        self.family_id.unwrap_or(self.id)
+    }
 }
 
 /// The status shown to people: the stored one, or `expired` once `expires_at` has passed.

@@ -87,6 +87,8 @@ pub async fn create_workspace(
         created_at: now,
         updated_at: now,
         revoked_at: None,
+        family_id: None,
+        rotated_from: None,
     };
     let bootstrap = WorkspaceBootstrap {
         workspace,

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::roles::routes())
         .merge(admin::permissions::routes())
         .merge(admin::audit::routes())
+        .merge(admin::rotation::routes())
         .merge(admin::tokens::routes())
         .merge(admin::usage::routes())
         .merge(admin::webhooks::routes())

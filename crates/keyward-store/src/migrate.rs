@@ -35,6 +35,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "events",
         sql: include_str!("../migrations/sqlite/0005_events.sql"),
     },
+    Migration {
+        version: 6,
+        name: "rotation",
+        sql: include_str!("../migrations/sqlite/0006_rotation.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -63,6 +68,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 5,
         name: "events",
         sql: include_str!("../migrations/postgres/0005_events.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "rotation",
+        sql: include_str!("../migrations/postgres/0006_rotation.sql"),
     },
 ];
 

@@ -143,6 +143,13 @@ pub trait TokenStore: Send + Sync {
     /// Replaces a token's mutable fields. Revocation is final: once stored as revoked, a
     /// token stays revoked (with its first `revoked_at`) whatever a later update says.
     async fn update_token(&self, token: &Token, audit: &AuditDraft) -> Result<()>;
+    /// Replaces `old` by `new` in one transaction: stores `old` (its expiry shortened to the
+    /// end of the grace period) and inserts `new`. `ALREADY_ROTATED` when `old` was replaced
+    /// before (a family never forks); `TOKEN_REVOKED` when `old` was revoked meanwhile.
+    async fn rotate_token(&self, old: &Token, new: &Token, audit: &AuditDraft) -> Result<()>;
+    /// The tokens of a rotation family (its first token and every replacement), in rotation
+    /// order.
+    async fn token_family(&self, ws: WorkspaceId, family: TokenId) -> Result<Vec<Token>>;
     /// Deletes a token.
     async fn delete_token(&self, ws: WorkspaceId, id: TokenId, audit: &AuditDraft) -> Result<()>;
 }

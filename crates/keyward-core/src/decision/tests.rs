@@ -75,6 +75,8 @@ fn fixture() -> Fixture {
         created_at: t0(),
         updated_at: t0(),
         revoked_at: None,
+        family_id: None,
+        rotated_from: None,
     };
     let mut catalogue = builtin_catalogue();
     for p in ["cart:read", "cart:write", "orders:read", "orders:write"] {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod permissions;
 pub mod roles;
+pub mod rotation;
 pub mod tokens;
 pub mod usage;
 pub mod users;

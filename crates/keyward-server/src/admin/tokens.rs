@@ -107,6 +107,8 @@ async fn create(
         created_at: now,
         updated_at: now,
         revoked_at: None,
+        family_id: None,
+        rotated_from: None,
     };
     let audit = caller
         .audit(&state, "token.created", "token", token.id.to_string())
@@ -188,7 +190,7 @@ fn ensure_scope(caller: &Caller, role: &Role) -> Result<(), ApiError> {
 
 /// Changing or activating a token needs everything the token holds: otherwise a weaker
 /// token could extend or switch on a stronger one.
-async fn ensure_holds(
+pub(crate) async fn ensure_holds(
     state: &AppState,
     caller: &Caller,
     token: &Token,

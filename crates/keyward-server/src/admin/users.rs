@@ -134,7 +134,11 @@ async fn list(
     )))
 }
 
-async fn visible(state: &AppState, caller: &Caller, raw_id: &str) -> Result<User, ApiError> {
+pub(crate) async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<User, ApiError> {
     let id: UserId = path_id(raw_id)?;
     let user = state.store.user(caller.workspace_id(), id).await?;
     user.filter(|u| caller.only_owner().is_none_or(|only| only == u.id))

@@ -11,6 +11,7 @@ mod expiry;
 mod leaks;
 mod lifecycle;
 mod policy;
+mod rotation;
 mod secrecy;
 mod tenancy;
 mod usage;

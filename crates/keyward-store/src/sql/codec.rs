@@ -98,3 +98,24 @@ pub(crate) fn opt_limit(v: Option<i64>) -> Result<Option<u32>> {
     v.map(|n| u32::try_from(n).map_err(|_| corrupt("rate limit", &n.to_string())))
         .transpose()
 }
+
+/// A family's tokens in rotation order: each followed by the token that replaced it. Tokens
+/// whose predecessor is gone (deleted) follow, by creation.
+pub(crate) fn rotation_order(
+    mut by_creation: Vec<keyward_core::Token>,
+) -> Vec<keyward_core::Token> {
+    let mut out: Vec<keyward_core::Token> = Vec::with_capacity(by_creation.len());
+    let root = by_creation.iter().position(|t| t.family_id.is_none());
+    if let Some(i) = root {
+        out.push(by_creation.remove(i));
+        while let Some(i) = out.last().and_then(|last| {
+            by_creation
+                .iter()
+                .position(|t| t.rotated_from == Some(last.id))
+        }) {
+            out.push(by_creation.remove(i));
+        }
+    }
+    out.extend(by_creation);
+    out
+}

@@ -28,7 +28,7 @@ macro_rules! sql_store {
         const TOKEN_COLS: &str = "id, workspace_id, owner_id, role_id, permissions, name, \
                                   metadata, status, hash, start, not_before, expires_at, \
                                   ip_allowlist, internal_only, rate_limit, \
-                                  created_at, updated_at, revoked_at";
+                                  created_at, updated_at, revoked_at, family_id, rotated_from";
 
         fn workspace_row(r: &$row) -> Result<Workspace> {
             Ok(Workspace {
@@ -94,6 +94,8 @@ macro_rules! sql_store {
                 created_at: sql::time(r.try_get("created_at")?)?,
                 updated_at: sql::time(r.try_get("updated_at")?)?,
                 revoked_at: sql::opt_time(r.try_get("revoked_at")?)?,
+                family_id: sql::opt_uuid(r.try_get("family_id")?)?.map(TokenId::from_uuid),
+                rotated_from: sql::opt_uuid(r.try_get("rotated_from")?)?.map(TokenId::from_uuid),
             })
         }
 
@@ -215,12 +217,16 @@ macro_rules! sql_store {
 
         macro_rules! insert_token {
             ($exec:expr, $t:expr) => {
+                insert_token!($exec, $t, None)
+            };
+            ($exec:expr, $t:expr, $unique:expr) => {
                 sqlx::query(
                     "INSERT INTO tokens (id, workspace_id, owner_id, role_id, permissions, name, \
                      metadata, status, hash, start, not_before, expires_at, created_at, \
-                     updated_at, revoked_at, ip_allowlist, internal_only, rate_limit) \
+                     updated_at, revoked_at, ip_allowlist, internal_only, rate_limit, \
+                     family_id, rotated_from) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $17, $18)",
+                     $16, $17, $18, $19, $20)",
                 )
                 .bind($t.id.uuid().to_string())
                 .bind($t.workspace_id.uuid().to_string())
@@ -240,9 +246,11 @@ macro_rules! sql_store {
                 .bind(sql::to_json(&$t.ip_allowlist)?)
                 .bind($t.internal_only)
                 .bind($t.rate_limit_per_minute.map(i64::from))
+                .bind($t.family_id.map(|f| f.uuid().to_string()))
+                .bind($t.rotated_from.map(|f| f.uuid().to_string()))
                 .execute($exec)
                 .await
-                .map_err(StoreError::from)
+                .map_err(|e| StoreError::from_sqlx(e, $unique))
             };
         }
 
@@ -608,6 +616,48 @@ macro_rules! sql_store {
                 .await?;
                 affected(done.rows_affected())?;
                 commit(tx, audit).await
+            }
+
+            async fn rotate_token(
+                &self,
+                old: &Token,
+                new: &Token,
+                audit: &AuditDraft,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                // Only a token not revoked meanwhile is cut short; the update comes first, so
+                // it also takes the row (and, on SQLite, the write lock) before the insert.
+                let done = sqlx::query(
+                    "UPDATE tokens SET expires_at = $1, updated_at = $2 \
+                     WHERE workspace_id = $3 AND id = $4 AND status <> 'revoked'",
+                )
+                .bind(sql::opt_ms(old.expires_at))
+                .bind(sql::ms(old.updated_at))
+                .bind(old.workspace_id.uuid().to_string())
+                .bind(old.id.uuid().to_string())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::conflict(
+                        "TOKEN_REVOKED",
+                        "the token was revoked or deleted meanwhile",
+                    ));
+                }
+                insert_token!(
+                    &mut *tx,
+                    new,
+                    Some(("ALREADY_ROTATED", "this token has already been replaced"))
+                )?;
+                commit(tx, audit).await
+            }
+
+            async fn token_family(&self, ws: WorkspaceId, family: TokenId) -> Result<Vec<Token>> {
+                let mut f = ws_filter(ws);
+                let p = f.arg(Arg::Text(family.uuid().to_string()));
+                f.and(&format!("id = {p} OR family_id = {p}"));
+                f.sql.push_str(" ORDER BY created_at, id");
+                let head = format!("SELECT {TOKEN_COLS} FROM tokens");
+                Ok(sql::rotation_order(select(self, head, f, token_row).await?))
             }
 
             async fn delete_token(

@@ -176,6 +176,8 @@ pub fn token_with_secret(owner: &User, name: &str) -> (Token, TokenSecret) {
         created_at: t,
         updated_at: t,
         revoked_at: None,
+        family_id: None,
+        rotated_from: None,
     };
     (token, secret)
 }

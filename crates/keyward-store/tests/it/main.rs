@@ -27,6 +27,7 @@ mod concurrency;
 mod events;
 mod isolation;
 mod roles;
+mod rotation;
 mod round_trip;
 mod tokens;
 mod usage;

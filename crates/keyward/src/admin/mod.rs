@@ -18,6 +18,7 @@ mod args;
 mod audit;
 mod permission;
 mod role;
+mod rotation;
 mod table;
 mod token;
 mod usage;

@@ -42,6 +42,13 @@ pub enum TokenCmd {
     },
     /// Show a token's usage: requests per hour or day, codes, addresses and endpoints.
     Usage(super::usage::UsageArgs),
+    /// Rotate a token: a new secret (shown once); the old one works until the grace ends.
+    Rotate(super::rotation::RotateArgs),
+    /// Show a token's rotation family, oldest first.
+    Family {
+        /// Token id (`tok_…`).
+        id: TokenId,
+    },
 }
 
 /// `token create`.
@@ -198,6 +205,8 @@ pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
             ctx.show_page(&page, list_table)
         }
         TokenCmd::Get { id } => ctx.show(&client.token(id).await?, details),
+        TokenCmd::Rotate(a) => super::rotation::rotate(a, ctx).await,
+        TokenCmd::Family { id } => super::rotation::family(id, ctx).await,
         TokenCmd::Update(a) => {
             let id = a.id;
             let patch = patch(a)?;

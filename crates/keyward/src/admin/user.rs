@@ -28,6 +28,11 @@ pub enum UserCmd {
         /// User id (`usr_…`).
         id: UserId,
     },
+    /// Revoke every token of a user at once.
+    RevokeTokens {
+        /// User id (`usr_…`).
+        id: UserId,
+    },
 }
 
 /// `user create`.
@@ -94,6 +99,7 @@ pub struct UpdateArgs {
 pub(crate) async fn run(cmd: UserCmd, ctx: &Ctx) -> anyhow::Result<()> {
     let client = &ctx.client;
     match cmd {
+        UserCmd::RevokeTokens { id } => super::rotation::revoke_all(id, ctx).await,
         UserCmd::Create(a) => {
             let req = CreateUser {
                 kind: a.kind.into(),

@@ -212,6 +212,24 @@ fn walk(server: &Server) -> String {
     assert!(table.contains("shop-sync prod"), "{table}");
     assert!(!table.contains(&secret));
 
+    // Rotation: a new secret, the old one still working inside the grace period.
+    let rotated = json(server, &["token", "rotate", &token_id, "--grace", "1h"]);
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    for s in [&secret, &new_secret] {
+        let (ok, out, _) = cli(server, &["verify", s]);
+        assert!(ok, "{out}");
+    }
+    let family = json(server, &["token", "family", &token_id]);
+    assert_eq!(family.as_array().unwrap().len(), 2);
+    let (ok, out, _) = cli(server, &["user", "revoke-tokens", user_id]);
+    assert!(
+        ok && out.contains(rotated["token"]["id"].as_str().unwrap()),
+        "{out}"
+    );
+    let (ok, out, _) = cli(server, &["verify", &new_secret]);
+    assert!(!ok && out.contains("REVOKED"), "{out}");
+
     json(server, &["token", "revoke", &token_id]);
     let (ok, out, _) = cli(server, &["verify", &secret]);
     assert!(!ok);

@@ -1,0 +1,198 @@
+//! Rotation and bulk revocation.
+//!
+//! - `POST /v1/tokens/{id}/rotate`: a new secret (shown once) for a token with the same owner,
+//!   role, narrowing, allowlists, limits and metadata; the old secret keeps working until the
+//!   grace period ends (0 = at once), then is refused as `EXPIRED`. The two form a family.
+//! - `GET /v1/tokens/{id}/family`: every token of the family, oldest first.
+//! - `POST /v1/users/{id}/revoke-tokens`: revokes every token of a user at once.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Duration;
+use keyward_core::api::{RevokedTokens, RotateToken, RotatedToken, TokenView};
+use keyward_core::events::EventType;
+use keyward_core::model::ShownStatus;
+use keyward_core::{validate, DomainError, Token, TokenId, TokenSecret, TokenStatus};
+use keyward_store::{PageRequest, TokenFilter};
+
+use super::catalogue;
+use super::tokens::{ensure_holds, visible};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Caller};
+use crate::state::AppState;
+
+/// The longest grace period: a rotation that never ends would be two live secrets.
+const MAX_GRACE_SECS: u64 = 90 * 24 * 3600;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tokens/{id}/rotate", post(rotate))
+        .route("/v1/tokens/{id}/family", get(family))
+        .route("/v1/users/{id}/revoke-tokens", post(revoke_all))
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RotateToken>,
+) -> Result<Json<RotatedToken>, ApiError> {
+    caller.require("keyward.tokens:create")?;
+    let mut old = visible(&state, &caller, &id).await?;
+    let cat = catalogue(&state, old.workspace_id).await?;
+    ensure_holds(&state, &caller, &old, &cat).await?;
+    let now = state.now();
+    match old.shown_status(now) {
+        ShownStatus::Revoked => {
+            return Err(ApiError::conflict(
+                "TOKEN_REVOKED",
+                "a revoked token cannot be rotated",
+            ))
+        }
+        ShownStatus::Expired => {
+            return Err(ApiError::conflict(
+                "TOKEN_EXPIRED",
+                "an expired token cannot be rotated; create a new one",
+            ))
+        }
+        ShownStatus::Active | ShownStatus::Pending => {}
+    }
+    if req.grace_period_secs > MAX_GRACE_SECS {
+        return Err(DomainError::field(
+            "INVALID_GRACE_PERIOD",
+            "grace_period_secs",
+            "the grace period may be at most 90 days",
+        )
+        .into());
+    }
+    let ws = state
+        .store
+        .workspace(old.workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))?;
+    // Without an explicit expiry the new token lives as long as the old one was meant to.
+    let lifetime = old.expires_at.map(|e| e - old.created_at);
+    let wanted = req.expires_at.or(lifetime.map(|l| now + l));
+    let expires_at = validate::validity_window(
+        now,
+        now,
+        old.not_before.filter(|nb| *nb > now),
+        wanted,
+        ws.settings.token_max_lifetime_days,
+    )?;
+
+    let secret = TokenSecret::generate(&ws.settings.token_prefix, &mut rand_core::OsRng);
+    let new = Token {
+        id: TokenId::random(&mut rand_core::OsRng),
+        hash: state.hasher.hash(&secret),
+        start: secret.display_start(),
+        not_before: old.not_before.filter(|nb| *nb > now),
+        expires_at,
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+        family_id: Some(old.family()),
+        rotated_from: Some(old.id),
+        ..old.clone()
+    };
+    let audit = caller
+        .audit(&state, "token.rotated", "token", new.id.to_string())
+        .before(&TokenView::of(&old, now));
+    let end = now + Duration::seconds(i64::try_from(req.grace_period_secs).unwrap_or(i64::MAX));
+    old.expires_at = Some(old.expires_at.map_or(end, |e| e.min(end)));
+    old.updated_at = now;
+    let answer = RotatedToken {
+        token: TokenView::of(&new, now),
+        secret: secret.expose().to_owned(),
+        previous: TokenView::of(&old, now),
+    };
+    let audit = audit.after(&serde_json::json!({
+        "token": &answer.token,
+        "previous": &answer.previous,
+        "grace_period_secs": req.grace_period_secs,
+    }));
+    state.store.rotate_token(&old, &new, &audit).await?;
+    state.cache.invalidate_token(old.id);
+    state.cache.forget_unknown(&new.hash);
+    crate::events::emit(&state, EventType::TokenRotated, &new).await?;
+    tracing::info!(token = %new.id, previous = %old.id, by = %caller.token.token_id, "token rotated");
+    Ok(Json(answer))
+}
+
+async fn family(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    caller.require("keyward.tokens:read")?;
+    let token = visible(&state, &caller, &id).await?;
+    let now = state.now();
+    let members = state
+        .store
+        .token_family(token.workspace_id, token.family())
+        .await?;
+    Ok(Json(
+        members
+            .iter()
+            .filter(|t| caller.only_owner().is_none_or(|only| only == t.owner_id))
+            .map(|t| TokenView::of(t, now))
+            .collect(),
+    ))
+}
+
+async fn revoke_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RevokedTokens>, ApiError> {
+    caller.require("keyward.tokens:revoke")?;
+    let user = super::users::visible(&state, &caller, &id).await?;
+    let filter = TokenFilter {
+        owner_id: Some(user.id),
+        role_id: None,
+        status: None,
+        now: state.now(),
+    };
+    let mut revoked = Vec::new();
+    let mut page = PageRequest {
+        limit: 200,
+        after: None,
+    };
+    loop {
+        let tokens = state
+            .store
+            .list_tokens(user.workspace_id, &filter, &page)
+            .await?;
+        for mut token in tokens.iter().cloned() {
+            if token.status == TokenStatus::Revoked {
+                continue;
+            }
+            // Each token is revoked and audited on its own, so its trail is complete.
+            let now = state.now();
+            let audit = caller
+                .audit(&state, "token.revoked", "token", token.id.to_string())
+                .before(&TokenView::of(&token, now));
+            token.status = TokenStatus::Revoked;
+            token.revoked_at = Some(now);
+            token.updated_at = now;
+            let audit = audit.after(&TokenView::of(&token, now));
+            state.store.update_token(&token, &audit).await?;
+            state.cache.invalidate_token(token.id);
+            crate::events::emit(&state, EventType::TokenRevoked, &token).await?;
+            revoked.push(token.id);
+        }
+        match tokens.last() {
+            Some(last) if tokens.len() == page.limit as usize => {
+                page.after = Some(keyward_store::Cursor {
+                    created_at: last.created_at,
+                    id: last.id.uuid(),
+                });
+            }
+            _ => break,
+        }
+    }
+    tracing::info!(user = %user.id, count = revoked.len(), by = %caller.token.token_id, "user's tokens revoked");
+    Ok(Json(RevokedTokens { revoked }))
+}
