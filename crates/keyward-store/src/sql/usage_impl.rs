@@ -9,8 +9,11 @@
 
 use crate::Result;
 
-/// Bound parameters per statement at most: SQLite's limit (PostgreSQL allows more).
-pub(crate) const MAX_PARAMS: usize = 32_766;
+/// Bound parameters per statement at most. SQLite allows 32,766, but sqlx looks each
+/// parameter's name up among all of a statement's parameters, so binding costs grow with the
+/// square of a statement's size: at 8,000 parameters a batch writer spent 40 % of a core in
+/// `sqlite3_bind_parameter_name`. Statements of about 1,000 parameters keep that small.
+pub(crate) const MAX_PARAMS: usize = 1_000;
 
 /// A roll-up hour is `(at / HOUR_MS) * HOUR_MS`.
 pub(crate) const HOUR_MS: i64 = 3_600_000;
