@@ -33,6 +33,8 @@ pub struct Config {
     pub expiry: crate::events::expiry::ExpiryConfig,
     /// Leak response: the keys of GitHub's secret-scanning alerts.
     pub leaks: crate::leaks::LeaksConfig,
+    /// The audit trail: how security denials are aggregated.
+    pub audit: crate::denials::AuditConfig,
 }
 
 /// Network policy.

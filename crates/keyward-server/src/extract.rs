@@ -150,6 +150,8 @@ pub struct Caller {
     pub token: Arc<crate::cache::CachedToken>,
     /// The client address the request came from.
     pub ip: Option<IpAddr>,
+    /// Where a refused permission is counted for the audit trail.
+    denials: Arc<crate::denials::Denials>,
 }
 
 /// The explanation of a network refusal: the level that refused, never the list.
@@ -171,7 +173,11 @@ impl FromRequestParts<AppState> for Caller {
             .map(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
         let verdict = state.verifier.verify(raw, &[], ip).await?;
         match (verdict.code, verdict.token) {
-            (Code::Valid, Some(token)) => Ok(Caller { token, ip }),
+            (Code::Valid, Some(token)) => Ok(Caller {
+                token,
+                ip,
+                denials: state.denials.clone(),
+            }),
             (Code::RateLimited, _) => match verdict.rate {
                 Some(o) => Err(ApiError::RateLimited(o)),
                 None => Err(ApiError::Unavailable),
@@ -192,14 +198,23 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 impl Caller {
-    /// Fails with 403 unless the caller holds `permission`.
+    /// Fails with 403 unless the caller holds `permission`; a refusal is counted as a security
+    /// denial of the caller's token.
     pub fn require(&self, permission: &str) -> Result<(), ApiError> {
         let p = Permission::parse(permission).map_err(ApiError::Invalid)?;
         if self.token.grants(&p) {
-            Ok(())
-        } else {
-            Err(ApiError::MissingPermission(permission.to_owned()))
+            return Ok(());
         }
+        self.denials.record(crate::denials::Denial {
+            workspace: self.token.workspace_id,
+            token: self.token.token_id,
+            owner: self.token.owner_id,
+            code: Code::InsufficientPermissions,
+            refused_by: None,
+            ip: self.ip,
+            missing_permission: Some(p.as_str()),
+        });
+        Err(ApiError::MissingPermission(permission.to_owned()))
     }
 
     /// Fails with 403 unless the caller's role has workspace scope.

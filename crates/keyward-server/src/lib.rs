@@ -15,6 +15,7 @@
 //! - [`extract`]: JSON/query extractors and the authenticated [`extract::Caller`].
 //! - [`error`]: [`ApiError`], the single problem+json mapping.
 //! - [`bootstrap`]: a workspace with its first admin.
+//! - [`denials`]: security denials aggregated into the audit trail.
 //! - [`clock`], [`state`]: the injected clock and the shared state.
 //! - [`usage`]: usage records off the hot path: channel, batch writer, roll-up and pruning.
 //! - [`events`]: events, the webhook delivery worker and the expiry scheduler.
@@ -27,6 +28,7 @@ pub mod cache;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
+pub mod denials;
 pub mod error;
 pub mod events;
 pub mod extract;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::cache::TokenCache;
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::denials::{DenialTasks, Denials};
 use crate::error::ApiError;
 use crate::limiter::MemoryLimiter;
 use crate::state::AppState;
@@ -83,6 +84,8 @@ impl Application {
             0 => None,
             n => Some(Quota::new(n, 60).map_err(|e| StartupError::Config(e.message))?),
         };
+        config.audit.validate().map_err(StartupError::Config)?;
+        let denials = Arc::new(Denials::new(&config.audit, store.clone(), clock.clone()));
         let verifier = Arc::new(Verifier::new(
             store.clone(),
             cache.clone(),
@@ -93,6 +96,7 @@ impl Application {
                 brute_force,
                 limiter: Arc::new(MemoryLimiter::default()),
             },
+            denials.clone(),
         ));
         config.usage.validate().map_err(StartupError::Config)?;
         let (usage, usage_rx) = Usage::new(&config.usage, store.clone(), clock.clone());
@@ -102,6 +106,7 @@ impl Application {
             crate::leaks::LeakKeys::from_config(&config.leaks).map_err(StartupError::Config)?,
         );
         let state = AppState {
+            denials,
             events,
             leak_keys,
             usage,
@@ -164,13 +169,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
-    /// configured grace period), then stops the event tasks and writes the usage records still queued.
+    /// configured grace period), then stops the event tasks, writes the security denials
+    /// counted and the usage records still queued.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let usage = UsageTasks::start(self.state.usage.clone(), self.usage_rx);
         let events = crate::events::EventTasks::start(self.state.clone());
+        let denials = DenialTasks::start(self.state.denials.clone());
         let app =
             crate::routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -191,6 +198,7 @@ impl Application {
             }
         };
         events.shutdown().await;
+        denials.shutdown().await;
         usage.shutdown().await;
         served
     }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub events: Arc<crate::events::Events>,
     /// Keys that sign GitHub's secret-scanning alerts.
     pub leak_keys: Arc<crate::leaks::LeakKeys>,
+    /// Security denials on their way to the audit trail, aggregated.
+    pub denials: Arc<crate::denials::Denials>,
 }
 
 impl AppState {

@@ -4,6 +4,8 @@
 //! checked without storage. A cached token is decided with no storage I/O; on a miss the
 //! token, its workspace, owner, role and catalogue are loaded once, compiled and cached. Then
 //! steps 3–6 (pure), step 7 (the rate limiter, skipped for internal sources), steps 8–9.
+//! Security refusals of a found token (internal-only, IP, rate limit, permission) are counted
+//! in [`crate::denials`] on the way out.
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use keyward_core::{Clock, Permission, TokenHasher, TokenSecret};
 use keyward_store::Store;
 
 use crate::cache::{CachedToken, Lookup, TokenCache};
+use crate::denials::{Denial, Denials};
 use crate::error::{rate_limit_policy, ApiError};
 use crate::limiter::{LimitKey, RateLimiter};
 
@@ -66,6 +69,7 @@ pub struct Verifier {
     hasher: TokenHasher,
     clock: Arc<dyn Clock>,
     policy: Policy,
+    denials: Arc<Denials>,
 }
 
 impl Verifier {
@@ -76,6 +80,7 @@ impl Verifier {
         hasher: TokenHasher,
         clock: Arc<dyn Clock>,
         policy: Policy,
+        denials: Arc<Denials>,
     ) -> Self {
         Self {
             store,
@@ -83,6 +88,7 @@ impl Verifier {
             hasher,
             clock,
             policy,
+            denials,
         }
     }
 
@@ -166,6 +172,9 @@ impl Verifier {
             server_internal: &self.policy.internal_networks,
         };
         if let Err(refusal) = decide_access(&token, &req) {
+            if matches!(refusal.code, Code::InternalOnly | Code::IpNotAllowed) {
+                self.denied(&token, refusal.code, refusal.ip_level, ip, None);
+            }
             return Ok(Verdict {
                 code: refusal.code,
                 token: Some(token),
@@ -178,6 +187,7 @@ impl Verifier {
             let key = LimitKey::Token(token.token_id);
             let o = self.policy.limiter.hit(key, &token.quota, now_ns).await?;
             if !o.allowed {
+                self.denied(&token, Code::RateLimited, None, ip, None);
                 return Ok(Verdict {
                     code: Code::RateLimited,
                     token: Some(token),
@@ -187,12 +197,38 @@ impl Verifier {
             }
             rate = Some(o);
         }
+        let code = decide_permissions(&token, required);
+        if code == Code::InsufficientPermissions {
+            let missing = required.iter().find(|p| !token.grants(p));
+            let missing = missing.map(Permission::as_str);
+            self.denied(&token, code, None, ip, missing);
+        }
         Ok(Verdict {
-            code: decide_permissions(&token, required),
+            code,
             token: Some(token),
             ip_level: None,
             rate,
         })
+    }
+
+    /// Counts a security refusal of a found token for the audit trail.
+    fn denied(
+        &self,
+        token: &CompiledToken,
+        code: Code,
+        refused_by: Option<IpLevel>,
+        ip: Option<IpAddr>,
+        missing_permission: Option<&str>,
+    ) {
+        self.denials.record(Denial {
+            workspace: token.workspace_id,
+            token: token.token_id,
+            owner: token.owner_id,
+            code,
+            refused_by,
+            ip,
+            missing_permission,
+        });
     }
 
     /// Counts a guessing attempt (malformed or unknown secret) against its source.

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod audit;
+mod denials;
 mod events;
 mod expiry;
 mod leaks;
