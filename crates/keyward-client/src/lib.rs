@@ -20,7 +20,7 @@
 //! - [`query`]: the listing filters ([`ListParams`], [`UserQuery`], [`TokenQuery`]).
 //! - `workspace`, `user`, `role`, `permission`, `token`: one module per admin resource, each
 //!   adding its methods to [`Client`]; `usage`: a token's usage ([`UsageParams`]) and
-//!   `/metrics`.
+//!   `/metrics`; `webhook`: webhook subscriptions, their secret's rotation and delivery log.
 //!
 //! The bearer token is never part of an error or of `Debug` output.
 
@@ -34,6 +34,7 @@ mod rotation;
 mod token;
 mod usage;
 mod user;
+mod webhook;
 mod workspace;
 
 pub use client::Client;

@@ -219,31 +219,37 @@ pub struct CreateWebhook {
     /// `http(s)://…`.
     pub url: String,
     /// Event type names; absent or `null` for all.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_types: Option<Vec<String>>,
     /// Defaults to `true`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Free text.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
-/// `PATCH /v1/webhooks/{id}`: absent fields are kept; `event_types: null` means all.
+/// `PATCH /v1/webhooks/{id}`: absent fields are kept; `event_types: null` means all. Absent
+/// fields are left out when serialised (a client sending `None` keeps the filter; `Some(None)`
+/// sends `null`, which means all).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     /// New URL.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// New filter (`null` for all).
-    #[serde(default, with = "double_option")]
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub event_types: Option<Option<Vec<String>>>,
     /// Enable or disable.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// New description.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
@@ -345,5 +351,22 @@ mod tests {
         assert_eq!(p.event_types, Some(None));
         let p: WebhookPatch = serde_json::from_str(r#"{}"#).unwrap();
         assert_eq!(p.event_types, None);
+        // And serialises back the same way: absent stays absent, all is `null`.
+        let keep = WebhookPatch {
+            enabled: Some(false),
+            ..WebhookPatch::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&keep).unwrap(),
+            serde_json::json!({"enabled": false})
+        );
+        let all = WebhookPatch {
+            event_types: Some(None),
+            ..WebhookPatch::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&all).unwrap(),
+            serde_json::json!({"event_types": null})
+        );
     }
 }

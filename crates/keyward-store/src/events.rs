@@ -6,9 +6,15 @@
 //! *claim* due deliveries by moving their `next_attempt_at` to a lease in a conditional update,
 //! so no two claim the same delivery; a worker that dies mid-send leaves the delivery to be
 //! retried once the lease has passed.
+//!
+//! Subscription changes (create, update — a secret rotation included —, delete) are admin
+//! mutations: like those of the other stores they take the change's [`AuditDraft`] and append
+//! it in their own transaction. The caller's draft must hold the subscription's view, never its
+//! secret. Enqueueing, claiming, attempts and notices are keyward's own work and unaudited.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use keyward_core::audit::AuditDraft;
 use keyward_core::events::{DeliveryAttempt, Event, Webhook, WebhookSecret};
 use keyward_core::{DeliveryId, EventId, TokenId, WebhookId, WorkspaceId};
 
@@ -77,16 +83,22 @@ impl NoticeKind {
 /// Event and webhook storage.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Inserts a subscription.
-    async fn create_webhook(&self, w: &Webhook) -> Result<()>;
+    /// Inserts a subscription, appending `audit` in the same transaction.
+    async fn create_webhook(&self, w: &Webhook, audit: &AuditDraft) -> Result<()>;
     /// One subscription of a workspace.
     async fn webhook(&self, ws: WorkspaceId, id: WebhookId) -> Result<Option<Webhook>>;
     /// A page of a workspace's subscriptions.
     async fn list_webhooks(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Webhook>>;
-    /// Replaces a subscription's mutable fields (its secret included).
-    async fn update_webhook(&self, w: &Webhook) -> Result<()>;
-    /// Deletes a subscription with its deliveries.
-    async fn delete_webhook(&self, ws: WorkspaceId, id: WebhookId) -> Result<()>;
+    /// Replaces a subscription's mutable fields (its secret included), appending `audit` in
+    /// the same transaction.
+    async fn update_webhook(&self, w: &Webhook, audit: &AuditDraft) -> Result<()>;
+    /// Deletes a subscription with its deliveries, appending `audit` in the same transaction.
+    async fn delete_webhook(
+        &self,
+        ws: WorkspaceId,
+        id: WebhookId,
+        audit: &AuditDraft,
+    ) -> Result<()>;
 
     /// Stores the event and one pending delivery, due at the event's time, per enabled
     /// subscription of its workspace that wants its type. Returns the deliveries created.

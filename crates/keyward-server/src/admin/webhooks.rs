@@ -3,6 +3,10 @@
 //! each subscription's delivery log. Reading needs `keyward.webhooks:read`; changing needs
 //! `keyward.webhooks:write` and workspace scope (events are about every token of the
 //! workspace, not only the caller's owner's).
+//!
+//! Every change is audited in its own transaction (`webhook.created`, `webhook.updated`,
+//! `webhook.deleted`, `webhook.secret_rotated`) with the subscription's [`WebhookView`] as
+//! before/after: the secret never reaches the trail.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -109,12 +113,16 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.create_webhook(&webhook).await?;
+    let view = WebhookView::of(&webhook);
+    let audit = caller
+        .audit(&state, "webhook.created", "webhook", webhook.id.to_string())
+        .after(&view);
+    state.store.create_webhook(&webhook, &audit).await?;
     tracing::info!(webhook = %webhook.id, by = %caller.token.token_id, "webhook created");
     Ok((
         StatusCode::CREATED,
         Json(CreatedWebhook {
-            webhook: WebhookView::of(&webhook),
+            webhook: view,
             secret: webhook.secret.expose().to_owned(),
         }),
     ))
@@ -169,6 +177,9 @@ async fn update(
     caller.require("keyward.webhooks:write")?;
     caller.require_workspace_scope()?;
     let mut w = find(&state, &caller, &id).await?;
+    let audit = caller
+        .audit(&state, "webhook.updated", "webhook", w.id.to_string())
+        .before(&WebhookView::of(&w));
     if let Some(u) = &patch.url {
         w.url = url(u)?;
     }
@@ -182,8 +193,9 @@ async fn update(
         w.description = description(Some(d))?;
     }
     w.updated_at = state.now();
-    state.store.update_webhook(&w).await?;
-    Ok(Json(WebhookView::of(&w)))
+    let view = WebhookView::of(&w);
+    state.store.update_webhook(&w, &audit.after(&view)).await?;
+    Ok(Json(view))
 }
 
 async fn rotate(
@@ -194,12 +206,21 @@ async fn rotate(
     caller.require("keyward.webhooks:write")?;
     caller.require_workspace_scope()?;
     let mut w = find(&state, &caller, &id).await?;
+    let audit = caller
+        .audit(
+            &state,
+            "webhook.secret_rotated",
+            "webhook",
+            w.id.to_string(),
+        )
+        .before(&WebhookView::of(&w));
     w.secret = generate_secret();
     w.updated_at = state.now();
-    state.store.update_webhook(&w).await?;
+    let view = WebhookView::of(&w);
+    state.store.update_webhook(&w, &audit.after(&view)).await?;
     tracing::info!(webhook = %w.id, by = %caller.token.token_id, "webhook secret rotated");
     Ok(Json(CreatedWebhook {
-        webhook: WebhookView::of(&w),
+        webhook: view,
         secret: w.secret.expose().to_owned(),
     }))
 }
@@ -212,7 +233,13 @@ async fn remove(
     caller.require("keyward.webhooks:write")?;
     caller.require_workspace_scope()?;
     let w = find(&state, &caller, &id).await?;
-    state.store.delete_webhook(w.workspace_id, w.id).await?;
+    let audit = caller
+        .audit(&state, "webhook.deleted", "webhook", w.id.to_string())
+        .before(&WebhookView::of(&w));
+    state
+        .store
+        .delete_webhook(w.workspace_id, w.id, &audit)
+        .await?;
     tracing::info!(webhook = %w.id, by = %caller.token.token_id, "webhook deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,12 +1,16 @@
 //! The audit trail through the API: each admin action leaves exactly one event naming the
 //! acting token and its owner, a refused action leaves none, no secret reaches an event, and an
-//! event edited directly in the database is named by the chain check.
+//! event edited directly in the database is named by the chain check. Webhook subscription
+//! changes are audited too, never with their signing secret.
 
 use keyward_core::api::{CreateRole, RolePatch, TokenPatch, UserPatch};
 use keyward_core::audit::{ActorKind, AuditEventView, AuditQuery};
 use keyward_core::model::{RoleKind, Scope};
 use keyward_core::{TokenId, UserId};
 
+use serde_json::json;
+
+use crate::events::{call, subscribe};
 use crate::support::{both_backends, code_of, token_request, TestApp};
 
 async fn events_after(app: &TestApp, seq: i64) -> Vec<AuditEventView> {
@@ -244,3 +248,56 @@ async fn a_direct_edit_is_named_by_the_chain_check(app: TestApp) {
     );
 }
 both_backends!(a_direct_edit_is_named_by_the_chain_check);
+
+async fn webhook_admin_actions_are_audited_without_the_secret(app: TestApp) {
+    let me_v = app.verify(&app.admin_secret, &[]).await;
+    let me: (Option<TokenId>, Option<UserId>) = (me_v.token_id, me_v.owner.map(|o| o.id));
+    let a = &app;
+    let body = json!({"url": "http://127.0.0.1:9/hook", "description": "audited"});
+    let (id, secret) = audited!(a, me, "webhook.created", subscribe(a, body).await);
+    let path = format!("/v1/webhooks/{id}");
+    audited!(a, me, "webhook.updated", {
+        let patch = json!({"enabled": false, "event_types": ["token.revoked"]});
+        let (status, view) = call(a, "PATCH", &path, Some(patch)).await;
+        assert_eq!(status, 200, "{view}");
+    });
+    let rotated = audited!(a, me, "webhook.secret_rotated", {
+        let (status, rotated) = call(a, "POST", &format!("{path}/rotate-secret"), None).await;
+        assert_eq!(status, 200, "{rotated}");
+        rotated["secret"].as_str().unwrap().to_owned()
+    });
+    assert_ne!(rotated, secret);
+    audited!(a, me, "webhook.deleted", {
+        assert_eq!(call(a, "DELETE", &path, None).await.0, 204);
+    });
+
+    // A refused change (the subscription is gone) leaves nothing.
+    let before = last_seq(a).await;
+    assert_eq!(call(a, "DELETE", &path, None).await.0, 404);
+    let patch = json!({"enabled": true});
+    assert_eq!(call(a, "PATCH", &path, Some(patch)).await.0, 404);
+    assert!(events_after(a, before).await.is_empty());
+
+    // The events name the subscription and hold its views: the update's before and after
+    // differ; no secret is anywhere in the trail.
+    let q = AuditQuery {
+        action: Some("webhook.*".into()),
+        ..AuditQuery::default()
+    };
+    let events = app.admin.audit(&q).await.unwrap().items;
+    assert_eq!(events.len(), 4);
+    assert!(events
+        .iter()
+        .all(|e| e.target_kind == "webhook" && e.target_id == id));
+    let updated = &events[1];
+    assert_eq!(updated.before.as_ref().unwrap()["enabled"], true);
+    assert_eq!(updated.after.as_ref().unwrap()["enabled"], false);
+    assert_eq!(events[0].after.as_ref().unwrap()["id"], id.as_str());
+    assert!(events[3].after.is_none() && events[3].before.is_some());
+    let text = serde_json::to_string(&events_after(a, 0).await).unwrap();
+    assert!(!text.contains(&secret) && !text.contains(&rotated));
+    assert!(!text.contains("whsec_"), "{text}");
+    let check = app.admin.verify_audit().await.unwrap();
+    assert!(check.intact, "{check:?}");
+}
+both_backends!(webhook_admin_actions_are_audited_without_the_secret);

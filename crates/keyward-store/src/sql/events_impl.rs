@@ -8,12 +8,16 @@
 //! - deliveries are claimed by an `UPDATE … RETURNING` whose `WHERE` repeats the due
 //!   condition, so a concurrent claimer (PostgreSQL re-checks it on the row it waited for;
 //!   SQLite has one writer) never gets a delivery already leased.
+//!
+//! Subscription changes append their audit draft with `append_audit!` before committing, as
+//! `sql_store!`'s mutations do.
 
 macro_rules! events_store {
     ($store:ident, $row:ty, $db:ident) => {
         mod events_sql {
         use async_trait::async_trait;
         use chrono::{DateTime, Utc};
+        use keyward_core::audit::AuditDraft;
         use keyward_core::events::{
             DeliveryAttempt, DeliveryStatus, Event, EventType, Webhook, WebhookSecret,
         };
@@ -91,6 +95,13 @@ macro_rules! events_store {
             }
         }
 
+        /// Appends the subscription change's audit event and commits: both or neither.
+        async fn commit(mut tx: Tx<'_>, audit: &AuditDraft) -> Result<()> {
+            append_audit!(tx, audit)?;
+            tx.commit().await?;
+            Ok(())
+        }
+
         /// The event and its deliveries, inside `tx`.
         async fn enqueue_in(tx: &mut Tx<'_>, e: &Event) -> Result<u64> {
             let at = sql::ms(e.created_at);
@@ -134,7 +145,8 @@ macro_rules! events_store {
 
         #[async_trait]
         impl EventStore for $store {
-            async fn create_webhook(&self, w: &Webhook) -> Result<()> {
+            async fn create_webhook(&self, w: &Webhook, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(&format!(
                     "INSERT INTO webhooks ({WEBHOOK_COLS}) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -148,9 +160,9 @@ macro_rules! events_store {
                 .bind(w.secret.expose())
                 .bind(sql::ms(w.created_at))
                 .bind(sql::ms(w.updated_at))
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(())
+                commit(tx, audit).await
             }
 
             async fn webhook(&self, ws: WorkspaceId, id: WebhookId) -> Result<Option<Webhook>> {
@@ -183,7 +195,8 @@ macro_rules! events_store {
                 q.fetch_all(&self.pool).await?.iter().map(webhook_row).collect()
             }
 
-            async fn update_webhook(&self, w: &Webhook) -> Result<()> {
+            async fn update_webhook(&self, w: &Webhook, audit: &AuditDraft) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE webhooks SET url = $1, event_types = $2, enabled = $3, \
                      description = $4, secret = $5, updated_at = $6 \
@@ -197,18 +210,26 @@ macro_rules! events_store {
                 .bind(sql::ms(w.updated_at))
                 .bind(w.workspace_id.uuid().to_string())
                 .bind(w.id.uuid().to_string())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
 
-            async fn delete_webhook(&self, ws: WorkspaceId, id: WebhookId) -> Result<()> {
+            async fn delete_webhook(
+                &self,
+                ws: WorkspaceId,
+                id: WebhookId,
+                audit: &AuditDraft,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                affected(done.rows_affected())
+                affected(done.rows_affected())?;
+                commit(tx, audit).await
             }
 
             async fn enqueue_event(&self, event: &Event) -> Result<u64> {

@@ -1,5 +1,6 @@
 //! `EventStore`: webhook subscriptions, enqueueing with the subscription filter, claiming
-//! due deliveries once, attempts and their log, expiry notices claimed once.
+//! due deliveries once, attempts and their log, expiry notices claimed once; subscription
+//! changes append their audit event in their own transaction, refused ones append nothing.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use chrono::Duration;
 use keyward_core::events::{Event, EventType, Webhook, WebhookSecret};
 use keyward_core::model::TokenStatus;
 use keyward_core::{EventId, WebhookId, WorkspaceId};
-use keyward_store::{AttemptResult, NextStep, NoticeKind, Store};
+use keyward_store::{AttemptResult, AuditFilter, NextStep, NoticeKind, Store};
 use rand_core::OsRng;
 
 use crate::fixtures::*;
@@ -18,6 +19,7 @@ conformance!(
     events_enqueue_follows_filters_and_claims_once,
     events_attempts_are_logged_and_retried,
     events_notices_are_claimed_once,
+    events_webhook_changes_are_audited_with_them,
 );
 
 fn webhook(ws: WorkspaceId, url: &str, types: Option<Vec<EventType>>) -> Webhook {
@@ -47,7 +49,7 @@ async fn events_webhooks_round_trip_and_stay_in_their_workspace(store: Arc<dyn S
         "http://127.0.0.1:9/hook",
         Some(vec![EventType::TokenRevoked]),
     );
-    store.create_webhook(&w).await.unwrap();
+    store.create_webhook(&w, &ev(&a)).await.unwrap();
     assert_eq!(
         store.webhook(a.workspace.id, w.id).await.unwrap(),
         Some(w.clone())
@@ -56,7 +58,7 @@ async fn events_webhooks_round_trip_and_stay_in_their_workspace(store: Arc<dyn S
     w.enabled = false;
     w.event_types = None;
     w.secret = WebhookSecret::new("whsec_b3RoZXI=".into());
-    store.update_webhook(&w).await.unwrap();
+    store.update_webhook(&w, &ev(&a)).await.unwrap();
     let listed = store
         .list_webhooks(a.workspace.id, &first(10))
         .await
@@ -67,9 +69,79 @@ async fn events_webhooks_round_trip_and_stay_in_their_workspace(store: Arc<dyn S
         .await
         .unwrap()
         .is_empty());
-    assert!(store.delete_webhook(b.workspace.id, w.id).await.is_err());
-    store.delete_webhook(a.workspace.id, w.id).await.unwrap();
+    assert!(store
+        .delete_webhook(b.workspace.id, w.id, &ev(&b))
+        .await
+        .is_err());
+    store
+        .delete_webhook(a.workspace.id, w.id, &ev(&a))
+        .await
+        .unwrap();
     assert_eq!(store.webhook(a.workspace.id, w.id).await.unwrap(), None);
+}
+
+/// The actions of a workspace's audit trail, oldest first.
+async fn actions(store: &Arc<dyn Store>, ws: WorkspaceId) -> Vec<String> {
+    let f = AuditFilter {
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    let events = store.list_audit(ws, &f).await.unwrap();
+    events.into_iter().map(|e| e.draft.action).collect()
+}
+
+fn draft(ws: WorkspaceId, action: &str) -> keyward_core::audit::AuditDraft {
+    keyward_core::audit::AuditDraft {
+        action: action.into(),
+        ..ev(&ws)
+    }
+}
+
+async fn events_webhook_changes_are_audited_with_them(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let b = new_workspace(&store, "b").await;
+    let (wa, wb) = (a.workspace.id, b.workspace.id);
+    let mut w = webhook(wa, "http://127.0.0.1:9/hook", None);
+    store
+        .create_webhook(&w, &draft(wa, "webhook.created"))
+        .await
+        .unwrap();
+    w.enabled = false;
+    store
+        .update_webhook(&w, &draft(wa, "webhook.updated"))
+        .await
+        .unwrap();
+    // Refused (not in that workspace, or unknown): neither the change nor its event is stored.
+    let mut elsewhere = w.clone();
+    elsewhere.workspace_id = wb;
+    assert!(store
+        .update_webhook(&elsewhere, &draft(wb, "webhook.updated"))
+        .await
+        .is_err());
+    assert!(store
+        .delete_webhook(wb, w.id, &draft(wb, "webhook.deleted"))
+        .await
+        .is_err());
+    let ghost = webhook(wa, "http://127.0.0.1:9/ghost", None);
+    assert!(store
+        .update_webhook(&ghost, &draft(wa, "webhook.updated"))
+        .await
+        .is_err());
+    store
+        .delete_webhook(wa, w.id, &draft(wa, "webhook.deleted"))
+        .await
+        .unwrap();
+    // The bootstrap's own event comes first.
+    assert_eq!(
+        actions(&store, wa).await,
+        [
+            "test.change",
+            "webhook.created",
+            "webhook.updated",
+            "webhook.deleted"
+        ]
+    );
+    assert_eq!(actions(&store, wb).await, ["test.change"]);
 }
 
 async fn events_enqueue_follows_filters_and_claims_once(store: Arc<dyn Store>) {
@@ -83,7 +155,7 @@ async fn events_enqueue_follows_filters_and_claims_once(store: Arc<dyn Store>) {
     let mut disabled = webhook(a.workspace.id, "http://127.0.0.1:9/off", None);
     disabled.enabled = false;
     for w in [&all, &revoked_only, &disabled] {
-        store.create_webhook(w).await.unwrap();
+        store.create_webhook(w, &ev(&a)).await.unwrap();
     }
     let created = event(&a, EventType::TokenCreated);
     assert_eq!(store.enqueue_event(&created).await.unwrap(), 1);
@@ -123,7 +195,7 @@ async fn events_enqueue_follows_filters_and_claims_once(store: Arc<dyn Store>) {
 async fn events_attempts_are_logged_and_retried(store: Arc<dyn Store>) {
     let a = new_workspace(&store, "a").await;
     let w = webhook(a.workspace.id, "http://127.0.0.1:9/all", None);
-    store.create_webhook(&w).await.unwrap();
+    store.create_webhook(&w, &ev(&a)).await.unwrap();
     store
         .enqueue_event(&event(&a, EventType::TokenCreated))
         .await

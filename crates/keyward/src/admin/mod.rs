@@ -1,5 +1,5 @@
 //! The admin verbs of the CLI (`keyward token …`, `user …`, `role …`, `permission …`,
-//! `workspace …`, `verify`): thin wrappers over [`keyward_client`], printing aligned tables by
+//! `workspace …`, `webhook …`, `audit …`, `verify`): thin wrappers over [`keyward_client`], printing aligned tables by
 //! default and the API's JSON with `--json`.
 //!
 //! # Layout
@@ -8,10 +8,12 @@
 //! - `token`, `user`, `role`, `permission`, `workspace`, `verify`: one module per resource, each
 //!   with its clap subcommands and their execution.
 //! - `usage`: `token usage`, a token's usage report.
+//! - `webhook`: webhook subscriptions and their delivery log.
 //! - `args`: shared argument types and parsers (enums, instants, durations, JSON, secrets).
 //! - `table`: the aligned-table renderer and cell formatting.
 //!
-//! Secrets appear only in the output of `token create` and `workspace create`; the connection
+//! Secrets appear only in the output of `token create`, `workspace create`, `webhook create`
+//! and `webhook rotate-secret`; the connection
 //! token is never printed, not even by `Debug`.
 
 mod args;
@@ -24,6 +26,7 @@ mod token;
 mod usage;
 mod user;
 mod verify;
+mod webhook;
 mod workspace;
 
 use std::fmt;
@@ -96,6 +99,9 @@ pub enum AdminCommand {
     /// Read, follow, export and check the workspace's audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Subscribe URLs to token events, rotate their signing secrets, read the delivery log.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCmd),
 }
 
 /// Runs one admin verb against the keyward at `args.url`.
@@ -113,6 +119,7 @@ pub async fn run(cmd: AdminCommand, args: &ClientArgs) -> anyhow::Result<()> {
         AdminCommand::Workspace(cmd) => workspace::run(cmd, &ctx).await,
         AdminCommand::Verify(cmd) => verify::run(cmd, &ctx).await,
         AdminCommand::Audit(cmd) => audit::run(cmd, &ctx).await,
+        AdminCommand::Webhook(cmd) => webhook::run(cmd, &ctx).await,
     };
     result.map_err(|e| explain(e, &ctx.client))
 }
@@ -273,6 +280,21 @@ mod tests {
             !shown.contains("kw_checked") && !shown.contains("kw_admin"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn webhook_endpoints_do_not_take_the_global_url() {
+        let cli = parse(&[
+            "webhook",
+            "create",
+            "--endpoint",
+            "http://hooks.internal/x",
+            "--url",
+            "http://keyward.internal",
+        ])
+        .unwrap();
+        assert_eq!(cli.client.url, "http://keyward.internal");
+        assert!(format!("{:?}", cli.command).contains("http://hooks.internal/x"));
     }
 
     #[test]

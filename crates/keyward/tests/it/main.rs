@@ -1,6 +1,7 @@
 //! The binary end to end, as the README walks through it: `keyward serve` on a fresh
 //! database prints the admin token once, then the CLI declares permissions, creates a role,
-//! a service user and a token, verifies it, revokes it, and verifies again.
+//! a service user and a token, verifies it, revokes it, and verifies again; then subscribes a
+//! webhook (its secret shown once, never listed) and deletes it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
@@ -263,6 +264,8 @@ fn walk(server: &Server) -> String {
     assert!(ok, "{out}");
     assert!(out.contains("intact"), "{out}");
 
+    webhooks(server);
+
     // A bad permission is refused with the problem's code and field.
     let (ok, _, err) = cli(
         server,
@@ -285,6 +288,66 @@ fn walk(server: &Server) -> String {
         "{err}"
     );
     secret
+}
+
+/// The README's webhook commands: the secret is shown once with a warning, never listed,
+/// logged or audited; the subscription is deleted again.
+fn webhooks(server: &Server) {
+    let (ok, out, err) = cli(
+        server,
+        &[
+            "webhook",
+            "create",
+            "--endpoint",
+            "http://127.0.0.1:9/hook",
+            "--event",
+            "token.revoked",
+            "--description",
+            "siem",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("shown once"), "{out}");
+    let secret = out
+        .split_whitespace()
+        .find(|w| w.starts_with("whsec_"))
+        .unwrap_or_else(|| panic!("no secret shown: {out}"))
+        .to_owned();
+    let listed = json(server, &["webhook", "list"]);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(
+        items[0]["event_types"],
+        serde_json::json!(["token.revoked"])
+    );
+    assert!(!listed.to_string().contains("whsec_"), "{listed}");
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+    let (ok, table, _) = cli(server, &["webhook", "list"]);
+    assert!(ok);
+    assert!(table.contains(&id) && table.contains("siem"), "{table}");
+    assert!(!table.contains("whsec_"), "{table}");
+    let (ok, shown, _) = cli(server, &["webhook", "show", &id]);
+    assert!(
+        ok && shown.contains("token.revoked") && !shown.contains("whsec_"),
+        "{shown}"
+    );
+
+    let (ok, out, err) = cli(server, &["webhook", "delete", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Deleted webhook"), "{out}");
+    let listed = json(server, &["webhook", "list"]);
+    assert!(listed["items"].as_array().unwrap().is_empty(), "{listed}");
+
+    // Both changes are audited, without the secret; the server log never saw it either.
+    let (ok, trail, _) = cli(server, &["audit", "export", "--action", "webhook.*"]);
+    assert!(ok);
+    assert!(
+        trail.contains("webhook.created") && trail.contains("webhook.deleted"),
+        "{trail}"
+    );
+    assert!(!trail.contains(&secret));
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains(&secret), "a webhook secret was logged");
 }
 
 #[test]
