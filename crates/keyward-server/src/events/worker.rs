@@ -123,7 +123,7 @@ async fn send(
             } else if e.is_connect() {
                 "could not connect"
             } else if e.is_builder() {
-                "the URL cannot be used (https needs TLS, which this build lacks)"
+                "the URL cannot be used"
             } else {
                 "the request failed"
             };
