@@ -4,6 +4,9 @@
 # doing, so these ratios are repeatable where wrk's are noisy; they leave out the kernel's
 # share (sockets), which wrk's figures include.
 #
+# The count is the whole process's, so it includes the usage batch writer, whose cost per
+# record depends on how many records a batch holds (small with this script's serial client).
+#
 #   scripts/instructions-per-request.sh [health|policy] [requests per kind, default 2000]
 #
 #   health  GET /healthz against POST /v1/verify with a cached, realistic token.
