@@ -20,8 +20,22 @@ use keyward_core::TokenId;
 pub enum LimitKey {
     /// A token's rate limit.
     Token(TokenId),
-    /// The brute-force guard of a source address.
+    /// The brute-force guard of a source address (an IPv6 /64; see [`LimitKey::source`]).
     Source(IpAddr),
+}
+
+impl LimitKey {
+    /// The brute-force guard's key for `ip`: the address for IPv4, its /64 for IPv6, since one
+    /// IPv6 client usually holds a whole /64 and could otherwise spread guesses over 2^64 keys.
+    pub fn source(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => LimitKey::Source(ip),
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                LimitKey::Source(IpAddr::V6(prefix.into()))
+            }
+        }
+    }
 }
 
 impl fmt::Display for LimitKey {
@@ -131,6 +145,17 @@ impl RateLimiter for MemoryLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_source_is_its_64() {
+        let a = LimitKey::source("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = LimitKey::source("2001:db8:1:2:ffff::9".parse().unwrap());
+        let c = LimitKey::source("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let v4 = LimitKey::source("192.0.2.7".parse().unwrap());
+        assert_eq!(v4, LimitKey::Source("192.0.2.7".parse().unwrap()));
+    }
 
     #[tokio::test]
     async fn exactly_the_quota_passes_then_it_refills() {

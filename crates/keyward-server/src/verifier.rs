@@ -115,7 +115,7 @@ impl Verifier {
             let o = self
                 .policy
                 .limiter
-                .peek(LimitKey::Source(ip), quota, now_ns)
+                .peek(LimitKey::source(ip), quota, now_ns)
                 .await?;
             if !o.allowed {
                 return Ok(Verdict {
@@ -236,7 +236,7 @@ impl Verifier {
         if let Some((quota, ip)) = guarded {
             self.policy
                 .limiter
-                .hit(LimitKey::Source(ip), quota, now_ns)
+                .hit(LimitKey::source(ip), quota, now_ns)
                 .await?;
         }
         Ok(())

@@ -116,7 +116,11 @@ async fn rotate(
     state.store.rotate_token(&old, &new, &audit).await?;
     state.cache.invalidate_token(old.id);
     state.cache.forget_unknown(&new.hash);
-    crate::events::emit(&state, EventType::TokenRotated, &new).await?;
+    // The rotation is committed: its new secret must reach the caller even if the event
+    // cannot be queued (the audit event is already stored with the change).
+    if let Err(e) = crate::events::emit(&state, EventType::TokenRotated, &new).await {
+        tracing::warn!(token = %new.id, error = ?e, "token.rotated event not queued");
+    }
     tracing::info!(token = %new.id, previous = %old.id, by = %caller.token.token_id, "token rotated");
     Ok(Json(answer))
 }

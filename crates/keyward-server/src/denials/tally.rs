@@ -182,7 +182,7 @@ impl Tallies {
         self.len() == 0
     }
 
-    /// Takes every key out (for a flush), oldest first occurrence first.
+    /// Takes every key out (for a flush): by workspace, then oldest first occurrence first.
     pub fn take(&mut self) -> Vec<Pending> {
         let mut out = Vec::with_capacity(self.len());
         for (g, entries) in std::mem::take(&mut self.groups) {
@@ -210,7 +210,9 @@ impl Tallies {
             });
         }
         self.keys = 0;
-        out.sort_by_key(|p| (p.tally.first_at, p.detail.is_none()));
+        // By workspace first: a flush locks each workspace's chain head in this order, so two
+        // nodes flushing at once cannot take two heads in opposite orders (a deadlock).
+        out.sort_by_key(|p| (p.workspace, p.tally.first_at, p.detail.is_none()));
         out
     }
 

@@ -59,14 +59,16 @@ pub async fn run_once(
 ) -> Result<usize, keyward_store::StoreError> {
     let config = &state.events.config;
     let now = state.now();
+    // The claim must outlast sending the whole batch one by one, each send bounded by the
+    // timeout: otherwise another node could claim (and send) the batch's tail again.
+    let per_send = i64::try_from(config.timeout_secs).unwrap_or(3_600);
     let lease = now
-        + chrono::Duration::seconds(
-            i64::try_from(config.timeout_secs).unwrap_or(3_600) + LEASE_MARGIN_SECS,
-        );
+        + chrono::Duration::seconds(per_send.saturating_mul(i64::from(BATCH)) + LEASE_MARGIN_SECS);
     let due = state.store.claim_deliveries(now, lease, BATCH).await?;
     let n = due.len();
     for d in due {
-        let (status_code, error) = send(http, &d, now.timestamp()).await;
+        let (status_code, error) = send(http, &d, state.now().timestamp()).await;
+        let now = state.now();
         let attempts = d.attempts + 1;
         let next = if error.is_none() {
             NextStep::Succeeded

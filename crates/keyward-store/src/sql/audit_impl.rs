@@ -137,7 +137,7 @@ macro_rules! audit_store {
                 match filter.action.as_deref().and_then(|a| a.strip_suffix('*')) {
                     Some(family) => {
                         // `token.*`: every action that starts with `token.`, by exact prefix.
-                        let n = f.arg(Arg::Int(family.len() as i64));
+                        let n = f.arg(Arg::Int(family.chars().count() as i64));
                         let p = f.arg(Arg::Text(family.to_owned()));
                         f.and(&format!("SUBSTR(action, 1, CAST({n} AS INTEGER)) = {p}"));
                     }
