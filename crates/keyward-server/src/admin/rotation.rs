@@ -13,11 +13,11 @@ use chrono::Duration;
 use keyward_core::api::{RevokedTokens, RotateToken, RotatedToken, TokenView};
 use keyward_core::events::EventType;
 use keyward_core::model::ShownStatus;
-use keyward_core::{validate, DomainError, Token, TokenId, TokenSecret, TokenStatus};
+use keyward_core::{validate, DomainError, Token, TokenId, TokenSecret};
 use keyward_store::{PageRequest, TokenFilter};
 
 use super::catalogue;
-use super::tokens::{ensure_holds, visible};
+use super::tokens::{ensure_holds, revoke_as, visible};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller};
 use crate::state::AppState;
@@ -169,23 +169,11 @@ async fn revoke_all(
             .store
             .list_tokens(user.workspace_id, &filter, &page)
             .await?;
+        // Each token is revoked and audited on its own, so its trail is complete.
         for mut token in tokens.iter().cloned() {
-            if token.status == TokenStatus::Revoked {
-                continue;
+            if revoke_as(&state, &caller, &mut token).await? {
+                revoked.push(token.id);
             }
-            // Each token is revoked and audited on its own, so its trail is complete.
-            let now = state.now();
-            let audit = caller
-                .audit(&state, "token.revoked", "token", token.id.to_string())
-                .before(&TokenView::of(&token, now));
-            token.status = TokenStatus::Revoked;
-            token.revoked_at = Some(now);
-            token.updated_at = now;
-            let audit = audit.after(&TokenView::of(&token, now));
-            state.store.update_token(&token, &audit).await?;
-            state.cache.invalidate_token(token.id);
-            crate::events::emit(&state, EventType::TokenRevoked, &token).await?;
-            revoked.push(token.id);
         }
         match tokens.last() {
             Some(last) if tokens.len() == page.limit as usize => {

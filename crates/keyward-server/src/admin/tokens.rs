@@ -431,21 +431,33 @@ async fn revoke(
 ) -> Result<Json<TokenView>, ApiError> {
     caller.require("keyward.tokens:revoke")?;
     let mut token = visible(&state, &caller, &id).await?;
-    let now = state.now();
-    if token.status != TokenStatus::Revoked {
-        let audit = caller
-            .audit(&state, "token.revoked", "token", token.id.to_string())
-            .before(&TokenView::of(&token, now));
-        token.status = TokenStatus::Revoked;
-        token.revoked_at = Some(now);
-        token.updated_at = now;
-        let audit = audit.after(&TokenView::of(&token, now));
-        state.store.update_token(&token, &audit).await?;
-        state.cache.invalidate_token(token.id);
-        tracing::info!(token = %token.id, by = %caller.token.token_id, "token revoked");
-        crate::events::emit(&state, crate::events::EventType::TokenRevoked, &token).await?;
+    revoke_as(&state, &caller, &mut token).await?;
+    Ok(Json(TokenView::of(&token, state.now())))
+}
+
+/// Revokes `token` on behalf of `caller`: stored with its audit event, dropped from the cache,
+/// `token.revoked` queued. Returns whether it was revoked now (false if it already was).
+pub(crate) async fn revoke_as(
+    state: &AppState,
+    caller: &Caller,
+    token: &mut Token,
+) -> Result<bool, ApiError> {
+    if token.status == TokenStatus::Revoked {
+        return Ok(false);
     }
-    Ok(Json(TokenView::of(&token, now)))
+    let now = state.now();
+    let audit = caller
+        .audit(state, "token.revoked", "token", token.id.to_string())
+        .before(&TokenView::of(token, now));
+    token.status = TokenStatus::Revoked;
+    token.revoked_at = Some(now);
+    token.updated_at = now;
+    let audit = audit.after(&TokenView::of(token, now));
+    state.store.update_token(token, &audit).await?;
+    state.cache.invalidate_token(token.id);
+    tracing::info!(token = %token.id, by = %caller.token.token_id, "token revoked");
+    crate::events::emit(state, crate::events::EventType::TokenRevoked, token).await?;
+    Ok(true)
 }
 
 async fn remove(
