@@ -246,9 +246,5 @@ async fn handle(state: &AppState, reported: &Reported) -> Result<bool, ApiError>
 }
 
 fn hex_sha256(s: &str) -> String {
-    hex_encode(&Sha256::digest(s.as_bytes()))
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
