@@ -31,15 +31,16 @@ else
 fi
 
 drive() { # body count (an empty body means GET /healthz)
-  python3 - "$1" "$2" "$port" <<'PY'
+  python3 - "$1" "$2" "$port" "$KEYWARD_TOKEN" <<'PY'
 import http.client, sys
-body, n, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+body, n, port, bearer = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 for _ in range(n):
     if not body:
         c.request("GET", "/healthz")
     else:
-        c.request("POST", "/v1/verify", body, {"content-type": "application/json"})
+        c.request("POST", "/v1/verify", body, {"content-type": "application/json",
+                                                "authorization": "Bearer " + bearer})
     r = c.getresponse(); data = r.read()
     assert r.status == 200 and (not body or b'"valid":true' in data), data
 PY

@@ -36,6 +36,7 @@ lua() { # file body
   cat >"$1" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEYWARD_TOKEN"
 wrk.body = '$2'
 LUA
 }
@@ -55,7 +56,8 @@ fi
 for f in a b; do
   [ -f "$work/$f.lua" ] || continue
   body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/$f.lua")
-  curl -fsS -X POST -H 'content-type: application/json' -d "$body" "$KEYWARD_URL/v1/verify" |
+  curl -fsS -X POST -H 'content-type: application/json' \
+    -H "authorization: Bearer $KEYWARD_TOKEN" -d "$body" "$KEYWARD_URL/v1/verify" |
     grep -q '"valid":true' || { echo "request $f is not VALID" >&2; exit 1; }
 done
 

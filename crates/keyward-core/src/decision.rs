@@ -127,6 +127,9 @@ pub struct CompiledToken {
     pub token_id: TokenId,
     /// Workspace.
     pub workspace_id: WorkspaceId,
+    /// Whether the workspace is the operator's (its verifier credentials may verify any
+    /// workspace's tokens).
+    pub operator: bool,
     /// Token name.
     pub name: String,
     /// Owner.
@@ -230,6 +233,7 @@ impl CompiledToken {
         let mut compiled = Self {
             token_id: token.id,
             workspace_id: token.workspace_id,
+            operator: workspace.operator,
             name: token.name.clone(),
             owner_id: owner.id,
             owner_kind: owner.kind,

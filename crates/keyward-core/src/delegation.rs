@@ -70,6 +70,7 @@ mod tests {
         CompiledToken {
             token_id: TokenId::random(&mut OsRng),
             workspace_id: WorkspaceId::random(&mut OsRng),
+            operator: false,
             name: "admin".into(),
             owner_id: UserId::random(&mut OsRng),
             owner_kind: UserKind::Service,

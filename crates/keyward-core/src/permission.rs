@@ -235,6 +235,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("keyward.tokens:delete", "Delete tokens"),
     ("keyward.audit:read", "Read and verify the audit trail"),
     (
+        VERIFY_PERMISSION,
+        "Call the verify API about other tokens (this workspace's; any workspace's from the operator workspace)",
+    ),
+    (
         "keyward.security:approve",
         "Approve or reject security changes of others",
     ),
@@ -247,6 +251,17 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "Create, change, delete webhook subscriptions and rotate their secrets",
     ),
 ];
+
+/// The permission a caller of the verify API must hold.
+pub const VERIFY_PERMISSION: &str = "keyward.verify:tokens";
+
+/// [`VERIFY_PERMISSION`], parsed.
+pub fn verify_permission() -> Permission {
+    Permission {
+        text: VERIFY_PERMISSION.to_owned(),
+        colon: VERIFY_PERMISSION.len() - ":tokens".len(),
+    }
+}
 
 /// The built-in catalogue entries.
 pub fn builtin_catalogue() -> Vec<CatalogueEntry> {

@@ -19,6 +19,9 @@ use crate::state::AppState;
 /// Name of the admin role every workspace starts with.
 pub const ADMIN_ROLE: &str = "Workspace Admin";
 
+/// The rate limit of a new workspace's "Workspace Admin" role, and so of its first token.
+pub const ADMIN_RATE_LIMIT_PER_MINUTE: u32 = 6000;
+
 /// Creates a workspace and its first admin; the answer carries the admin token's secret.
 pub async fn create_workspace(
     state: &AppState,
@@ -52,7 +55,8 @@ pub async fn create_workspace(
         scope: Scope::Workspace,
         permissions: admin_patterns,
         ip_allowlist: Default::default(),
-        rate_limit_per_minute: None,
+        // Scripting against the admin API should not meet the workspace default (150/min).
+        rate_limit_per_minute: Some(ADMIN_RATE_LIMIT_PER_MINUTE),
         created_at: now,
         updated_at: now,
     };

@@ -19,6 +19,7 @@ use serde_json::error::Category;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::verifier::Ask;
 use keyward_core::audit::{Actor, AuditDraft};
 use keyward_core::decision::IpLevel;
 
@@ -166,28 +167,65 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let raw = bearer(parts).ok_or(ApiError::Unauthenticated)?;
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
-        let verdict = state.verifier.verify(raw, &[], ip).await?;
-        match (verdict.code, verdict.token) {
-            (Code::Valid, Some(token)) => Ok(Caller {
-                token,
-                ip,
-                denials: state.denials.clone(),
-            }),
-            (Code::RateLimited, _) => match verdict.rate {
-                Some(o) => Err(ApiError::RateLimited(o)),
-                None => Err(ApiError::Unavailable),
-            },
-            (code @ (Code::IpNotAllowed | Code::InternalOnly), _) => Err(ApiError::AccessDenied {
-                code,
-                message: denial_message(code, verdict.ip_level),
-            }),
-            (code, _) => Err(ApiError::InvalidToken(code)),
-        }
+        authenticate(parts, state, &[], true).await
+    }
+}
+
+/// The caller of the verify API: a credential holding `keyward.verify:tokens`. Its own
+/// allowlists and internal-only flag apply to the address it calls from; its rate limit does
+/// not (the tokens it asks about are limited one by one).
+pub struct VerifierCaller(pub Caller);
+
+impl FromRequestParts<AppState> for VerifierCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let required = std::slice::from_ref(&state.verify_permission);
+        let caller = authenticate(parts, state, required, false).await?;
+        Ok(VerifierCaller(caller))
+    }
+}
+
+/// Checks the request's bearer credential through the verifier, from the request's client
+/// address, needing `required`.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    required: &[Permission],
+    count_rate: bool,
+) -> Result<Caller, ApiError> {
+    let raw = bearer(parts).ok_or(ApiError::Unauthenticated)?;
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
+    let ask = Ask {
+        count_rate,
+        ..Ask::own(required, ip)
+    };
+    let verdict = state.verifier.verify(raw, &ask).await?;
+    match (verdict.code, verdict.token) {
+        (Code::Valid, Some(token)) => Ok(Caller {
+            token,
+            ip,
+            denials: state.denials.clone(),
+        }),
+        (Code::RateLimited, _) => match verdict.rate {
+            Some(o) => Err(ApiError::RateLimited(o)),
+            None => Err(ApiError::Unavailable),
+        },
+        (code @ (Code::IpNotAllowed | Code::InternalOnly), _) => Err(ApiError::AccessDenied {
+            code,
+            message: denial_message(code, verdict.ip_level),
+        }),
+        (Code::InsufficientPermissions, _) => Err(ApiError::MissingPermission(
+            required
+                .iter()
+                .map(Permission::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+        (code, _) => Err(ApiError::InvalidToken(code)),
     }
 }
 

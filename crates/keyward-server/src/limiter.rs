@@ -22,18 +22,30 @@ pub enum LimitKey {
     Token(TokenId),
     /// The brute-force guard of a source address (an IPv6 /64; see [`LimitKey::source`]).
     Source(IpAddr),
+    /// The brute-force guard of a source address as one verifier credential reports it.
+    VerifierSource(TokenId, IpAddr),
 }
 
 impl LimitKey {
     /// The brute-force guard's key for `ip`: the address for IPv4, its /64 for IPv6, since one
     /// IPv6 client usually holds a whole /64 and could otherwise spread guesses over 2^64 keys.
     pub fn source(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => LimitKey::Source(ip),
-            IpAddr::V6(v6) => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                LimitKey::Source(IpAddr::V6(prefix.into()))
-            }
+        LimitKey::Source(guarded_prefix(ip))
+    }
+
+    /// The brute-force guard's key for `ip` as reported by the verifier credential `verifier`.
+    pub fn verifier_source(verifier: TokenId, ip: IpAddr) -> Self {
+        LimitKey::VerifierSource(verifier, guarded_prefix(ip))
+    }
+}
+
+/// The address for IPv4, the /64 for IPv6.
+fn guarded_prefix(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
         }
     }
 }
@@ -43,6 +55,7 @@ impl fmt::Display for LimitKey {
         match self {
             LimitKey::Token(id) => write!(f, "tok:{}", id.uuid().simple()),
             LimitKey::Source(ip) => write!(f, "ip:{ip}"),
+            LimitKey::VerifierSource(v, ip) => write!(f, "vip:{}:{ip}", v.uuid().simple()),
         }
     }
 }

@@ -3,10 +3,10 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,10 +19,10 @@ use keyward_core::{Code, DomainError};
 use crate::admin;
 use crate::client_ip;
 use crate::error::{rate_limit_headers, rate_limit_policy, ApiError};
-use crate::extract::{denial_message, JsonBody};
+use crate::extract::{denial_message, JsonBody, VerifierCaller};
 use crate::state::AppState;
 use crate::usage;
-use crate::verifier;
+use crate::verifier::{self, Ask, Asker};
 
 /// Largest accepted request body.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -64,24 +64,32 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 
 async fn verify(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    VerifierCaller(caller): VerifierCaller,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: VerifyRequest<'_> = body.parse()?;
     let required = required_permissions(req.permissions.as_deref())?;
-    // The caller is trusted to name the client's address; without one, the peer's is used.
+    // The verifier credential is trusted to name its client's address; without one, the
+    // address the verifier itself calls from is used.
     let ip = match &req.ip {
-        Some(ip) => client_ip::canonical(ip.trim().parse::<IpAddr>().map_err(|_| {
-            DomainError::field("INVALID_IP", "ip", "ip must be an IPv4 or IPv6 address")
-        })?),
-        None => client_ip::client_ip(peer, &headers, &state.trusted_proxies),
+        Some(ip) => Some(client_ip::canonical(ip.trim().parse::<IpAddr>().map_err(
+            |_| DomainError::field("INVALID_IP", "ip", "ip must be an IPv4 or IPv6 address"),
+        )?)),
+        None => caller.ip,
     };
-    let verdict = state
-        .verifier
-        .verify(&req.token, &required, Some(ip))
-        .await?;
+    let asker = Asker::Verifier {
+        token: caller.token.token_id,
+        workspace: caller.token.workspace_id,
+        any_workspace: caller.token.operator,
+    };
+    let ask = Ask {
+        required: &required,
+        ip,
+        asker,
+        count_rate: true,
+    };
+    let verdict = state.verifier.verify(&req.token, &ask).await?;
     let token = verdict.token.as_deref();
     let mut response = if let (Code::Valid, Some(t)) = (verdict.code, token) {
         // The hot answer: serialised once per cache entry, plus this request's rate state.
@@ -133,7 +141,7 @@ async fn verify(
             .record(usage::record(
                 state.clock.now(),
                 t,
-                Some(ip),
+                ip,
                 (req.method.as_deref(), req.path.as_deref()),
                 verdict.code,
                 started.elapsed(),

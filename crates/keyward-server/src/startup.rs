@@ -116,6 +116,7 @@ impl Application {
             hasher,
             clock,
             trusted_proxies,
+            verify_permission: keyward_core::permission::verify_permission(),
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {
             let created = crate::bootstrap::create_workspace(

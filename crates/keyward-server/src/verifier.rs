@@ -19,7 +19,7 @@ use keyward_core::decision::{
 };
 use keyward_core::ip::IpAllowlist;
 use keyward_core::ratelimit::{to_nanos, Outcome, Quota};
-use keyward_core::{Clock, Permission, TokenHasher, TokenSecret};
+use keyward_core::{Clock, Permission, TokenHasher, TokenId, TokenSecret, WorkspaceId};
 use keyward_store::Store;
 
 use crate::cache::{CachedToken, Lookup, TokenCache};
@@ -47,6 +47,72 @@ impl Verdict {
             token: None,
             ip_level: None,
             rate: None,
+        }
+    }
+}
+
+/// One question to the verifier.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The permissions the request needs.
+    pub required: &'a [Permission],
+    /// The client's address, when known.
+    pub ip: Option<IpAddr>,
+    /// Who asks: the guard's key and which workspaces' tokens may be seen.
+    pub asker: Asker,
+    /// Whether the token's rate limit is counted (step 7). A verifier credential's own check
+    /// is not: its traffic is the product's whole traffic, limited token by token.
+    pub count_rate: bool,
+}
+
+impl<'a> Ask<'a> {
+    /// A request presenting its own secret (the admin API, a verifier's own credential).
+    pub fn own(required: &'a [Permission], ip: Option<IpAddr>) -> Self {
+        Self {
+            required,
+            ip,
+            asker: Asker::Itself,
+            count_rate: true,
+        }
+    }
+}
+
+/// Who asks about a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// The request presents its own secret; failures count against its source address.
+    Itself,
+    /// A verifier credential asks about a secret its caller presented. Failures count against
+    /// the claimed address *as seen by this credential*, so no other caller can spend that
+    /// budget, and it sees only its own workspace's tokens unless it is the operator's.
+    Verifier {
+        /// The verifier credential.
+        token: TokenId,
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// Whether it may verify any workspace's tokens (the operator workspace's).
+        any_workspace: bool,
+    },
+}
+
+impl Asker {
+    /// The brute-force guard's key for failures from `ip`.
+    pub fn guard_key(&self, ip: IpAddr) -> LimitKey {
+        match *self {
+            Asker::Itself => LimitKey::source(ip),
+            Asker::Verifier { token, .. } => LimitKey::verifier_source(token, ip),
+        }
+    }
+
+    /// Whether this asker may learn about `token`.
+    pub fn may_see(&self, token: &CompiledToken) -> bool {
+        match *self {
+            Asker::Itself => true,
+            Asker::Verifier {
+                workspace,
+                any_workspace,
+                ..
+            } => any_workspace || token.workspace_id == workspace,
         }
     }
 }
@@ -97,50 +163,60 @@ impl Verifier {
         &self.policy.internal_networks
     }
 
-    /// Decides on `raw` needing `required`, presented from `ip` (when known).
-    pub async fn verify(
-        &self,
-        raw: &str,
-        required: &[Permission],
-        ip: Option<IpAddr>,
-    ) -> Result<Verdict, ApiError> {
+    /// Decides on `raw` for `ask`: its required permissions, its source, who asks.
+    pub async fn verify(&self, raw: &str, ask: &Ask<'_>) -> Result<Verdict, ApiError> {
         let now = self.clock.now();
         let now_ns = to_nanos(now);
-        let guarded = self
-            .policy
-            .brute_force
-            .as_ref()
-            .zip(ip.filter(|ip| !self.policy.internal_networks.contains(*ip)));
-        if let Some((quota, ip)) = guarded {
-            let o = self
-                .policy
-                .limiter
-                .peek(LimitKey::source(ip), quota, now_ns)
-                .await?;
+        let ip = ask.ip;
+        // Internal sources are not guarded; an unknown source (an unreadable forwarded chain)
+        // shares one key, the unspecified address.
+        let guard = match (&self.policy.brute_force, ip) {
+            (None, _) => None,
+            (Some(_), Some(ip)) if self.policy.internal_networks.contains(ip) => None,
+            (Some(quota), ip) => {
+                let ip = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+                Some((quota, ask.asker.guard_key(ip)))
+            }
+        };
+        // A source past its budget of failures is answered from the cache alone: a token in
+        // use stays usable, and guesses no longer reach storage.
+        let mut guard_refusal = None;
+        if let Some((quota, key)) = guard {
+            let o = self.policy.limiter.peek(key, quota, now_ns).await?;
             if !o.allowed {
-                return Ok(Verdict {
-                    rate: Some(o),
-                    ..Verdict::of(Code::RateLimited)
-                });
+                guard_refusal = Some(o);
             }
         }
+        let refused_by_guard = |o: Outcome| Verdict {
+            rate: Some(o),
+            ..Verdict::of(Code::RateLimited)
+        };
         let Ok(secret) = TokenSecret::check(raw.trim()) else {
-            self.failed(guarded, now_ns).await?;
+            if let Some(o) = guard_refusal {
+                return Ok(refused_by_guard(o));
+            }
+            self.failed(guard, now_ns).await?;
             return Ok(Verdict::of(Code::Malformed));
         };
         let hash = self.hasher.hash_checked(secret);
         let token = match self.cache.get(&hash) {
             Lookup::Hit(token) => token,
             Lookup::Unknown => {
-                self.failed(guarded, now_ns).await?;
+                if let Some(o) = guard_refusal {
+                    return Ok(refused_by_guard(o));
+                }
+                self.failed(guard, now_ns).await?;
                 return Ok(Verdict::of(Code::NotFound));
             }
             Lookup::Miss => {
+                if let Some(o) = guard_refusal {
+                    return Ok(refused_by_guard(o));
+                }
                 let epoch = self.cache.epoch();
                 match self.store.load_verification(&hash).await? {
                     None => {
                         self.cache.insert_unknown(hash);
-                        self.failed(guarded, now_ns).await?;
+                        self.failed(guard, now_ns).await?;
                         return Ok(Verdict::of(Code::NotFound));
                     }
                     Some(rec) => {
@@ -165,6 +241,16 @@ impl Verifier {
                 }
             }
         };
+        // Another tenant's token is unknown to this asker: no answer, no usage, no denial
+        // and no rate-limit budget spent in that tenant.
+        if !ask.asker.may_see(&token) {
+            if let Some(o) = guard_refusal {
+                return Ok(refused_by_guard(o));
+            }
+            self.failed(guard, now_ns).await?;
+            return Ok(Verdict::of(Code::NotFound));
+        }
+        let required = ask.required;
         let req = DecisionRequest {
             now,
             required,
@@ -183,7 +269,7 @@ impl Verifier {
             });
         }
         let mut rate = None;
-        if !rate_limit_exempt(&token, &req) {
+        if ask.count_rate && !rate_limit_exempt(&token, &req) {
             let key = LimitKey::Token(token.token_id);
             let o = self.policy.limiter.hit(key, &token.quota, now_ns).await?;
             if !o.allowed {
@@ -231,13 +317,10 @@ impl Verifier {
         });
     }
 
-    /// Counts a guessing attempt (malformed or unknown secret) against its source.
-    async fn failed(&self, guarded: Option<(&Quota, IpAddr)>, now_ns: i64) -> Result<(), ApiError> {
-        if let Some((quota, ip)) = guarded {
-            self.policy
-                .limiter
-                .hit(LimitKey::source(ip), quota, now_ns)
-                .await?;
+    /// Counts a guessing attempt (malformed or unknown secret) against its guard key.
+    async fn failed(&self, guard: Option<(&Quota, LimitKey)>, now_ns: i64) -> Result<(), ApiError> {
+        if let Some((quota, key)) = guard {
+            self.policy.limiter.hit(key, quota, now_ns).await?;
         }
         Ok(())
     }

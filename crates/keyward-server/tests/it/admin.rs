@@ -162,6 +162,7 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
     // A secret sent in the wrong field is not echoed back.
     let r = http
         .post(format!("{}/v1/verify", app.url))
+        .bearer_auth(&app.admin_secret)
         .header("content-type", "application/json")
         .body(format!(
             r#"{{"token": "x", "permissions": "{}"}}"#,

@@ -32,7 +32,7 @@ macro_rules! per_backend {
 
 /// `POST /v1/verify` without `ip`, from the connection's source address `local`.
 async fn verify_from(app: &TestApp, local: &str, secret: &str) -> VerifyResponse {
-    let (http, base) = app.http_from(local);
+    let (http, base) = app.verifier_from(local);
     http.post(format!("{base}/v1/verify"))
         .json(&serde_json::json!({ "token": secret }))
         .send()
@@ -106,7 +106,7 @@ async fn a_flood_becomes_one_event_per_key(backend: Backend) {
     // 500 refusals by the token's allowlist from one source, ten clients at a time.
     let mut tasks = Vec::new();
     for _ in 0..10 {
-        let (http, base) = app.http_from("127.0.0.3");
+        let (http, base) = app.verifier_from("127.0.0.3");
         let secret = a.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..50 {

@@ -17,3 +17,4 @@ mod secrecy;
 mod tenancy;
 mod usage;
 mod verify;
+mod verify_auth;

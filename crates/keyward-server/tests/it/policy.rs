@@ -17,7 +17,7 @@ fn text(s: &str) -> Option<IpListInput> {
 
 /// `POST /v1/verify` without `ip`, so the server uses the connection's source address.
 async fn verify_from(app: &TestApp, local: &str, secret: &str) -> VerifyResponse {
-    let (http, base) = app.http_from(local);
+    let (http, base) = app.verifier_from(local);
     http.post(format!("{base}/v1/verify"))
         .json(&serde_json::json!({ "token": secret }))
         .send()
@@ -135,7 +135,16 @@ async fn allowlists_at_three_levels(app: TestApp) {
         .workspace()
         .await
         .is_ok());
-    let v = verify_from(&app, "127.0.0.9", &free.secret).await;
+    // The verifier itself calls from inside the workspace's list and names the client.
+    let v = app
+        .admin
+        .verify(&keyward_core::api::VerifyRequest {
+            token: free.secret.as_str().into(),
+            ip: Some("127.0.0.9".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(
         (v.code, v.refused_by),
         (
@@ -334,7 +343,7 @@ async fn exactly_the_quota_passes_under_concurrency(app: TestApp) {
     let t = app.token_for(&owner).await;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..400 {
-        let (http, base) = app.http_from("127.0.0.3");
+        let (http, base) = app.verifier_from("127.0.0.3");
         let secret = t.secret.clone();
         tasks.spawn(async move {
             let r = http
@@ -398,7 +407,8 @@ async fn repeated_failures_from_one_address_are_refused() {
             Code::NotFound
         );
     }
-    // The guard now refuses everything from that address, a valid token too.
+    // The guard now answers that address from the cache only: a token not in use (not cached)
+    // is not looked up…
     assert_eq!(
         verify_from(&app, "127.0.0.6", &good.secret).await.code,
         Code::RateLimited
@@ -406,6 +416,16 @@ async fn repeated_failures_from_one_address_are_refused() {
     assert_eq!(
         verify_from(&app, "127.0.0.7", &good.secret).await.code,
         Code::Valid
+    );
+    // …but a token in use is never refused because of failures.
+    assert_eq!(
+        verify_from(&app, "127.0.0.6", &good.secret).await.code,
+        Code::Valid
+    );
+    let guess = TokenSecret::generate("kw", &mut rand_core::OsRng);
+    assert_eq!(
+        verify_from(&app, "127.0.0.6", guess.expose()).await.code,
+        Code::RateLimited
     );
     app.clock.advance(Duration::seconds(60));
     assert_eq!(

@@ -238,6 +238,22 @@ impl TestApp {
         (http, base)
     }
 
+    /// Like [`TestApp::http_from`], every request carrying the admin token (which holds
+    /// `keyward.verify:tokens`) as its bearer credential: a verifier calling from `local`.
+    pub fn verifier_from(&self, local: &str) -> (reqwest::Client, String) {
+        let ip: std::net::IpAddr = local.parse().unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {}", self.admin_secret);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+        let http = reqwest::Client::builder()
+            .local_address(ip)
+            .default_headers(headers)
+            .build()
+            .unwrap();
+        let (_, base) = self.http_from(local);
+        (http, base)
+    }
+
     /// A typed client authenticated with `secret`, connecting from `local`.
     pub fn client_from(&self, local: &str, secret: &str) -> Client {
         let (http, base) = self.http_from(local);

@@ -1,4 +1,6 @@
-//! `keyward verify`: asks keyward whether a token may be used, as a product's backend would.
+//! `keyward verify`: asks keyward whether a token may be used, as a product's backend would,
+//! authenticated by the global `--token` (`KEYWARD_TOKEN`), which must hold
+//! `keyward.verify:tokens`.
 
 use anyhow::bail;
 use keyward_core::api::{VerifyRequest, VerifyResponse};
