@@ -360,8 +360,8 @@ pub struct PutPermission {
     pub description: String,
 }
 
-/// The permission catalogue.
-pub type Catalogue = Vec<CatalogueEntry>;
+/// The permission catalogue, as one page of a list (`next_cursor` is always absent).
+pub type Catalogue = Page<CatalogueEntry>;
 
 /// `POST /v1/tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

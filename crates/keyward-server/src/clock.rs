@@ -11,8 +11,14 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        to_millis(Utc::now())
     }
+}
+
+/// `t` cut to whole milliseconds: what storage keeps, so an answer given at creation is
+/// exactly what reading the object back answers.
+pub fn to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
 /// A clock that moves only when told to; for tests of expiry and validity windows.
@@ -39,6 +45,6 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        to_millis(*self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }

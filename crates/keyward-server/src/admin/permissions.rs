@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use keyward_core::api::PutPermission;
+use keyward_core::api::{Page, PutPermission};
 use keyward_core::{validate, CatalogueEntry, DomainError, Permission};
 use keyward_store::PageRequest;
 
@@ -22,12 +22,17 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/permissions/{permission}", put(upsert).delete(remove))
 }
 
+/// The whole catalogue in one page (it is small: a workspace's own permissions plus the
+/// built-in ones), shaped like every other list so clients need one way to read lists.
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<CatalogueEntry>>, ApiError> {
+) -> Result<Json<Page<CatalogueEntry>>, ApiError> {
     caller.require("keyward.permissions:read")?;
-    Ok(Json(catalogue(&state, caller.workspace_id()).await?))
+    Ok(Json(Page {
+        items: catalogue(&state, caller.workspace_id()).await?,
+        next_cursor: None,
+    }))
 }
 
 fn own_permission(raw: &str) -> Result<Permission, ApiError> {

@@ -29,7 +29,7 @@ pub enum PermissionCmd {
 pub(crate) async fn run(cmd: PermissionCmd, ctx: &Ctx) -> anyhow::Result<()> {
     let client = &ctx.client;
     match cmd {
-        PermissionCmd::List => ctx.show(&client.permissions().await?, |c| list_table(c)),
+        PermissionCmd::List => ctx.show(&client.permissions().await?, |c| list_table(&c.items)),
         PermissionCmd::Put { name, description } => {
             // PUT replaces the entry: look the old description up rather than wipe it.
             let description = match description {
@@ -37,6 +37,7 @@ pub(crate) async fn run(cmd: PermissionCmd, ctx: &Ctx) -> anyhow::Result<()> {
                 None => client
                     .permissions()
                     .await?
+                    .items
                     .into_iter()
                     .find(|e| e.permission.as_str() == name)
                     .map(|e| e.description)
