@@ -23,7 +23,7 @@ where
 
 /// An IP allowlist as a request gives it: text as people type it (one entry per line, or
 /// comma-separated) or a JSON array of entries. An empty text or array clears the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum IpListInput {
     /// `"10.0.0.0/8, 192.168.1.7\n2001:db8::/32"`
@@ -43,7 +43,7 @@ impl IpListInput {
 }
 
 /// Rate-limit state of a verified token (draft-ietf-httpapi-ratelimit-headers quantities).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimitState {
     /// Requests allowed per window.
     pub limit: u32,
@@ -54,7 +54,7 @@ pub struct RateLimitState {
 }
 
 /// An RFC 9457 problem document; `code` is keyward's stable machine code.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the problem type (`urn:keyward:problem:<code>`).
     #[serde(rename = "type")]
@@ -75,7 +75,7 @@ pub struct Problem {
 /// `POST /v1/verify` request. Fields borrow from the request body where they can, so the hot
 /// path does not copy them; build one with owned or borrowed strings (`"…".into()`). Its
 /// `Debug` leaves the secret out.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {
     /// The presented secret.
@@ -108,7 +108,7 @@ impl std::fmt::Debug for VerifyRequest<'_> {
 }
 
 /// The owner of a verified token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OwnerRef {
     /// User id.
     pub id: UserId,
@@ -117,7 +117,7 @@ pub struct OwnerRef {
 }
 
 /// The role a verified token acts with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoleRef {
     /// Role id.
     pub id: RoleId,
@@ -127,7 +127,7 @@ pub struct RoleRef {
 
 /// `POST /v1/verify` answer. The principal fields are present when `valid`; `token_id` also when
 /// the token exists but is refused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
     /// Whether the request is allowed.
     pub valid: bool,
@@ -178,7 +178,7 @@ pub struct VerifyResponse {
 }
 
 /// A page of a listing; pass `next_cursor` back as `cursor` for the next page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
@@ -188,7 +188,7 @@ pub struct Page<T> {
 }
 
 /// Partial workspace settings: absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// New token prefix.
@@ -222,7 +222,7 @@ pub struct SettingsPatch {
 }
 
 /// `PATCH /v1/workspace`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspacePatch {
     /// New name.
@@ -234,7 +234,7 @@ pub struct WorkspacePatch {
 }
 
 /// `POST /v1/workspaces` (operator only).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
     /// Name.
@@ -246,7 +246,7 @@ pub struct CreateWorkspace {
 
 /// The answer to creating a workspace: it comes with an admin service user, an admin role
 /// (`keyward.*`, workspace scope) and that user's first token, whose secret is shown only here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedWorkspace {
     /// The workspace.
     pub workspace: Workspace,
@@ -259,7 +259,7 @@ pub struct CreatedWorkspace {
 }
 
 /// `POST /v1/users`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Human or service.
@@ -275,7 +275,7 @@ pub struct CreateUser {
 }
 
 /// `PATCH /v1/users/{id}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// New name.
@@ -301,7 +301,7 @@ pub struct UserPatch {
 }
 
 /// `POST /v1/roles`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRole {
     /// Name, unique in the workspace.
@@ -324,7 +324,7 @@ pub struct CreateRole {
 }
 
 /// `PATCH /v1/roles/{id}`. The kind cannot change: it decides who may hold the role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolePatch {
     /// New name.
@@ -352,7 +352,7 @@ pub struct RolePatch {
 }
 
 /// `PUT /v1/permissions/{permission}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPermission {
     /// What it allows.
@@ -364,7 +364,7 @@ pub struct PutPermission {
 pub type Catalogue = Page<CatalogueEntry>;
 
 /// `POST /v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// The user the token acts for.
@@ -401,7 +401,7 @@ pub struct CreateToken {
 }
 
 /// `PATCH /v1/tokens/{id}`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenPatch {
     /// New name.
@@ -454,7 +454,7 @@ pub struct TokenPatch {
 }
 
 /// A token as the API shows it: never the secret or its hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenView {
     /// Id.
     pub id: TokenId,
@@ -480,6 +480,7 @@ pub struct TokenView {
     pub last_used_at: Option<DateTime<Utc>>,
     /// The client address of that request, when known.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub last_used_ip: Option<std::net::IpAddr>,
     /// Its endpoint (`"METHOD path"`), when the caller named it.
     #[serde(default)]
@@ -541,7 +542,7 @@ impl TokenView {
 }
 
 /// The body of `POST /v1/tokens/{id}/rotate`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateToken {
     /// How long the old secret keeps working, in seconds; 0 (the default) ends it at once.
@@ -555,7 +556,7 @@ pub struct RotateToken {
 
 /// The answer of a rotation: the new token with its secret (shown once), and the old one as
 /// it now is (expiring at the end of the grace period).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RotatedToken {
     /// The new token.
     pub token: TokenView,
@@ -576,14 +577,14 @@ impl std::fmt::Debug for RotatedToken {
 }
 
 /// What a bulk revocation did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RevokedTokens {
     /// The tokens revoked now (already revoked ones are not listed).
     pub revoked: Vec<TokenId>,
 }
 
 /// A freshly created token: the only answer that ever carries the secret.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     /// The token.
     pub token: TokenView,

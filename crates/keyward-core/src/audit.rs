@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::{TokenId, UserId, WorkspaceId};
 
 /// Who acted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A person (the dashboard, once built).
@@ -47,7 +47,7 @@ impl ActorKind {
 }
 
 /// The actor of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Actor {
     /// What kind of actor.
     pub kind: ActorKind,
@@ -201,7 +201,7 @@ pub fn chain_hash(prev_hash: &str, seq: i64, d: &AuditDraft) -> String {
 }
 
 /// Where a chain is broken, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChainBreak {
     /// The first event that does not check (or, for a missing tail, the head's number).
     pub seq: i64,
@@ -242,7 +242,7 @@ pub fn check_chain<'a>(
 }
 
 /// An event as the API shows it (`GET /v1/audit`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEventView {
     /// Its number in the workspace's chain.
     pub seq: i64,
@@ -294,7 +294,7 @@ impl From<&AuditEvent> for AuditEventView {
 }
 
 /// The query of `GET /v1/audit`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only events by this token or user (`tok_…`, `usr_…`).
@@ -324,7 +324,7 @@ pub struct AuditQuery {
 }
 
 /// The answer of `GET /v1/audit/verify`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditVerification {
     /// Whether the whole chain checks.
     pub intact: bool,

@@ -19,7 +19,7 @@ use crate::permission::{any_grants, CatalogueEntry};
 use crate::{Permission, PermissionPattern, RoleId, TokenId, UserId, WorkspaceId};
 
 /// The stable machine code of a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Code {
     /// Allowed.
@@ -168,7 +168,7 @@ pub struct CompiledToken {
 }
 
 /// Which allowlist refused a source address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IpLevel {
     /// The token's own list.

@@ -15,7 +15,7 @@ use crate::ids::{DeliveryId, EventId, WebhookId, WorkspaceId};
 use crate::model::Token;
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     /// A token was created.
     #[serde(rename = "token.created")]
@@ -157,7 +157,7 @@ impl Event {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Not yet delivered; retried at `next_attempt_at`.
@@ -190,7 +190,7 @@ impl DeliveryStatus {
 }
 
 /// One attempt to deliver an event to a subscription, as the delivery log shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryAttempt {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -213,7 +213,7 @@ pub struct DeliveryAttempt {
 }
 
 /// `POST /v1/webhooks`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// `http(s)://…`.
@@ -232,7 +232,7 @@ pub struct CreateWebhook {
 /// `PATCH /v1/webhooks/{id}`: absent fields are kept; `event_types: null` means all. Absent
 /// fields are left out when serialised (a client sending `None` keeps the filter; `Some(None)`
 /// sends `null`, which means all).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     /// New URL.
@@ -274,7 +274,7 @@ mod double_option {
 }
 
 /// A subscription as the API shows it: never its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WebhookView {
     /// Id.
     pub id: WebhookId,
@@ -308,7 +308,7 @@ impl WebhookView {
 }
 
 /// A created subscription, or one whose secret was rotated: the only answers with the secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedWebhook {
     /// The subscription.
     pub webhook: WebhookView,

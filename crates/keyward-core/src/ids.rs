@@ -75,6 +75,12 @@ macro_rules! typed_id {
             }
         }
 
+        $crate::schema::string_schema!(
+            $name,
+            concat!("^", $prefix, "_[0-9a-f]{32}$"),
+            concat!("a ", stringify!($name), ": `", $prefix, "_` and 32 hex digits")
+        );
+
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;

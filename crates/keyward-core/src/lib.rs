@@ -32,6 +32,7 @@ pub mod ip;
 pub mod model;
 pub mod permission;
 pub mod ratelimit;
+pub mod schema;
 pub mod secret;
 pub mod usage;
 pub mod validate;

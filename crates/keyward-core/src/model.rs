@@ -14,7 +14,7 @@ pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 7;
 pub const DEFAULT_TOKEN_PREFIX: &str = "kw";
 
 /// A tenant. Everything else belongs to exactly one workspace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workspace {
     /// Id.
     pub id: WorkspaceId,
@@ -32,7 +32,7 @@ pub struct Workspace {
 
 /// A workspace's settings. Missing fields read as their defaults, so stored settings written by
 /// an older version stay readable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct WorkspaceSettings {
     /// Prefix of new tokens' secrets (`kw` → `kw_…`).
@@ -70,7 +70,7 @@ impl Default for WorkspaceSettings {
 }
 
 /// Whether a user is a person or an integration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserKind {
     /// An employee: logs into the dashboard.
@@ -80,7 +80,7 @@ pub enum UserKind {
 }
 
 /// A user of a workspace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// Id.
     pub id: UserId,
@@ -103,7 +103,7 @@ pub struct User {
 }
 
 /// Who a role is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleKind {
     /// For people using the dashboard.
@@ -113,7 +113,7 @@ pub enum RoleKind {
 }
 
 /// How far a role's permissions reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Only what the owner may see personally ("agent").
@@ -133,7 +133,7 @@ impl Scope {
 }
 
 /// A role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Role {
     /// Id.
     pub id: RoleId,
@@ -162,7 +162,7 @@ pub struct Role {
 }
 
 /// A token's stored status. `expired` is not stored: it follows from `expires_at` and the clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
     /// Created but not yet usable.
@@ -247,7 +247,7 @@ impl Token {
 }
 
 /// The status shown to people: the stored one, or `expired` once `expires_at` has passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShownStatus {
     /// Created but not yet usable.

@@ -187,7 +187,7 @@ pub fn any_grants(patterns: &[PermissionPattern], p: &Permission) -> bool {
 }
 
 /// One entry of a workspace's permission catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogueEntry {
     /// The permission.
     pub permission: Permission,

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::TokenId;
 
 /// The width of one bucket of a usage report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// One UTC hour.
@@ -71,7 +73,7 @@ pub fn endpoint(method: Option<&str>, path: Option<&str>) -> Option<String> {
 }
 
 /// One bucket of a usage report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageBucket {
     /// The first instant of the bucket.
     pub start: DateTime<Utc>,
@@ -80,7 +82,7 @@ pub struct UsageBucket {
 }
 
 /// A client address and how many requests came from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IpCount {
     /// The address.
     pub ip: String,
@@ -89,7 +91,7 @@ pub struct IpCount {
 }
 
 /// An endpoint (`"METHOD path"`) and how many requests went to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EndpointCount {
     /// The endpoint.
     pub endpoint: String,
@@ -98,11 +100,12 @@ pub struct EndpointCount {
 }
 
 /// The last verified request of a token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastUsed {
     /// When.
     pub at: DateTime<Utc>,
     /// From which client address, when known.
+    #[schema(value_type = Option<String>)]
     pub ip: Option<IpAddr>,
     /// To which endpoint, when the caller named it.
     pub endpoint: Option<String>,
@@ -112,7 +115,7 @@ pub struct LastUsed {
 ///
 /// `total`, `buckets` and `codes` include hourly roll-ups, so they stay right after raw records
 /// are pruned; `distinct_ips`, `ips` and `endpoints` cover only raw records still kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UsageReport {
     /// The token.
     pub token_id: TokenId,

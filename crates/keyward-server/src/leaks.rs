@@ -88,8 +88,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// One reported match.
-#[derive(Deserialize)]
-struct Reported {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct Reported {
     token: String,
     #[serde(rename = "type")]
     kind: String,
@@ -100,7 +100,7 @@ struct Reported {
 }
 
 /// The answer about one match.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Label {
     /// Hex SHA-256 of the reported string.
     pub token_hash: String,

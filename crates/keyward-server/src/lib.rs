@@ -21,6 +21,7 @@
 //! - [`events`]: events, the webhook delivery worker and the expiry scheduler.
 //! - [`leaks`]: GitHub secret-scanning alerts: verify, revoke, answer.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
+//! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
 
 pub mod admin;
 pub mod bootstrap;
@@ -35,6 +36,7 @@ pub mod extract;
 pub mod leaks;
 pub mod limiter;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod state;

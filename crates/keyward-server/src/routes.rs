@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::metrics::metrics))
+        .route("/openapi.json", get(crate::openapi::serve))
         .route("/v1/verify", post(verify))
         .merge(admin::workspaces::routes())
         .merge(admin::users::routes())

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod audit;
+mod contract;
 mod denials;
 mod events;
 mod expiry;
