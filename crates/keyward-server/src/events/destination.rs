@@ -68,10 +68,23 @@ impl Destinations {
         self.allow_private || !is_internal(ip) || self.allowed.contains(ip)
     }
 
-    /// Parses and checks a subscription URL: `http` or `https`, a host, no credentials, no
-    /// whitespace or control characters, and (for an address or `localhost`) a permitted
-    /// destination. Answers the normalised URL, the one stored and sent to.
+    /// Parses and checks a subscription URL as it is created or updated: `http` or `https`,
+    /// a host, no credentials, no whitespace or control characters, and (for an address or
+    /// `localhost`) a permitted destination. Answers the normalised URL, the one stored.
     pub fn check_url(&self, raw: &str) -> Result<Url, UrlRefusal> {
+        let url = self.check_send_url(raw)?;
+        match url.host_str() {
+            Some(host) if is_localhost(host) && !self.permits(LOOPBACK) => {
+                Err(UrlRefusal::Forbidden)
+            }
+            _ => Ok(url),
+        }
+    }
+
+    /// The check made before each attempt: like [`Destinations::check_url`], except that a
+    /// name (`localhost` included) is left to [`CheckedResolver`], which checks what it
+    /// resolves to.
+    pub fn check_send_url(&self, raw: &str) -> Result<Url, UrlRefusal> {
         let raw = raw.trim();
         if raw.len() > MAX_URL {
             return Err(UrlRefusal::Invalid("is too long"));
@@ -95,8 +108,7 @@ impl Destinations {
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or(UrlRefusal::Invalid("must name a host"))?;
-        let ip = literal_ip(host).or_else(|| is_localhost(host).then_some(LOOPBACK));
-        match ip {
+        match literal_ip(host) {
             Some(ip) if !self.permits(ip) => Err(UrlRefusal::Forbidden),
             _ => Ok(url),
         }
@@ -300,6 +312,12 @@ mod tests {
         ] {
             assert!(d.check_url(url).is_ok(), "{url}");
         }
+        // At send time a name is left to the resolver, `localhost` included.
+        assert!(d.check_send_url("http://localhost:8080/").is_ok());
+        assert_eq!(
+            d.check_send_url("http://2130706433/").err(),
+            Some(UrlRefusal::Forbidden)
+        );
         // What is stored and sent is the normalised form.
         assert_eq!(
             d.check_url("HTTP://Hooks.Example.COM").unwrap().as_str(),
@@ -357,5 +375,36 @@ mod tests {
         }
         let open = Destinations::new(true, IpAllowlist::default());
         assert!(open.check_url("http://169.254.169.254/").is_ok());
+    }
+}
+
+#[cfg(test)]
+mod resolver_tests {
+    use std::str::FromStr;
+
+    use super::*;
+
+    async fn resolve(policy: Destinations, host: &str) -> Result<Vec<SocketAddr>, String> {
+        let r = CheckedResolver::new(Arc::new(policy));
+        match r.resolve(Name::from_str(host).unwrap()).await {
+            Ok(addrs) => Ok(addrs.collect()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn names_resolving_inside_are_refused_and_only_permitted_addresses_kept() {
+        let refused = resolve(Destinations::default(), "localhost").await;
+        assert_eq!(refused, Err(DestinationForbidden.to_string()));
+        let v4_only = IpAllowlist::from_entries(&["127.0.0.0/8".into()], "x").unwrap();
+        let kept = resolve(Destinations::new(false, v4_only), "localhost")
+            .await
+            .unwrap();
+        assert!(!kept.is_empty());
+        assert!(
+            kept.iter()
+                .all(|a| a.ip().is_ipv4() && a.ip().is_loopback()),
+            "{kept:?}"
+        );
     }
 }

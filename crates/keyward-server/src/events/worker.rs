@@ -299,7 +299,7 @@ async fn send(
     // The stored URL is checked again: the policy may have changed since it was stored. An
     // address is connected to as is (never resolved); a name goes through the resolver.
     let url = destinations
-        .check_url(&d.url)
+        .check_send_url(&d.url)
         .map_err(|_| Failure::Forbidden)?;
     let id = d.event_id.to_string();
     let Some(signature) = crate::events::sign(&d.secret, &id, timestamp, &d.body) else {

@@ -17,3 +17,5 @@ mod secrecy;
 mod tenancy;
 mod usage;
 mod verify;
+mod webhook_delivery;
+mod webhook_safety;
