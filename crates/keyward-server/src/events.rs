@@ -250,6 +250,51 @@ mod tests {
         assert_eq!(secs, vec![1, 2, 4, 5, 5]);
     }
 
+    /// The `[webhooks]` lines of the README's configuration block (under "Configuration").
+    fn readme_section() -> String {
+        let readme = include_str!("../../../README.md");
+        let readme = readme
+            .split_once("\n## Configuration\n")
+            .map_or("", |(_, rest)| rest);
+        let mut out = String::new();
+        let mut inside = false;
+        for line in readme.lines() {
+            if line.starts_with('[') {
+                inside = line == "[webhooks]";
+                continue;
+            }
+            if line.starts_with("```") {
+                inside = false;
+            }
+            if inside {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_readme_shows_the_defaults_and_the_checks_hold() {
+        let text = readme_section();
+        let shown: WebhooksConfig = toml::from_str(&text).unwrap();
+        assert_eq!(shown, WebhooksConfig::default(), "{text}");
+        assert!(text.contains("retention_days = 30"), "{text}");
+        assert!(toml::from_str::<WebhooksConfig>("allowed_destination = []").is_err());
+        let bad = WebhooksConfig {
+            allowed_destinations: vec!["10.0.0.0/33".into()],
+            ..WebhooksConfig::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert!(err.contains("webhooks.allowed_destinations"), "{err}");
+        let zero = WebhooksConfig {
+            max_in_flight_per_webhook: 0,
+            ..WebhooksConfig::default()
+        };
+        assert!(zero.validate().is_err());
+        assert!(WebhooksConfig::default().validate().is_ok());
+    }
+
     #[test]
     fn secrets_have_the_standard_form_and_sign() {
         let s = generate_secret();
