@@ -71,6 +71,22 @@ fn url(state: &AppState, raw: &str) -> Result<String, ApiError> {
     Err(e.into())
 }
 
+/// The API's (and the audit trail's) view of `w`. A URL stored with credentials before they
+/// were refused is shown without them; such a subscription is not delivered to
+/// (`destination_forbidden`) until its URL is set again.
+fn view(w: &Webhook) -> WebhookView {
+    let mut v = WebhookView::of(w);
+    if let Ok(mut url) = reqwest::Url::parse(&v.url) {
+        if !url.username().is_empty() || url.password().is_some() {
+            // Both only fail for URLs that cannot have credentials in the first place.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            v.url = url.into();
+        }
+    }
+    v
+}
+
 fn event_types(items: Option<&[String]>) -> Result<Option<Vec<EventType>>, ApiError> {
     let Some(items) = items else { return Ok(None) };
     let mut out = Vec::with_capacity(items.len());
@@ -121,7 +137,7 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    let view = WebhookView::of(&webhook);
+    let view = view(&webhook);
     let audit = caller
         .audit(&state, "webhook.created", "webhook", webhook.id.to_string())
         .after(&view);
@@ -154,7 +170,7 @@ async fn list(
             created_at: w.created_at,
             id: w.id.uuid(),
         },
-        |w| WebhookView::of(&w),
+        |w| view(&w),
     )))
 }
 
@@ -173,7 +189,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     caller.require("keyward.webhooks:read")?;
-    Ok(Json(WebhookView::of(&find(&state, &caller, &id).await?)))
+    Ok(Json(view(&find(&state, &caller, &id).await?)))
 }
 
 async fn update(
@@ -187,7 +203,7 @@ async fn update(
     let mut w = find(&state, &caller, &id).await?;
     let audit = caller
         .audit(&state, "webhook.updated", "webhook", w.id.to_string())
-        .before(&WebhookView::of(&w));
+        .before(&view(&w));
     if let Some(u) = &patch.url {
         w.url = url(&state, u)?;
     }
@@ -201,7 +217,7 @@ async fn update(
         w.description = description(Some(d))?;
     }
     w.updated_at = state.now();
-    let view = WebhookView::of(&w);
+    let view = view(&w);
     state.store.update_webhook(&w, &audit.after(&view)).await?;
     Ok(Json(view))
 }
@@ -221,10 +237,10 @@ async fn rotate(
             "webhook",
             w.id.to_string(),
         )
-        .before(&WebhookView::of(&w));
+        .before(&view(&w));
     w.secret = generate_secret();
     w.updated_at = state.now();
-    let view = WebhookView::of(&w);
+    let view = view(&w);
     state.store.update_webhook(&w, &audit.after(&view)).await?;
     tracing::info!(webhook = %w.id, by = %caller.token.token_id, "webhook secret rotated");
     Ok(Json(CreatedWebhook {
@@ -243,7 +259,7 @@ async fn remove(
     let w = find(&state, &caller, &id).await?;
     let audit = caller
         .audit(&state, "webhook.deleted", "webhook", w.id.to_string())
-        .before(&WebhookView::of(&w));
+        .before(&view(&w));
     state
         .store
         .delete_webhook(w.workspace_id, w.id, &audit)

@@ -162,6 +162,25 @@ async fn internal_destinations_are_refused_at_create_and_update(app: TestApp) {
     let trail_text = serde_json::to_string(&trail).unwrap();
     assert!(!trail_text.contains(secret_part) && !trail_text.contains("169.254"));
     assert!(!crate::support::logs_contain(secret_part));
+
+    // A URL stored with credentials by an older version is shown (and audited) without them.
+    // (Another password than above: the SQL below is logged by sqlx, in every test's logs.)
+    let old_password = "legacy-pw-Q9x";
+    let legacy = format!("http://hook-user:{old_password}@192.0.2.1:9/hook");
+    crate::support::raw_sql(
+        &app,
+        &format!("UPDATE webhooks SET url = '{legacy}' WHERE url = 'http://192.0.2.1:9/hook'"),
+    )
+    .await;
+    let (_, shown) = call(&app, "GET", &path, None).await;
+    assert_eq!(shown["url"], "http://192.0.2.1:9/hook", "{shown}");
+    let (status, patched) = call(&app, "PATCH", &path, Some(json!({"enabled": false}))).await;
+    assert_eq!(status, 200);
+    assert!(!patched.to_string().contains(old_password));
+    let trail = app.admin.audit(&q).await.unwrap().items;
+    assert!(!serde_json::to_string(&trail)
+        .unwrap()
+        .contains(old_password));
 }
 both_with!(
     internal_destinations_are_refused_at_create_and_update,
