@@ -208,6 +208,8 @@ async fn the_send_time_check_judges_resolved_addresses(app: TestApp) {
     let mut app = app;
     app.config.webhooks.allowed_destinations.clear();
     let app = app.restart().await;
+    // (A later time, so the log lists the new attempts second.)
+    app.clock.advance(chrono::Duration::seconds(1));
     emit(&app).await;
     for id in [&name_id, &ip_id] {
         let l = wait_log(&app, id, 2).await;
