@@ -3,17 +3,23 @@
 //! Handlers call [`emit`] after a change is stored: the event goes into the outbox with one
 //! pending delivery per enabled subscription that wants it. A delivery worker
 //! ([`worker`]) claims due deliveries (several nodes never claim the same one), POSTs them
-//! signed the Standard Webhooks way ([`sign`]), and retries failures with exponential backoff
-//! judged by the injected clock. An expiry scheduler ([`expiry`]) emits `token.expiring` and
-//! `token.expired` once per token. Both tasks start with the server and stop on shutdown.
+//! concurrently, signed the Standard Webhooks way ([`sign`]), to destinations the
+//! [`destination`] check permits, and retries failures with exponential backoff judged by the
+//! injected clock. An expiry scheduler ([`expiry`]) emits `token.expiring` and `token.expired`
+//! once per token; a retention task ([`retention`]) prunes old finished events. The tasks start
+//! with the server and stop on shutdown.
 //!
 //! # Layout
 //! - this module: the `[webhooks]` configuration, [`Events`] (the shared handle), [`emit`],
 //!   secrets and signatures, starting and stopping the tasks.
+//! - [`destination`]: which addresses webhooks may reach, and the checking DNS resolver.
 //! - [`worker`]: the delivery worker.
 //! - [`expiry`]: the expiry scheduler and its `[expiry]` configuration.
+//! - [`retention`]: pruning of finished events, deliveries and attempts.
 
+pub mod destination;
 pub mod expiry;
+pub mod retention;
 pub mod worker;
 
 use std::sync::Arc;
@@ -23,12 +29,14 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 pub use keyward_core::events::EventType;
 use keyward_core::events::{Event, WebhookSecret};
+use keyward_core::ip::IpAllowlist;
 use keyward_core::{EventId, Token};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use self::destination::Destinations;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -46,6 +54,23 @@ pub struct WebhooksConfig {
     pub backoff_base_secs: u64,
     /// The longest wait between two attempts.
     pub backoff_max_secs: u64,
+    /// Deliver to loopback, private, link-local, ULA, CGNAT… addresses too (off: refused at
+    /// create, update and send time, see [`destination`]).
+    pub allow_private_destinations: bool,
+    /// CIDRs delivered to although internal, e.g. `["10.20.0.0/16"]` for the operator's own
+    /// receivers.
+    pub allowed_destinations: Vec<String>,
+    /// Attempts in flight at once on this node, all subscriptions together.
+    pub max_in_flight: u32,
+    /// Attempts in flight at once to one subscription.
+    pub max_in_flight_per_webhook: u32,
+    /// Attempts in flight at once to one workspace's subscriptions.
+    pub max_in_flight_per_workspace: u32,
+    /// Days an event, its deliveries and their attempts are kept once every delivery of it is
+    /// finished (succeeded or failed), counted from the event's time.
+    pub retention_days: u32,
+    /// Seconds between two retention passes (one runs at start).
+    pub maintenance_interval_secs: u64,
 }
 
 impl Default for WebhooksConfig {
@@ -56,6 +81,13 @@ impl Default for WebhooksConfig {
             max_attempts: 8,
             backoff_base_secs: 1,
             backoff_max_secs: 3_600,
+            allow_private_destinations: false,
+            allowed_destinations: Vec::new(),
+            max_in_flight: 64,
+            max_in_flight_per_webhook: 2,
+            max_in_flight_per_workspace: 16,
+            retention_days: 30,
+            maintenance_interval_secs: 3_600,
         }
     }
 }
@@ -67,11 +99,33 @@ impl WebhooksConfig {
             ("webhooks.poll_interval_ms", self.poll_interval_ms),
             ("webhooks.timeout_secs", self.timeout_secs),
             ("webhooks.max_attempts", u64::from(self.max_attempts)),
+            ("webhooks.max_in_flight", u64::from(self.max_in_flight)),
+            (
+                "webhooks.max_in_flight_per_webhook",
+                u64::from(self.max_in_flight_per_webhook),
+            ),
+            (
+                "webhooks.max_in_flight_per_workspace",
+                u64::from(self.max_in_flight_per_workspace),
+            ),
+            ("webhooks.retention_days", u64::from(self.retention_days)),
+            (
+                "webhooks.maintenance_interval_secs",
+                self.maintenance_interval_secs,
+            ),
         ];
-        match positive.iter().find(|(_, v)| *v == 0) {
-            Some((key, _)) => Err(format!("{key} must be at least 1")),
-            None => Ok(()),
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{key} must be at least 1"));
         }
+        self.destinations().map(|_| ())
+    }
+
+    /// The destination policy of `allow_private_destinations` and `allowed_destinations`.
+    pub fn destinations(&self) -> Result<Destinations, String> {
+        let field = "webhooks.allowed_destinations";
+        let allowed = IpAllowlist::from_entries(&self.allowed_destinations, field)
+            .map_err(|e| format!("{field}: {}", e.message))?;
+        Ok(Destinations::new(self.allow_private_destinations, allowed))
     }
 
     /// The wait after the `attempts`-th failed attempt (1 for the first):
@@ -92,16 +146,21 @@ pub struct Events {
     pub config: WebhooksConfig,
     /// The expiry scheduler's configuration.
     pub expiry: expiry::ExpiryConfig,
+    /// Where deliveries may go.
+    pub destinations: Arc<Destinations>,
     /// Wakes the worker when an event was enqueued.
     pub(crate) wake: tokio::sync::Notify,
 }
 
 impl Events {
-    /// The handle.
+    /// The handle. `config` has passed [`WebhooksConfig::validate`]; were its allowlist
+    /// unusable all the same, no internal destination would be permitted.
     pub fn new(config: WebhooksConfig, expiry: expiry::ExpiryConfig) -> Arc<Self> {
+        let destinations = Arc::new(config.destinations().unwrap_or_default());
         Arc::new(Self {
             config,
             expiry,
+            destinations,
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -147,24 +206,25 @@ pub fn sign(secret: &WebhookSecret, id: &str, timestamp: i64, body: &str) -> Opt
     ))
 }
 
-/// The running worker and scheduler.
+/// The running worker, scheduler and retention task.
 pub struct EventTasks {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl EventTasks {
-    /// Starts the delivery worker and the expiry scheduler.
+    /// Starts the delivery worker, the expiry scheduler and the retention task.
     pub fn start(state: AppState) -> Self {
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(worker::run(state.clone(), stopped.clone())),
-            tokio::spawn(expiry::run(state, stopped)),
+            tokio::spawn(expiry::run(state.clone(), stopped.clone())),
+            tokio::spawn(retention::run(state, stopped)),
         ];
         Self { stop, tasks }
     }
 
-    /// Stops both tasks, letting a pass under way finish.
+    /// Stops the tasks, letting a pass (and the delivery attempts) under way finish.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -188,6 +248,51 @@ mod tests {
         };
         let secs: Vec<i64> = (1..=5).map(|n| c.backoff(n).num_seconds()).collect();
         assert_eq!(secs, vec![1, 2, 4, 5, 5]);
+    }
+
+    /// The `[webhooks]` lines of the README's configuration block (under "Configuration").
+    fn readme_section() -> String {
+        let readme = include_str!("../../../README.md");
+        let readme = readme
+            .split_once("\n## Configuration\n")
+            .map_or("", |(_, rest)| rest);
+        let mut out = String::new();
+        let mut inside = false;
+        for line in readme.lines() {
+            if line.starts_with('[') {
+                inside = line == "[webhooks]";
+                continue;
+            }
+            if line.starts_with("```") {
+                inside = false;
+            }
+            if inside {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_readme_shows_the_defaults_and_the_checks_hold() {
+        let text = readme_section();
+        let shown: WebhooksConfig = toml::from_str(&text).unwrap();
+        assert_eq!(shown, WebhooksConfig::default(), "{text}");
+        assert!(text.contains("retention_days = 30"), "{text}");
+        assert!(toml::from_str::<WebhooksConfig>("allowed_destination = []").is_err());
+        let bad = WebhooksConfig {
+            allowed_destinations: vec!["10.0.0.0/33".into()],
+            ..WebhooksConfig::default()
+        };
+        let err = bad.validate().unwrap_err();
+        assert!(err.contains("webhooks.allowed_destinations"), "{err}");
+        let zero = WebhooksConfig {
+            max_in_flight_per_webhook: 0,
+            ..WebhooksConfig::default()
+        };
+        assert!(zero.validate().is_err());
+        assert!(WebhooksConfig::default().validate().is_ok());
     }
 
     #[test]

@@ -25,6 +25,10 @@ use crate::{PageRequest, Result};
 pub struct DueDelivery {
     /// The delivery.
     pub id: DeliveryId,
+    /// Its subscription.
+    pub webhook_id: WebhookId,
+    /// The subscription's workspace.
+    pub workspace_id: WorkspaceId,
     /// Attempts made before this one.
     pub attempts: u32,
     /// The event (`webhook-id`).
@@ -35,6 +39,34 @@ pub struct DueDelivery {
     pub url: String,
     /// The subscription's signing secret.
     pub secret: WebhookSecret,
+}
+
+/// What a delivery worker asks [`EventStore::claim_deliveries`] for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Deliveries due at this instant (or before) are claimed.
+    pub now: DateTime<Utc>,
+    /// The claimed deliveries are leased until then: nobody claims them again before.
+    pub lease_until: DateTime<Utc>,
+    /// Deliveries claimed at most.
+    pub limit: u32,
+    /// Deliveries of one subscription claimed at most.
+    pub per_webhook: u32,
+    /// Subscriptions whose deliveries are not claimed (the worker has enough in flight).
+    pub skip_webhooks: Vec<WebhookId>,
+    /// Workspaces whose deliveries are not claimed.
+    pub skip_workspaces: Vec<WorkspaceId>,
+}
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventsPruned {
+    /// Events.
+    pub events: u64,
+    /// Finished deliveries.
+    pub deliveries: u64,
+    /// Their attempts.
+    pub attempts: u64,
 }
 
 /// What became of one attempt.
@@ -90,7 +122,9 @@ pub trait EventStore: Send + Sync {
     /// A page of a workspace's subscriptions.
     async fn list_webhooks(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Webhook>>;
     /// Replaces a subscription's mutable fields (its secret included), appending `audit` in
-    /// the same transaction.
+    /// the same transaction. A subscription left disabled has its pending deliveries (queued
+    /// retries included) cancelled: they become failed, with `last_error` `cancelled`, and
+    /// are never sent.
     async fn update_webhook(&self, w: &Webhook, audit: &AuditDraft) -> Result<()>;
     /// Deletes a subscription with its deliveries, appending `audit` in the same transaction.
     async fn delete_webhook(
@@ -123,16 +157,25 @@ pub trait EventStore: Send + Sync {
     /// A page of a workspace's events, oldest first.
     async fn list_events(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Event>>;
 
-    /// Claims up to `limit` pending deliveries due at `now`, leasing them until `lease_until`.
-    async fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<DueDelivery>>;
+    /// Claims pending deliveries of enabled subscriptions due at `claim.now`, soonest first,
+    /// leasing them until `claim.lease_until`: at most `claim.limit`, at most
+    /// `claim.per_webhook` of one subscription, none of the skipped subscriptions and
+    /// workspaces.
+    async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>>;
 
-    /// Records an attempt and the delivery's next state, in one transaction.
+    /// Gives claimed deliveries back unsent: pending ones become due at `due_at`.
+    async fn release_deliveries(&self, ids: &[DeliveryId], due_at: DateTime<Utc>) -> Result<()>;
+
+    /// Records an attempt and the delivery's next state, in one transaction. A delivery that
+    /// is no longer pending (cancelled while the attempt was under way) keeps its state; the
+    /// attempt is logged all the same. `NotFound` if the delivery is gone (its subscription
+    /// was deleted).
     async fn record_attempt(&self, delivery: DeliveryId, result: &AttemptResult) -> Result<()>;
+
+    /// Deletes finished (succeeded or failed) deliveries of events older than `before`, with
+    /// their attempts, then the events older than `before` left without deliveries. Pending
+    /// deliveries and their events are kept whatever their age.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<EventsPruned>;
 
     /// A page of the attempts of a subscription's deliveries, oldest first.
     async fn list_attempts(

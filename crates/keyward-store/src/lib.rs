@@ -34,7 +34,9 @@ use std::sync::Arc;
 
 pub use audit::{AuditFilter, AuditStore};
 pub use error::{Result, StoreError};
-pub use events::{AttemptResult, AttemptRow, DueDelivery, EventStore, NextStep, NoticeKind};
+pub use events::{
+    AttemptResult, AttemptRow, Claim, DueDelivery, EventStore, EventsPruned, NextStep, NoticeKind,
+};
 pub use page::{Cursor, PageRequest};
 pub use traits::{
     CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,

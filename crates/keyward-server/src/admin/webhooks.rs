@@ -4,6 +4,11 @@
 //! `keyward.webhooks:write` and workspace scope (events are about every token of the
 //! workspace, not only the caller's owner's).
 //!
+//! URLs are checked by [`url`]: only `http(s)`, no credentials, and no destination the
+//! operator's policy refuses (loopback, private… in any spelling); the delivery worker checks
+//! again at send time, after DNS resolution. Disabling a subscription cancels its queued
+//! deliveries and retries.
+//!
 //! Every change is audited in its own transaction (`webhook.created`, `webhook.updated`,
 //! `webhook.deleted`, `webhook.secret_rotated`) with the subscription's [`WebhookView`] as
 //! before/after: the secret never reaches the trail.
@@ -21,12 +26,11 @@ use keyward_store::Cursor;
 
 use super::{into_page, PageParams};
 use crate::error::ApiError;
+use crate::events::destination::UrlRefusal;
 use crate::events::generate_secret;
 use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
 use crate::state::AppState;
 
-/// Longest accepted URL.
-const MAX_URL: usize = 2_048;
 /// Longest accepted description.
 const MAX_DESCRIPTION: usize = 1_000;
 
@@ -39,28 +43,48 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/webhooks/{id}/deliveries", get(deliveries))
 }
 
-/// An `http` or `https` URL with a host; refused with a 422 naming `url`, never echoing it.
-fn url(raw: &str) -> Result<String, ApiError> {
-    let raw = raw.trim();
-    let refuse = |why: &str| -> ApiError {
-        DomainError::field("INVALID_URL", "url", format!("url {why}")).into()
+/// An `http` or `https` URL with a host, without credentials, to a destination the
+/// operator's policy permits ([`crate::events::destination`]); answers its normalised form.
+/// Refused with a 422 naming `url`, never echoing it: `INVALID_URL`,
+/// `WEBHOOK_URL_CREDENTIALS` or `WEBHOOK_DESTINATION_FORBIDDEN`.
+fn url(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    let refused = match state.events.destinations.check_url(raw) {
+        Ok(url) => return Ok(url.into()),
+        Err(r) => r,
     };
-    if raw.len() > MAX_URL {
-        return Err(refuse("is too long"));
+    let e = match refused {
+        UrlRefusal::Invalid(why) => DomainError::field("INVALID_URL", "url", format!("url {why}")),
+        UrlRefusal::Credentials => DomainError::field(
+            "WEBHOOK_URL_CREDENTIALS",
+            "url",
+            "url must not carry a user name or password: authenticate deliveries with the \
+             signature instead",
+        ),
+        UrlRefusal::Forbidden => DomainError::field(
+            "WEBHOOK_DESTINATION_FORBIDDEN",
+            "url",
+            "url points to an address webhooks are not delivered to (loopback, private, \
+             link-local, unique-local, shared, multicast or unspecified); an operator can \
+             permit it with webhooks.allowed_destinations",
+        ),
+    };
+    Err(e.into())
+}
+
+/// The API's (and the audit trail's) view of `w`. A URL stored with credentials before they
+/// were refused is shown without them; such a subscription is not delivered to
+/// (`destination_forbidden`) until its URL is set again.
+fn view(w: &Webhook) -> WebhookView {
+    let mut v = WebhookView::of(w);
+    if let Ok(mut url) = reqwest::Url::parse(&v.url) {
+        if !url.username().is_empty() || url.password().is_some() {
+            // Both only fail for URLs that cannot have credentials in the first place.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            v.url = url.into();
+        }
     }
-    let rest = raw
-        .strip_prefix("http://")
-        .or_else(|| raw.strip_prefix("https://"))
-        .ok_or_else(|| refuse("must start with http:// or https://"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = host.rsplit('@').next().unwrap_or_default();
-    if host.is_empty()
-        || host.starts_with(':')
-        || raw.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(refuse("must name a host and contain no spaces"));
-    }
-    Ok(raw.to_owned())
+    v
 }
 
 fn event_types(items: Option<&[String]>) -> Result<Option<Vec<EventType>>, ApiError> {
@@ -105,7 +129,7 @@ async fn create(
     let webhook = Webhook {
         id: WebhookId::random(&mut rand_core::OsRng),
         workspace_id: caller.workspace_id(),
-        url: url(&req.url)?,
+        url: url(&state, &req.url)?,
         event_types: event_types(req.event_types.as_deref())?,
         enabled: req.enabled.unwrap_or(true),
         description: description(req.description.as_deref())?,
@@ -113,7 +137,7 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
-    let view = WebhookView::of(&webhook);
+    let view = view(&webhook);
     let audit = caller
         .audit(&state, "webhook.created", "webhook", webhook.id.to_string())
         .after(&view);
@@ -146,7 +170,7 @@ async fn list(
             created_at: w.created_at,
             id: w.id.uuid(),
         },
-        |w| WebhookView::of(&w),
+        |w| view(&w),
     )))
 }
 
@@ -165,7 +189,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     caller.require("keyward.webhooks:read")?;
-    Ok(Json(WebhookView::of(&find(&state, &caller, &id).await?)))
+    Ok(Json(view(&find(&state, &caller, &id).await?)))
 }
 
 async fn update(
@@ -179,9 +203,9 @@ async fn update(
     let mut w = find(&state, &caller, &id).await?;
     let audit = caller
         .audit(&state, "webhook.updated", "webhook", w.id.to_string())
-        .before(&WebhookView::of(&w));
+        .before(&view(&w));
     if let Some(u) = &patch.url {
-        w.url = url(u)?;
+        w.url = url(&state, u)?;
     }
     if let Some(types) = &patch.event_types {
         w.event_types = event_types(types.as_deref())?;
@@ -193,7 +217,7 @@ async fn update(
         w.description = description(Some(d))?;
     }
     w.updated_at = state.now();
-    let view = WebhookView::of(&w);
+    let view = view(&w);
     state.store.update_webhook(&w, &audit.after(&view)).await?;
     Ok(Json(view))
 }
@@ -213,10 +237,10 @@ async fn rotate(
             "webhook",
             w.id.to_string(),
         )
-        .before(&WebhookView::of(&w));
+        .before(&view(&w));
     w.secret = generate_secret();
     w.updated_at = state.now();
-    let view = WebhookView::of(&w);
+    let view = view(&w);
     state.store.update_webhook(&w, &audit.after(&view)).await?;
     tracing::info!(webhook = %w.id, by = %caller.token.token_id, "webhook secret rotated");
     Ok(Json(CreatedWebhook {
@@ -235,7 +259,7 @@ async fn remove(
     let w = find(&state, &caller, &id).await?;
     let audit = caller
         .audit(&state, "webhook.deleted", "webhook", w.id.to_string())
-        .before(&WebhookView::of(&w));
+        .before(&view(&w));
     state
         .store
         .delete_webhook(w.workspace_id, w.id, &audit)

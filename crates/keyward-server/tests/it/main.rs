@@ -19,3 +19,5 @@ mod tenancy;
 mod usage;
 mod verify;
 mod verify_auth;
+mod webhook_delivery;
+mod webhook_safety;

@@ -125,6 +125,8 @@ impl TestApp {
         config.server.listen = "[::]:0".into();
         config.server.shutdown_grace_secs = 1;
         config.database.max_connections = 4;
+        // The tests' webhook receivers listen on 127.0.0.1.
+        config.webhooks.allowed_destinations = vec!["127.0.0.0/8".into()];
         match backend {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("keyward-it-{}.db", random_hex()));

@@ -7,7 +7,12 @@
 //!   and the event is enqueued in the same transaction only when the row was inserted;
 //! - deliveries are claimed by an `UPDATE … RETURNING` whose `WHERE` repeats the due
 //!   condition, so a concurrent claimer (PostgreSQL re-checks it on the row it waited for;
-//!   SQLite has one writer) never gets a delivery already leased.
+//!   SQLite has one writer) never gets a delivery already leased. The candidates are ranked
+//!   per subscription (`ROW_NUMBER() OVER (PARTITION BY webhook_id …)`) so one claim takes at
+//!   most `per_webhook` of one subscription, and only enabled subscriptions' are taken;
+//! - disabling a subscription fails its pending deliveries in the same transaction, and an
+//!   attempt recorded afterwards leaves such a delivery as it is (`CASE WHEN status =
+//!   'pending'`), so a cancelled retry never comes back.
 //!
 //! Subscription changes append their audit draft with `append_audit!` before committing, as
 //! `sql_store!`'s mutations do.
@@ -213,6 +218,15 @@ macro_rules! events_store {
                 .execute(&mut *tx)
                 .await?;
                 affected(done.rows_affected())?;
+                if !w.enabled {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = 'failed', last_error = 'cancelled' \
+                         WHERE webhook_id = $1 AND status = 'pending'",
+                    )
+                    .bind(w.id.uuid().to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 commit(tx, audit).await
             }
 
@@ -308,29 +322,58 @@ macro_rules! events_store {
                 q.fetch_all(&self.pool).await?.iter().map(event_row).collect()
             }
 
-            async fn claim_deliveries(
-                &self,
-                now: DateTime<Utc>,
-                lease_until: DateTime<Utc>,
-                limit: u32,
-            ) -> Result<Vec<DueDelivery>> {
-                let mut tx = self.pool.begin().await?;
-                let ids: Vec<String> = sqlx::query_scalar(
+            async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>> {
+                // $1 now, $2 lease, $3 limit, $4 per subscription, then the skipped ids.
+                let mut skip = String::new();
+                let mut binds: Vec<String> = Vec::new();
+                let lists = [
+                    (
+                        "d.webhook_id",
+                        claim.skip_webhooks.iter().map(|id| id.uuid()).collect::<Vec<_>>(),
+                    ),
+                    (
+                        "w.workspace_id",
+                        claim.skip_workspaces.iter().map(|id| id.uuid()).collect(),
+                    ),
+                ];
+                for (column, ids) in lists {
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let mut marks = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        binds.push(id.to_string());
+                        marks.push(format!("${}", 4 + binds.len()));
+                    }
+                    skip.push_str(&format!(" AND {column} NOT IN ({})", marks.join(", ")));
+                }
+                let text = format!(
                     "UPDATE deliveries SET next_attempt_at = $2 \
                      WHERE status = 'pending' AND next_attempt_at <= $1 AND id IN \
-                       (SELECT id FROM deliveries WHERE status = 'pending' \
-                        AND next_attempt_at <= $1 ORDER BY next_attempt_at, id LIMIT $3) \
-                     RETURNING id",
-                )
-                .bind(sql::ms(now))
-                .bind(sql::ms(lease_until))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
+                       (SELECT due.id FROM \
+                         (SELECT d.id, d.next_attempt_at, ROW_NUMBER() OVER \
+                            (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.id) AS n \
+                          FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                          WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+                          AND w.enabled = TRUE{skip}) due \
+                        WHERE due.n <= $4 ORDER BY due.next_attempt_at, due.id LIMIT $3) \
+                     RETURNING id"
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&text)
+                    .bind(sql::ms(claim.now))
+                    .bind(sql::ms(claim.lease_until))
+                    .bind(i64::from(claim.limit))
+                    .bind(i64::from(claim.per_webhook));
+                for b in binds {
+                    q = q.bind(b);
+                }
+                let mut tx = self.pool.begin().await?;
+                let ids = q.fetch_all(&mut *tx).await?;
                 let mut due = Vec::with_capacity(ids.len());
                 for id in &ids {
                     let r = sqlx::query(
-                        "SELECT d.id, d.attempts, d.event_id, e.payload, w.url, w.secret \
+                        "SELECT d.id, d.attempts, d.event_id, e.payload, w.id AS webhook_id, \
+                         w.workspace_id, w.url, w.secret \
                          FROM deliveries d JOIN events e ON e.id = d.event_id \
                          JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1",
                     )
@@ -339,6 +382,10 @@ macro_rules! events_store {
                     .await?;
                     due.push(DueDelivery {
                         id: DeliveryId::from_uuid(sql::uuid(r.try_get("id")?)?),
+                        webhook_id: WebhookId::from_uuid(sql::uuid(r.try_get("webhook_id")?)?),
+                        workspace_id: WorkspaceId::from_uuid(sql::uuid(
+                            r.try_get("workspace_id")?,
+                        )?),
                         attempts: small(r.try_get("attempts")?),
                         event_id: EventId::from_uuid(sql::uuid(r.try_get("event_id")?)?),
                         body: r.try_get("payload")?,
@@ -350,6 +397,28 @@ macro_rules! events_store {
                 Ok(due)
             }
 
+            async fn release_deliveries(
+                &self,
+                ids: &[DeliveryId],
+                due_at: DateTime<Utc>,
+            ) -> Result<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let marks: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+                let text = format!(
+                    "UPDATE deliveries SET next_attempt_at = $1 \
+                     WHERE status = 'pending' AND id IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query(&text).bind(sql::ms(due_at));
+                for id in ids {
+                    q = q.bind(id.uuid().to_string());
+                }
+                q.execute(&self.pool).await?;
+                Ok(())
+            }
+
             async fn record_attempt(&self, delivery: DeliveryId, a: &AttemptResult) -> Result<()> {
                 let (status, next, delivered) = match a.next {
                     NextStep::Succeeded => (DeliveryStatus::Succeeded, None, Some(sql::ms(a.at))),
@@ -357,11 +426,18 @@ macro_rules! events_store {
                     NextStep::Failed => (DeliveryStatus::Failed, None, None),
                 };
                 let mut tx = self.pool.begin().await?;
+                // A delivery no longer pending (cancelled meanwhile) only counts the attempt.
                 let row = sqlx::query(
-                    "UPDATE deliveries SET attempts = attempts + 1, status = $1, \
-                     next_attempt_at = COALESCE($2, next_attempt_at), last_status_code = $3, \
-                     last_error = $4, delivered_at = COALESCE($5, delivered_at) \
-                     WHERE id = $6 RETURNING attempts, webhook_id",
+                    "UPDATE deliveries SET attempts = attempts + 1, \
+                     status = CASE WHEN status = 'pending' THEN $1 ELSE status END, \
+                     next_attempt_at = CASE WHEN status = 'pending' \
+                       THEN COALESCE($2, next_attempt_at) ELSE next_attempt_at END, \
+                     last_status_code = CASE WHEN status = 'pending' \
+                       THEN $3 ELSE last_status_code END, \
+                     last_error = CASE WHEN status = 'pending' THEN $4 ELSE last_error END, \
+                     delivered_at = CASE WHEN status = 'pending' \
+                       THEN COALESCE($5, delivered_at) ELSE delivered_at END \
+                     WHERE id = $6 RETURNING attempts, webhook_id, status",
                 )
                 .bind(status.as_str())
                 .bind(next)
@@ -374,6 +450,7 @@ macro_rules! events_store {
                 .ok_or(StoreError::NotFound)?;
                 let attempts: i64 = row.try_get("attempts")?;
                 let webhook: String = row.try_get("webhook_id")?;
+                let status_after: String = row.try_get("status")?;
                 sqlx::query(
                     "INSERT INTO delivery_attempts (id, delivery_id, webhook_id, attempt, at, \
                      succeeded, status_code, error, status_after) \
@@ -387,11 +464,45 @@ macro_rules! events_store {
                 .bind(matches!(a.next, NextStep::Succeeded))
                 .bind(a.status_code.map(i64::from))
                 .bind(a.error.as_deref())
-                .bind(status.as_str())
+                .bind(status_after)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn prune_events(&self, before: DateTime<Utc>) -> Result<EventsPruned> {
+                let before = sql::ms(before);
+                let mut tx = self.pool.begin().await?;
+                let attempts = sqlx::query(
+                    "DELETE FROM delivery_attempts WHERE delivery_id IN \
+                     (SELECT id FROM deliveries WHERE status <> 'pending' AND created_at < $1)",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let deliveries = sqlx::query(
+                    "DELETE FROM deliveries WHERE status <> 'pending' AND created_at < $1",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let events = sqlx::query(
+                    "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS \
+                     (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(EventsPruned {
+                    events,
+                    deliveries,
+                    attempts,
+                })
             }
 
             async fn list_attempts(

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use keyward_core::events::{Event, EventType, Webhook, WebhookSecret};
 use keyward_core::model::TokenStatus;
 use keyward_core::{EventId, WebhookId, WorkspaceId};
-use keyward_store::{AttemptResult, AuditFilter, NextStep, NoticeKind, Store};
+use keyward_store::{
+    AttemptResult, AuditFilter, Claim, EventsPruned, NextStep, NoticeKind, Store, StoreError,
+};
 use rand_core::OsRng;
 
 use crate::fixtures::*;
@@ -20,6 +22,9 @@ conformance!(
     events_attempts_are_logged_and_retried,
     events_notices_are_claimed_once,
     events_webhook_changes_are_audited_with_them,
+    events_claims_are_capped_per_webhook_and_skip_what_is_full,
+    events_disabling_cancels_queued_deliveries,
+    events_retention_prunes_only_old_finished_data,
 );
 
 fn webhook(ws: WorkspaceId, url: &str, types: Option<Vec<EventType>>) -> Webhook {
@@ -34,6 +39,18 @@ fn webhook(ws: WorkspaceId, url: &str, types: Option<Vec<EventType>>) -> Webhook
         secret: WebhookSecret::new("whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0".into()),
         created_at: t,
         updated_at: t,
+    }
+}
+
+/// A claim of at most `limit`, as many per subscription, skipping nothing.
+fn claim(now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> Claim {
+    Claim {
+        now,
+        lease_until,
+        limit,
+        per_webhook: limit,
+        skip_webhooks: Vec::new(),
+        skip_workspaces: Vec::new(),
     }
 }
 
@@ -167,10 +184,8 @@ async fn events_enqueue_follows_filters_and_claims_once(store: Arc<dyn Store>) {
     let t = now() + Duration::seconds(1);
     let lease = t + Duration::seconds(30);
     // Two claimers at once: each delivery goes to exactly one.
-    let (x, y) = tokio::join!(
-        store.claim_deliveries(t, lease, 10),
-        store.claim_deliveries(t, lease, 10)
-    );
+    let c = claim(t, lease, 10);
+    let (x, y) = tokio::join!(store.claim_deliveries(&c), store.claim_deliveries(&c));
     let mut claimed: Vec<_> = x.unwrap().into_iter().chain(y.unwrap()).collect();
     assert_eq!(claimed.len(), 3, "{claimed:?}");
     claimed.sort_by_key(|d| d.id);
@@ -178,12 +193,12 @@ async fn events_enqueue_follows_filters_and_claims_once(store: Arc<dyn Store>) {
     assert_eq!(claimed.len(), 3);
     // Leased: not due again until the lease has passed.
     assert!(store
-        .claim_deliveries(t, lease, 10)
+        .claim_deliveries(&claim(t, lease, 10))
         .await
         .unwrap()
         .is_empty());
     let again = store
-        .claim_deliveries(lease, lease + Duration::seconds(30), 10)
+        .claim_deliveries(&claim(lease, lease + Duration::seconds(30), 10))
         .await
         .unwrap();
     assert_eq!(again.len(), 3);
@@ -202,7 +217,7 @@ async fn events_attempts_are_logged_and_retried(store: Arc<dyn Store>) {
         .unwrap();
     let t0 = now().ms() + Duration::seconds(1);
     let d = store
-        .claim_deliveries(t0, t0 + Duration::seconds(30), 10)
+        .claim_deliveries(&claim(t0, t0 + Duration::seconds(30), 10))
         .await
         .unwrap()
         .pop()
@@ -222,12 +237,12 @@ async fn events_attempts_are_logged_and_retried(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(store
-        .claim_deliveries(t0 + Duration::seconds(1), retry, 10)
+        .claim_deliveries(&claim(t0 + Duration::seconds(1), retry, 10))
         .await
         .unwrap()
         .is_empty());
     let d2 = store
-        .claim_deliveries(retry, retry + Duration::seconds(30), 10)
+        .claim_deliveries(&claim(retry, retry + Duration::seconds(30), 10))
         .await
         .unwrap()
         .pop()
@@ -246,7 +261,11 @@ async fn events_attempts_are_logged_and_retried(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(store
-        .claim_deliveries(retry + Duration::days(1), retry + Duration::days(2), 10)
+        .claim_deliveries(&claim(
+            retry + Duration::days(1),
+            retry + Duration::days(2),
+            10
+        ))
         .await
         .unwrap()
         .is_empty());
@@ -344,4 +363,259 @@ async fn events_notices_are_claimed_once(store: Arc<dyn Store>) {
     let events = store.list_events(a.workspace.id, &first(10)).await.unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type, EventType::TokenExpiring);
+}
+
+fn at_time(ws: &keyward_store::WorkspaceBootstrap, t: DateTime<Utc>) -> Event {
+    Event::about_token(
+        EventId::random(&mut OsRng),
+        EventType::TokenCreated,
+        &ws.token,
+        t.ms(),
+    )
+}
+
+fn result(at: DateTime<Utc>, next: NextStep) -> AttemptResult {
+    AttemptResult {
+        at,
+        status_code: matches!(next, NextStep::Succeeded).then_some(200),
+        error: (!matches!(next, NextStep::Succeeded)).then(|| "delivery_failed".into()),
+        next,
+    }
+}
+
+async fn events_claims_are_capped_per_webhook_and_skip_what_is_full(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let b = new_workspace(&store, "b").await;
+    let wa1 = webhook(a.workspace.id, "http://192.0.2.1/a1", None);
+    let wa2 = webhook(a.workspace.id, "http://192.0.2.1/a2", None);
+    let wb = webhook(b.workspace.id, "http://192.0.2.1/b", None);
+    for w in [&wa1, &wa2, &wb] {
+        store.create_webhook(w, &ev(&w.workspace_id)).await.unwrap();
+    }
+    for _ in 0..3 {
+        store
+            .enqueue_event(&event(&a, EventType::TokenCreated))
+            .await
+            .unwrap();
+        store
+            .enqueue_event(&event(&b, EventType::TokenCreated))
+            .await
+            .unwrap();
+    }
+    let t = now().ms() + Duration::seconds(1);
+    let lease = t + Duration::seconds(30);
+    let per = |ds: &[keyward_store::DueDelivery], w: &Webhook| {
+        ds.iter().filter(|d| d.webhook_id == w.id).count()
+    };
+    let capped = Claim {
+        per_webhook: 2,
+        ..claim(t, lease, 100)
+    };
+    let got = store.claim_deliveries(&capped).await.unwrap();
+    assert_eq!(got.len(), 6, "{got:?}");
+    for w in [&wa1, &wa2, &wb] {
+        assert_eq!(per(&got, w), 2);
+    }
+    for d in &got {
+        let owner = [&wa1, &wa2, &wb]
+            .into_iter()
+            .find(|w| w.id == d.webhook_id)
+            .unwrap();
+        assert_eq!(d.workspace_id, owner.workspace_id);
+        assert_eq!(d.url, owner.url);
+    }
+    // One of wa1's given back is due again; the others stay leased.
+    let back = got.iter().find(|d| d.webhook_id == wa1.id).unwrap().id;
+    store.release_deliveries(&[back], t).await.unwrap();
+    // Skipping wa2 and workspace b leaves wa1's two: the one given back and the unclaimed one.
+    let skipping = Claim {
+        skip_webhooks: vec![wa2.id],
+        skip_workspaces: vec![b.workspace.id],
+        ..claim(t, lease, 100)
+    };
+    let got = store.claim_deliveries(&skipping).await.unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(per(&got, &wa1), 2);
+    assert!(got.iter().any(|d| d.id == back));
+    let rest = store.claim_deliveries(&claim(t, lease, 100)).await.unwrap();
+    assert_eq!((rest.len(), per(&rest, &wa2), per(&rest, &wb)), (2, 1, 1));
+    assert!(store
+        .claim_deliveries(&claim(t, lease, 100))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn events_disabling_cancels_queued_deliveries(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let mut w = webhook(a.workspace.id, "http://192.0.2.1/off", None);
+    let keep = webhook(a.workspace.id, "http://192.0.2.1/keep", None);
+    for x in [&w, &keep] {
+        store.create_webhook(x, &ev(&a)).await.unwrap();
+    }
+    for _ in 0..2 {
+        store
+            .enqueue_event(&event(&a, EventType::TokenCreated))
+            .await
+            .unwrap();
+    }
+    let t = now().ms() + Duration::seconds(1);
+    let one_each = Claim {
+        per_webhook: 1,
+        ..claim(t, t + Duration::seconds(30), 10)
+    };
+    let got = store.claim_deliveries(&one_each).await.unwrap();
+    let in_flight = got.iter().find(|d| d.webhook_id == w.id).unwrap().id;
+    // The first attempt failed and a retry is queued; the second delivery was never tried.
+    store
+        .record_attempt(
+            in_flight,
+            &result(t, NextStep::RetryAt(t + Duration::seconds(2))),
+        )
+        .await
+        .unwrap();
+    w.enabled = false;
+    store.update_webhook(&w, &ev(&a)).await.unwrap();
+    let later = t + Duration::days(1);
+    let got = store
+        .claim_deliveries(&claim(later, later + Duration::seconds(30), 10))
+        .await
+        .unwrap();
+    assert!(got.iter().all(|d| d.webhook_id == keep.id), "{got:?}");
+    assert_eq!(got.len(), 2);
+    // Re-enabling does not bring the cancelled ones back.
+    w.enabled = true;
+    store.update_webhook(&w, &ev(&a)).await.unwrap();
+    let much_later = t + Duration::days(2);
+    let got = store
+        .claim_deliveries(&claim(much_later, much_later + Duration::seconds(30), 10))
+        .await
+        .unwrap();
+    assert!(got.iter().all(|d| d.webhook_id == keep.id), "{got:?}");
+    // An attempt under way when it was cancelled is logged, but the delivery stays failed.
+    store
+        .record_attempt(in_flight, &result(much_later, NextStep::Succeeded))
+        .await
+        .unwrap();
+    let log = store
+        .list_attempts(a.workspace.id, w.id, &first(10))
+        .await
+        .unwrap();
+    let shown: Vec<_> = log
+        .iter()
+        .map(|r| (r.attempt.attempt, r.attempt.delivery_status))
+        .collect();
+    use keyward_core::events::DeliveryStatus::{Failed, Pending};
+    assert_eq!(shown, vec![(1, Pending), (2, Failed)]);
+    // A delivery whose subscription is gone cannot be recorded.
+    store
+        .delete_webhook(a.workspace.id, w.id, &ev(&a))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .record_attempt(in_flight, &result(much_later, NextStep::Succeeded))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn events_retention_prunes_only_old_finished_data(store: Arc<dyn Store>) {
+    let a = new_workspace(&store, "a").await;
+    let base = now().ms();
+    let old = base - Duration::days(40);
+    let recent = base - Duration::days(1);
+    // Before any subscription: an old event without deliveries.
+    let lonely = at_time(&a, old);
+    assert_eq!(store.enqueue_event(&lonely).await.unwrap(), 0);
+    let w = webhook(a.workspace.id, "http://192.0.2.1/all", None);
+    store.create_webhook(&w, &ev(&a)).await.unwrap();
+    let (done, failed, pending, fresh) = (
+        at_time(&a, old),
+        at_time(&a, old + Duration::seconds(1)),
+        at_time(&a, old + Duration::seconds(2)),
+        at_time(&a, recent),
+    );
+    for e in [&done, &failed, &pending, &fresh] {
+        assert_eq!(store.enqueue_event(e).await.unwrap(), 1);
+    }
+    let due = store
+        .claim_deliveries(&claim(base, base + Duration::seconds(30), 10))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 4);
+    let delivery = |e: &Event| due.iter().find(|d| d.event_id == e.id).unwrap().id;
+    let retry = NextStep::RetryAt(base + Duration::hours(1));
+    for (e, next) in [
+        (&done, NextStep::Succeeded),
+        (&failed, NextStep::Failed),
+        (&pending, retry),
+        (&fresh, NextStep::Succeeded),
+    ] {
+        store
+            .record_attempt(delivery(e), &result(base, next))
+            .await
+            .unwrap();
+    }
+
+    let cutoff = base - Duration::days(30);
+    let pruned = store.prune_events(cutoff).await.unwrap();
+    assert_eq!(
+        pruned,
+        EventsPruned {
+            events: 3,
+            deliveries: 2,
+            attempts: 2
+        }
+    );
+    let left: Vec<_> = store
+        .list_events(a.workspace.id, &first(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, vec![pending.id, fresh.id]);
+    let log = store
+        .list_attempts(a.workspace.id, w.id, &first(10))
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(log
+        .iter()
+        .all(|r| [pending.id, fresh.id].contains(&r.attempt.event_id)));
+    assert_eq!(
+        store.prune_events(cutoff).await.unwrap(),
+        EventsPruned::default()
+    );
+
+    // Once the pending one has failed for good, it goes too; the recent one stays.
+    let again = store
+        .claim_deliveries(&claim(
+            base + Duration::hours(1),
+            base + Duration::hours(2),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    store
+        .record_attempt(
+            again[0].id,
+            &result(base + Duration::hours(1), NextStep::Failed),
+        )
+        .await
+        .unwrap();
+    let pruned = store.prune_events(cutoff).await.unwrap();
+    assert_eq!(
+        pruned,
+        EventsPruned {
+            events: 1,
+            deliveries: 1,
+            attempts: 2
+        }
+    );
+    let left = store.list_events(a.workspace.id, &first(10)).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, fresh.id);
 }

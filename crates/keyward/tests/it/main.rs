@@ -299,7 +299,7 @@ fn webhooks(server: &Server) {
             "webhook",
             "create",
             "--endpoint",
-            "http://127.0.0.1:9/hook",
+            "http://hooks.internal/keyward",
             "--event",
             "token.revoked",
             "--description",
