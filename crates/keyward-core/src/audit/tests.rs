@@ -218,7 +218,7 @@ fn a_checkpoint_signature_covers_every_field() {
     let mut hash = cp.clone();
     hash.hash = "cd".repeat(32);
     let mut when = cp.clone();
-    when.at = when.at + chrono::TimeDelta::milliseconds(1);
+    when.at += chrono::TimeDelta::milliseconds(1);
     let mut whose = cp.clone();
     whose.workspace_id = WorkspaceId::random(&mut rand_core::OsRng);
     let mut sig = cp.clone();
