@@ -1,17 +1,35 @@
-//! The audit trail: who did what to which object, from where, when; and the hash chain that
-//! proves the trail has not been edited since.
+//! The audit trail: who did what to which object, from where, when; and the keyed hash chain
+//! that proves the trail has not been edited since.
 //!
 //! Each workspace has its own chain. Event `n` stores the hash of event `n - 1`
-//! (`prev_hash`, empty for the first) and its own hash, SHA-256 over `prev_hash` and the
-//! event's fields exactly as stored (before/after are kept as the JSON text that was hashed,
-//! never re-serialised), so any edit, deletion or reordering breaks the chain at that event.
-//! Secrets never reach an event: before/after are the API's views, which hold none.
+//! (`prev_hash`, empty for the first) and its own hash, HMAC-SHA256 with the server's chain key
+//! over `prev_hash` and the event's fields exactly as stored (before/after are kept as the JSON
+//! text that was hashed, never re-serialised), so any edit, deletion or reordering breaks the
+//! chain at that event, and without the key it cannot be mended. Secrets never reach an event:
+//! before/after are the API's views, which hold none.
+//!
+//! # Layout
+//! - this module: events, drafts, their views and queries.
+//! - [`chain`]: the chain key, the plain (legacy) and keyed hashes, the chain check.
+//! - [`checkpoint`]: signed chain heads kept by the operator.
+
+pub mod chain;
+pub mod checkpoint;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+pub use chain::{
+    check_chain, keyed_from_mac, keyed_hash, plain_hash, ChainBreak, ChainHead, ChainKey,
+    ChainKeyError, ChainRules,
+};
+pub use checkpoint::Checkpoint;
 
 use crate::{TokenId, UserId, WorkspaceId};
+
+/// The action of the event that starts the keyed part of a chain written before the chain key
+/// existed.
+pub const CHAIN_KEYED_ACTION: &str = "audit.chain_keyed";
 
 /// Who acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -149,9 +167,9 @@ impl AuditDraft {
         self
     }
 
-    /// The event this draft becomes as number `seq` after `prev_hash`.
-    pub fn seal(self, seq: i64, prev_hash: String) -> AuditEvent {
-        let hash = chain_hash(&prev_hash, seq, &self);
+    /// The event this draft becomes as number `seq` after `prev_hash`, keyed with `key`.
+    pub fn seal(self, key: &ChainKey, seq: i64, prev_hash: String) -> AuditEvent {
+        let hash = keyed_hash(key, &prev_hash, seq, &self);
         AuditEvent {
             seq,
             draft: self,
@@ -172,73 +190,6 @@ pub struct AuditEvent {
     pub prev_hash: String,
     /// Its own hash.
     pub hash: String,
-}
-
-/// The hash of an event: SHA-256, hex, over the previous hash and every stored field in a
-/// fixed order, each length-prefixed so no two different events encode alike.
-pub fn chain_hash(prev_hash: &str, seq: i64, d: &AuditDraft) -> String {
-    let mut h = Sha256::new();
-    let mut field = |s: &str| {
-        h.update((s.len() as u64).to_be_bytes());
-        h.update(s.as_bytes());
-    };
-    field("keyward.audit.v1");
-    field(prev_hash);
-    field(&seq.to_string());
-    field(&d.workspace_id.to_string());
-    field(&d.at.timestamp_millis().to_string());
-    field(d.actor.kind.as_str());
-    field(&d.actor.token_id.map(|t| t.to_string()).unwrap_or_default());
-    field(&d.actor.user_id.map(|u| u.to_string()).unwrap_or_default());
-    field(&d.action);
-    field(&d.target_kind);
-    field(&d.target_id);
-    field(d.before.as_deref().unwrap_or("\u{0}none"));
-    field(d.after.as_deref().unwrap_or("\u{0}none"));
-    field(d.ip.as_deref().unwrap_or(""));
-    field(&d.count.to_string());
-    hex::encode(h.finalize())
-}
-
-/// Where a chain is broken, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ChainBreak {
-    /// The first event that does not check (or, for a missing tail, the head's number).
-    pub seq: i64,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-/// Checks events in order, continuing a chain whose last good event was `prev` (number and
-/// hash; `(0, "")` from the start). Returns the last number and hash.
-pub fn check_chain<'a>(
-    prev: (i64, String),
-    events: impl IntoIterator<Item = &'a AuditEvent>,
-) -> Result<(i64, String), ChainBreak> {
-    let (mut seq, mut hash) = prev;
-    for e in events {
-        let broken = |reason: &str| ChainBreak {
-            seq: e.seq,
-            reason: reason.to_owned(),
-        };
-        if e.seq != seq + 1 {
-            return Err(ChainBreak {
-                seq: seq + 1,
-                reason: format!("event {} is missing (next stored is {})", seq + 1, e.seq),
-            });
-        }
-        if e.prev_hash != hash {
-            return Err(broken(
-                "its previous-hash does not match the event before it",
-            ));
-        }
-        if chain_hash(&e.prev_hash, e.seq, &e.draft) != e.hash {
-            return Err(broken("its content does not match its hash"));
-        }
-        seq = e.seq;
-        hash = e.hash.clone();
-    }
-    Ok((seq, hash))
 }
 
 /// An event as the API shows it (`GET /v1/audit`).
@@ -323,10 +274,11 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
-/// The answer of `GET /v1/audit/verify`.
+/// The answer of `GET /v1/audit/verify` and `POST /v1/audit/verify` (with a checkpoint).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditVerification {
-    /// Whether the whole chain checks.
+    /// Whether the whole chain checks (and passes through the checkpoint unchanged, if one was
+    /// given).
     pub intact: bool,
     /// Events checked before the first break (all, when intact).
     pub events_checked: u64,
@@ -335,60 +287,14 @@ pub struct AuditVerification {
     /// The first broken event, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_broken: Option<ChainBreak>,
+    /// The first keyed event (earlier ones were written before the chain key and carry plain
+    /// SHA-256 hashes), when the head records it authentically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyed_from: Option<i64>,
+    /// The event number of the checkpoint checked against, if one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_seq: Option<i64>,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn draft(action: &str) -> AuditDraft {
-        let ws = WorkspaceId::random(&mut rand_core::OsRng);
-        let at = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
-        AuditDraft::new(ws, at, Actor::SYSTEM, action, "token", "tok_x").after(&"x")
-    }
-
-    fn chain(n: usize) -> Vec<AuditEvent> {
-        let mut out: Vec<AuditEvent> = Vec::new();
-        for i in 0..n {
-            let prev = out.last().map(|e| e.hash.clone()).unwrap_or_default();
-            out.push(draft(&format!("a{i}")).seal(i as i64 + 1, prev));
-        }
-        out
-    }
-
-    #[test]
-    fn an_intact_chain_checks() {
-        let c = chain(5);
-        let (seq, hash) = check_chain((0, String::new()), &c).unwrap();
-        assert_eq!((seq, hash.as_str()), (5, c[4].hash.as_str()));
-        // Continuing from the middle works too.
-        assert!(check_chain((2, c[1].hash.clone()), &c[2..]).is_ok());
-    }
-
-    #[test]
-    fn an_edit_a_gap_or_a_swap_is_named() {
-        let mut c = chain(5);
-        c[2].draft.after = Some("\"y\"".into());
-        assert_eq!(check_chain((0, String::new()), &c).unwrap_err().seq, 3);
-
-        let mut c = chain(5);
-        c.remove(1);
-        let b = check_chain((0, String::new()), &c).unwrap_err();
-        assert_eq!(b.seq, 2);
-
-        let mut c = chain(5);
-        c[3].draft.count = 7;
-        c[3].hash = chain_hash(&c[3].prev_hash, 4, &c[3].draft); // rehashed, but the next
-        assert_eq!(check_chain((0, String::new()), &c).unwrap_err().seq, 5); // links to the old
-    }
-
-    #[test]
-    fn absent_and_empty_before_hash_differently() {
-        let mut a = draft("x");
-        a.before = None;
-        let mut b = a.clone();
-        b.before = Some(String::new());
-        assert_ne!(chain_hash("", 1, &a), chain_hash("", 1, &b));
-    }
-}
+mod tests;

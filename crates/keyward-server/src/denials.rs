@@ -14,8 +14,8 @@
 //!
 //! # Layout
 //! - this module: the `[audit]` configuration, the [`Denials`] handle, the flush task.
-//! - [`tally`]: the pure aggregation: keys, the bound and its overflow keys, merge-back,
-//!   drafts.
+//! - [`tally`]: the pure aggregation: keys, the bounds (overall and per workspace) and the
+//!   overflow keys, merge-back, drafts.
 
 pub mod tally;
 
@@ -35,23 +35,57 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Attempts of the last flush on shutdown.
 const LAST_ATTEMPTS: u32 = 3;
 
-/// The `[audit]` section of the configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The `[audit]` section of the configuration: the chain key (read by [`crate::audit_key`])
+/// and the aggregation of security denials.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuditConfig {
+    /// A file holding the audit chain key (64 hex digits). Empty: with SQLite, the key file
+    /// next to the database (generated on first start); with PostgreSQL, refused.
+    pub chain_key_file: String,
+    /// The audit chain key itself (64 hex digits), instead of a file; for tests and injected
+    /// secrets. Never printed.
+    pub chain_key: String,
     /// Seconds between two writes of aggregated security denials.
     pub denial_flush_secs: u64,
-    /// Distinct denial keys kept with their detail between two writes; beyond that, new keys
-    /// are counted per workspace and code only (`"overflow": true`).
+    /// Distinct denial keys kept with their detail between two writes, over all workspaces;
+    /// beyond that, new keys are counted per workspace and code only (`"overflow": true`).
     pub denial_max_keys: usize,
+    /// Distinct denial keys one workspace may hold with their detail between two writes; a
+    /// workspace beyond it folds its new keys into its own overflow keys, so a flood in one
+    /// tenant leaves the others' detail alone.
+    pub denial_max_keys_per_workspace: usize,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
+            chain_key_file: String::new(),
+            chain_key: String::new(),
             denial_flush_secs: 60,
             denial_max_keys: 10_000,
+            denial_max_keys_per_workspace: 1_000,
         }
+    }
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = if self.chain_key.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("AuditConfig")
+            .field("chain_key_file", &self.chain_key_file)
+            .field("chain_key", &key)
+            .field("denial_flush_secs", &self.denial_flush_secs)
+            .field("denial_max_keys", &self.denial_max_keys)
+            .field(
+                "denial_max_keys_per_workspace",
+                &self.denial_max_keys_per_workspace,
+            )
+            .finish()
     }
 }
 
@@ -63,6 +97,9 @@ impl AuditConfig {
         }
         if self.denial_max_keys == 0 {
             return Err("audit.denial_max_keys must be at least 1".into());
+        }
+        if self.denial_max_keys_per_workspace == 0 {
+            return Err("audit.denial_max_keys_per_workspace must be at least 1".into());
         }
         Ok(())
     }
@@ -80,7 +117,10 @@ impl Denials {
     /// An empty aggregator writing to `store`. `config` must be valid.
     pub fn new(config: &AuditConfig, store: Arc<dyn AuditStore>, clock: Arc<dyn Clock>) -> Self {
         Self {
-            tallies: Mutex::new(Tallies::new(config.denial_max_keys)),
+            tallies: Mutex::new(Tallies::new(
+                config.denial_max_keys,
+                config.denial_max_keys_per_workspace,
+            )),
             store,
             clock,
             config: config.clone(),
@@ -208,5 +248,22 @@ mod tests {
         assert!(zero.validate().unwrap_err().contains("denial_flush_secs"));
         let bad = [("KEYWARD_AUDIT__DENIAL_FLUSH".to_owned(), "1".to_owned())];
         assert!(crate::Config::load(None, bad).is_err());
+        let per_ws = [("KEYWARD_AUDIT__DENIAL_MAX_KEYS_PER_WORKSPACE", "0")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = crate::Config::load(None, per_ws).unwrap();
+        assert!(c
+            .audit
+            .validate()
+            .unwrap_err()
+            .contains("denial_max_keys_per_workspace"));
+    }
+
+    #[test]
+    fn the_chain_key_is_never_printed() {
+        let key = "cd".repeat(32);
+        let env = [("KEYWARD_AUDIT__CHAIN_KEY".to_owned(), key.clone())];
+        let c = crate::Config::load(None, env).unwrap();
+        assert_eq!(c.audit.chain_key, key);
+        assert!(!format!("{c:?}").contains(&key));
     }
 }

@@ -16,6 +16,7 @@
 //! - [`error`]: [`ApiError`], the single problem+json mapping.
 //! - [`bootstrap`]: a workspace with its first admin.
 //! - [`denials`]: security denials aggregated into the audit trail.
+//! - [`audit_key`]: where the audit chain key comes from (configuration, key file, generated).
 //! - [`clock`], [`state`]: the injected clock and the shared state.
 //! - [`usage`]: usage records off the hot path: channel, batch writer, roll-up and pruning.
 //! - [`events`]: events, the webhook delivery worker and the expiry scheduler.
@@ -24,6 +25,7 @@
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
 
 pub mod admin;
+pub mod audit_key;
 pub mod bootstrap;
 pub mod cache;
 pub mod client_ip;

@@ -84,6 +84,8 @@ impl Modify for BearerAuth {
         paths::tokens_usage,
         paths::audit_list,
         paths::audit_verify,
+        paths::audit_verify_checkpoint,
+        paths::audit_checkpoint,
         paths::webhooks_list,
         paths::webhooks_create,
         paths::webhooks_show,

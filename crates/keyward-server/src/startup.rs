@@ -65,10 +65,14 @@ impl Application {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
+        config.audit.validate().map_err(StartupError::Config)?;
+        let (chain_key, _) = crate::audit_key::load(&config.audit, &config.database.url)
+            .map_err(StartupError::Config)?;
         let store = keyward_store::open(&StoreOptions {
             url: config.database.url.clone(),
             schema: Some(config.database.schema.clone()).filter(|s| !s.is_empty()),
             max_connections: config.database.max_connections,
+            chain_key,
         })
         .await?;
         let pepper = Some(config.tokens.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
@@ -84,7 +88,6 @@ impl Application {
             0 => None,
             n => Some(Quota::new(n, 60).map_err(|e| StartupError::Config(e.message))?),
         };
-        config.audit.validate().map_err(StartupError::Config)?;
         let denials = Arc::new(Denials::new(&config.audit, store.clone(), clock.clone()));
         let verifier = Arc::new(Verifier::new(
             store.clone(),

@@ -53,6 +53,8 @@ pub struct StoreOptions {
     pub schema: Option<String>,
     /// Largest number of pooled connections.
     pub max_connections: u32,
+    /// The key that seals audit events and signs checkpoints; kept outside the database.
+    pub chain_key: keyward_core::audit::ChainKey,
 }
 
 /// Opens (creating and migrating as needed) the store that `options.url` names.

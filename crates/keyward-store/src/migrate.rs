@@ -45,6 +45,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "event_retention",
         sql: include_str!("../migrations/sqlite/0007_event_retention.sql"),
     },
+    Migration {
+        version: 8,
+        name: "audit_keyed_chain",
+        sql: include_str!("../migrations/sqlite/0008_audit_keyed_chain.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -83,6 +88,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 7,
         name: "event_retention",
         sql: include_str!("../migrations/postgres/0007_event_retention.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "audit_keyed_chain",
+        sql: include_str!("../migrations/postgres/0008_audit_keyed_chain.sql"),
     },
 ];
 

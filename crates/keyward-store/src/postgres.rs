@@ -16,6 +16,7 @@ const MIGRATION_LOCK: i64 = 0x006b_6579_7761_7264;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    chain: keyward_core::audit::ChainKey,
 }
 
 impl PgStore {
@@ -48,8 +49,12 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         apply_migrations!(tx, POSTGRES);
+        seal_legacy_chains!(tx, &options.chain_key)?;
         tx.commit().await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            chain: options.chain_key.clone(),
+        })
     }
 }
 

@@ -14,6 +14,7 @@ use crate::{StoreError, StoreOptions};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    chain: keyward_core::audit::ChainKey,
 }
 
 impl SqliteStore {
@@ -34,8 +35,12 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("opening SQLite database: {e}")))?;
         let mut tx = pool.begin().await?;
         apply_migrations!(tx, SQLITE);
+        seal_legacy_chains!(tx, &options.chain_key)?;
         tx.commit().await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            chain: options.chain_key.clone(),
+        })
     }
 }
 

@@ -1,28 +1,29 @@
-//! `/v1/audit`: the workspace's audit trail, filtered and paged, and the check of its hash
-//! chain. Reading it needs `keyward.audit:read` and a workspace-scoped token.
+//! `/v1/audit`: the workspace's audit trail, filtered and paged; the check of its keyed hash
+//! chain (`GET /v1/audit/verify`, or `POST` with a checkpoint to check against); and signed
+//! checkpoints of its head (`GET /v1/audit/checkpoint`). Each needs `keyward.audit:read` and a
+//! workspace-scoped token. The chain key stays in the store, which seals, signs and checks.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use keyward_core::api::Page;
-use keyward_core::audit::{check_chain, AuditEventView, AuditQuery, AuditVerification, ChainBreak};
+use keyward_core::audit::{AuditEventView, AuditQuery, AuditVerification, Checkpoint};
 use keyward_core::{DomainError, TokenId, UserId};
 use keyward_store::AuditFilter;
 
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiQuery, Caller};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
-/// Events read per query while checking the chain.
-const CHECK_BATCH: u32 = 1000;
 
 /// The routes of this resource.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/audit", get(list))
-        .route("/v1/audit/verify", get(verify))
+        .route("/v1/audit/verify", get(verify).post(verify_checkpoint))
+        .route("/v1/audit/checkpoint", get(checkpoint))
 }
 
 fn invalid(code: &'static str, field: &str, message: &str) -> ApiError {
@@ -108,57 +109,59 @@ async fn list(
     }))
 }
 
+/// Checks the whole chain.
 async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<AuditVerification>, ApiError> {
     caller.require("keyward.audit:read")?;
     caller.require_workspace_scope()?;
+    let v = state
+        .store
+        .verify_audit(caller.workspace_id(), None)
+        .await?;
+    Ok(Json(v))
+}
+
+/// Checks the whole chain and that it still passes through the checkpoint unchanged. A
+/// checkpoint of another workspace, or not signed with the chain key, is refused (422).
+async fn verify_checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(cp): ApiJson<Checkpoint>,
+) -> Result<Json<AuditVerification>, ApiError> {
+    caller.require("keyward.audit:read")?;
+    caller.require_workspace_scope()?;
     let ws = caller.workspace_id();
-    // The head first: events appended while checking are beyond it and not judged.
-    let (head_seq, head_hash) = state.store.audit_head(ws).await?.unwrap_or_default();
-    let mut last = (0, String::new());
-    let mut checked = 0u64;
-    let broken = loop {
-        let f = AuditFilter {
-            cursor: Some(last.0),
-            limit: CHECK_BATCH,
-            ..AuditFilter::default()
-        };
-        let batch = state.store.list_audit(ws, &f).await?;
-        let batch: Vec<_> = batch.into_iter().filter(|e| e.seq <= head_seq).collect();
-        if batch.is_empty() {
-            break (last.0 != head_seq || last.1 != head_hash).then(|| ChainBreak {
-                seq: if last.0 < head_seq {
-                    last.0 + 1
-                } else {
-                    head_seq
-                },
-                reason: if last.0 < head_seq {
-                    format!("events after {} are missing", last.0)
-                } else {
-                    "the last event does not match the chain head".to_owned()
-                },
-            });
-        }
-        match check_chain(last.clone(), &batch) {
-            Ok(end) => {
-                checked += batch.len() as u64;
-                last = end;
-            }
-            Err(b) => {
-                checked += u64::try_from(b.seq - last.0 - 1).unwrap_or(0);
-                break Some(b);
-            }
-        }
-    };
-    if let Some(b) = &broken {
-        tracing::warn!(workspace = %ws, seq = b.seq, "audit chain broken");
+    if cp.workspace_id != ws {
+        return Err(invalid(
+            "INVALID_CHECKPOINT",
+            "workspace_id",
+            "the checkpoint is of another workspace",
+        ));
     }
-    Ok(Json(AuditVerification {
-        intact: broken.is_none(),
-        events_checked: checked,
-        head_seq,
-        first_broken: broken,
-    }))
+    if !state.store.checkpoint_is_authentic(&cp) {
+        tracing::warn!(workspace = %ws, seq = cp.seq, "a forged audit checkpoint was refused");
+        return Err(invalid(
+            "INVALID_CHECKPOINT",
+            "signature",
+            "the checkpoint's signature is not the chain key's",
+        ));
+    }
+    let v = state.store.verify_audit(ws, Some(&cp)).await?;
+    Ok(Json(v))
+}
+
+/// The chain's head, signed.
+async fn checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Checkpoint>, ApiError> {
+    caller.require("keyward.audit:read")?;
+    caller.require_workspace_scope()?;
+    let cp = state
+        .store
+        .audit_checkpoint(caller.workspace_id(), state.now())
+        .await?;
+    Ok(Json(cp))
 }

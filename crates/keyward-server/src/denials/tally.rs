@@ -107,25 +107,36 @@ pub struct Pending {
     pub tally: Tally,
 }
 
-/// Counts per key, at most `max_keys` keys with detail; beyond that, one overflow key per
-/// (workspace, code), so no occurrence is ever dropped.
+/// Counts per key, at most `max_keys` keys with detail in all and `max_per_workspace` in any
+/// one workspace; beyond either, one overflow key per (workspace, code), so no occurrence is
+/// ever dropped and a workspace that floods only folds its own keys.
 #[derive(Debug)]
 pub struct Tallies {
     max_keys: usize,
+    max_per_workspace: usize,
     keys: usize,
+    per_workspace: HashMap<WorkspaceId, usize>,
     groups: HashMap<Group, Entries>,
     overflow: HashMap<(WorkspaceId, Code), Tally>,
 }
 
 impl Tallies {
-    /// Empty, holding at most `max_keys` detailed keys.
-    pub fn new(max_keys: usize) -> Self {
+    /// Empty, holding at most `max_keys` detailed keys, `max_per_workspace` of them per
+    /// workspace.
+    pub fn new(max_keys: usize, max_per_workspace: usize) -> Self {
         Self {
             max_keys,
+            max_per_workspace,
             keys: 0,
+            per_workspace: HashMap::new(),
             groups: HashMap::new(),
             overflow: HashMap::new(),
         }
+    }
+
+    /// Detailed keys held for `ws`.
+    pub fn keys_of(&self, ws: WorkspaceId) -> usize {
+        self.per_workspace.get(&ws).copied().unwrap_or(0)
     }
 
     /// Counts one occurrence of `d` at `at`.
@@ -142,7 +153,8 @@ impl Tallies {
     }
 
     fn add_tally(&mut self, group: Group, owner: UserId, perm: &str, tally: Tally) {
-        let room = self.keys < self.max_keys;
+        let room =
+            self.keys < self.max_keys && self.keys_of(group.workspace) < self.max_per_workspace;
         if let Some(entries) = self.groups.get_mut(&group) {
             if let Some(t) = entries.by_permission.get_mut(perm) {
                 t.add(&tally);
@@ -151,6 +163,7 @@ impl Tallies {
             if room {
                 entries.by_permission.insert(perm.to_owned(), tally);
                 self.keys += 1;
+                *self.per_workspace.entry(group.workspace).or_insert(0) += 1;
                 return;
             }
         } else if room {
@@ -164,6 +177,7 @@ impl Tallies {
                 },
             );
             self.keys += 1;
+            *self.per_workspace.entry(group.workspace).or_insert(0) += 1;
             return;
         }
         self.overflow
@@ -210,6 +224,7 @@ impl Tallies {
             });
         }
         self.keys = 0;
+        self.per_workspace.clear();
         // By workspace first: a flush locks each workspace's chain head in this order, so two
         // nodes flushing at once cannot take two heads in opposite orders (a deadlock).
         out.sort_by_key(|p| (p.workspace, p.tally.first_at, p.detail.is_none()));
@@ -312,195 +327,4 @@ pub fn drafts(pending: &[Pending], at: DateTime<Utc>) -> Vec<AuditDraft> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-    use rand_core::OsRng;
-
-    fn at(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(1_780_000_000 + s, 0).unwrap()
-    }
-
-    struct Ids {
-        ws: WorkspaceId,
-        tok: TokenId,
-        owner: UserId,
-    }
-
-    fn ids() -> Ids {
-        Ids {
-            ws: WorkspaceId::random(&mut OsRng),
-            tok: TokenId::random(&mut OsRng),
-            owner: UserId::random(&mut OsRng),
-        }
-    }
-
-    fn denial<'a>(i: &Ids, code: Code, ip: &str, perm: Option<&'a str>) -> Denial<'a> {
-        Denial {
-            workspace: i.ws,
-            token: i.tok,
-            owner: i.owner,
-            code,
-            refused_by: (code == Code::IpNotAllowed).then_some(IpLevel::Token),
-            ip: Some(ip.parse().unwrap()),
-            missing_permission: perm,
-        }
-    }
-
-    fn total(p: &[Pending]) -> u64 {
-        p.iter().map(|p| p.tally.count).sum()
-    }
-
-    #[test]
-    fn one_key_per_code_level_source_and_permission() {
-        let i = ids();
-        let mut t = Tallies::new(100);
-        for s in 0..5 {
-            t.add(&denial(&i, Code::IpNotAllowed, "10.0.0.1", None), at(s));
-        }
-        t.add(&denial(&i, Code::IpNotAllowed, "10.0.0.2", None), at(9));
-        t.add(&denial(&i, Code::RateLimited, "10.0.0.1", None), at(1));
-        t.add(
-            &denial(
-                &i,
-                Code::InsufficientPermissions,
-                "10.0.0.1",
-                Some("a:read"),
-            ),
-            at(2),
-        );
-        t.add(
-            &denial(
-                &i,
-                Code::InsufficientPermissions,
-                "10.0.0.1",
-                Some("a:read"),
-            ),
-            at(3),
-        );
-        t.add(
-            &denial(
-                &i,
-                Code::InsufficientPermissions,
-                "10.0.0.1",
-                Some("b:read"),
-            ),
-            at(4),
-        );
-        assert_eq!(t.len(), 5);
-        let p = t.take();
-        assert!(t.is_empty());
-        assert_eq!(p.len(), 5);
-        assert_eq!(total(&p), 10);
-        let first = &p[0];
-        assert_eq!((first.code, first.tally.count), (Code::IpNotAllowed, 5));
-        assert_eq!((first.tally.first_at, first.tally.last_at), (at(0), at(4)));
-        let perms: Vec<_> = p
-            .iter()
-            .filter_map(|p| p.detail.as_ref()?.missing_permission.clone())
-            .collect();
-        assert_eq!(perms, ["a:read", "b:read"]);
-        assert!(p.iter().all(|p| p.detail.is_some()));
-    }
-
-    #[test]
-    fn beyond_the_bound_keys_fold_into_one_overflow_key_per_workspace_and_code() {
-        let (i, j) = (ids(), ids());
-        let mut t = Tallies::new(3);
-        for n in 1..=10 {
-            let ip = format!("10.0.0.{n}");
-            t.add(&denial(&i, Code::IpNotAllowed, &ip, None), at(n));
-            t.add(&denial(&i, Code::IpNotAllowed, &ip, None), at(n));
-        }
-        t.add(&denial(&j, Code::RateLimited, "10.0.0.1", None), at(20));
-        // A known key still counts in detail.
-        t.add(&denial(&i, Code::IpNotAllowed, "10.0.0.1", None), at(21));
-        assert_eq!(t.len(), 5);
-        let p = t.take();
-        assert_eq!(total(&p), 22);
-        let over: Vec<_> = p.iter().filter(|p| p.detail.is_none()).collect();
-        assert_eq!(over.len(), 2);
-        let mine = over.iter().find(|p| p.workspace == i.ws).unwrap();
-        assert_eq!((mine.code, mine.tally.count), (Code::IpNotAllowed, 14));
-        assert_eq!((mine.tally.first_at, mine.tally.last_at), (at(4), at(10)));
-        let d = drafts(&p, at(60));
-        let o = d.iter().find(|d| d.target_kind == "workspace").unwrap();
-        assert_eq!(o.actor, Actor::SYSTEM);
-        let after: serde_json::Value = serde_json::from_str(o.after.as_deref().unwrap()).unwrap();
-        assert_eq!(after["overflow"], true);
-        assert!(after.get("refused_by").is_none() && o.ip.is_none());
-    }
-
-    #[test]
-    fn a_failed_flush_merges_back_with_what_came_meanwhile() {
-        let i = ids();
-        let mut t = Tallies::new(2);
-        t.add(&denial(&i, Code::IpNotAllowed, "10.0.0.1", None), at(5));
-        t.add(&denial(&i, Code::RateLimited, "10.0.0.1", None), at(5));
-        t.add(&denial(&i, Code::RateLimited, "10.0.0.9", None), at(5)); // overflow
-        let taken = t.take();
-        t.add(&denial(&i, Code::IpNotAllowed, "10.0.0.1", None), at(1));
-        t.add(&denial(&i, Code::InternalOnly, "10.0.0.1", None), at(7));
-        t.merge_back(taken);
-        let p = t.take();
-        assert_eq!(total(&p), 5);
-        let ip = p.iter().find(|p| p.code == Code::IpNotAllowed).unwrap();
-        assert_eq!(ip.tally.count, 2);
-        assert_eq!((ip.tally.first_at, ip.tally.last_at), (at(1), at(5)));
-        // Two detailed keys fit; the rate-limited key merged back found no room.
-        let over: u64 = p
-            .iter()
-            .filter(|p| p.detail.is_none())
-            .map(|p| p.tally.count)
-            .sum();
-        assert_eq!(over, 2);
-    }
-
-    #[test]
-    fn a_draft_is_the_token_acting_on_itself_with_the_count() {
-        let i = ids();
-        let mut t = Tallies::new(10);
-        let d = denial(
-            &i,
-            Code::InsufficientPermissions,
-            "10.0.0.1",
-            Some("a:write"),
-        );
-        t.add(&d, at(1));
-        t.add(&d, at(2));
-        let drafts = drafts(&t.take(), at(60));
-        assert_eq!(drafts.len(), 1);
-        let e = &drafts[0];
-        assert_eq!(e.actor, Actor::token(i.tok, i.owner));
-        assert_eq!(
-            (e.action.as_str(), e.target_kind.as_str()),
-            (ACTION, "token")
-        );
-        assert_eq!(e.target_id, i.tok.to_string());
-        assert_eq!((e.count, e.ip.as_deref()), (2, Some("10.0.0.1")));
-        let after: serde_json::Value = serde_json::from_str(e.after.as_deref().unwrap()).unwrap();
-        assert_eq!(after["code"], "INSUFFICIENT_PERMISSIONS");
-        assert_eq!(after["missing_permission"], "a:write");
-        assert!(after.get("overflow").is_none());
-    }
-
-    #[test]
-    fn a_huge_count_is_split_not_cut() {
-        let i = ids();
-        let p = Pending {
-            workspace: i.ws,
-            code: Code::RateLimited,
-            detail: None,
-            tally: Tally {
-                count: u64::from(u32::MAX) + 5,
-                first_at: at(0),
-                last_at: at(1),
-            },
-        };
-        let d = drafts(&[p], at(2));
-        assert_eq!(
-            d.iter().map(|d| u64::from(d.count)).sum::<u64>(),
-            u64::from(u32::MAX) + 5
-        );
-    }
-}
+mod tests;

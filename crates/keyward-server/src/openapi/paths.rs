@@ -4,7 +4,7 @@
 #![allow(dead_code)] // The functions exist for their `#[utoipa::path]` attributes.
 
 use keyward_core::api::*;
-use keyward_core::audit::{AuditEventView, AuditVerification};
+use keyward_core::audit::{AuditEventView, AuditVerification, Checkpoint};
 use keyward_core::events::{
     CreateWebhook, CreatedWebhook, DeliveryAttempt, WebhookPatch, WebhookView,
 };
@@ -787,6 +787,46 @@ fn audit_list() {}
     security(("bearer" = []))
 )]
 fn audit_verify() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    operation_id = "audit_verify_checkpoint",
+    summary = "Check the chain and that it still passes through a checkpoint",
+    description = "Needs `keyward.audit:read`.",
+    request_body(content = Checkpoint, content_type = "application/json"),
+    responses(
+        (status = 200, description = "OK", body = AuditVerification),
+        (status = 400, description = "Malformed JSON or wrong media type", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, allowlist, internal-only, delegation)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn audit_verify_checkpoint() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit/checkpoint",
+    tag = "audit",
+    operation_id = "audit_checkpoint",
+    summary = "A signed head of the chain, to keep elsewhere",
+    description = "Needs `keyward.audit:read`.",
+    responses(
+        (status = 200, description = "OK", body = Checkpoint),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, allowlist, internal-only, delegation)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn audit_checkpoint() {}
 
 #[utoipa::path(
     get,

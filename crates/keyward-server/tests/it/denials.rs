@@ -254,3 +254,155 @@ async fn shutdown_writes_pending_denials(backend: Backend) {
     assert_eq!(stored[0].draft.ip.as_deref(), Some("127.0.0.3"));
 }
 per_backend!(shutdown_writes_pending_denials);
+
+/// A fenced token in the workspace `admin` manages: its allowlist admits only 127.0.0.2.
+async fn fenced_token(admin: &keyward_client::Client, name: &str) -> String {
+    let role = admin
+        .create_role(&CreateRole {
+            name: format!("{name} role"),
+            description: String::new(),
+            kind: RoleKind::Api,
+            scope: Scope::Workspace,
+            permissions: vec!["keyward.workspace:read".into()],
+            ip_allowlist: None,
+            rate_limit_per_minute: None,
+        })
+        .await
+        .unwrap();
+    let owner = admin
+        .create_user(&keyward_core::api::CreateUser {
+            kind: keyward_core::model::UserKind::Service,
+            name: name.into(),
+            email: None,
+            role_id: Some(role.id),
+        })
+        .await
+        .unwrap();
+    let mut req = token_request(&owner);
+    req.ip_allowlist = Some(IpListInput::Text("127.0.0.2".into()));
+    admin.create_token(&req).await.unwrap().secret
+}
+
+/// A verification of `secret` claiming the source `ip`, by the operator's verifier.
+async fn refused_from(app: &TestApp, secret: &str, ip: &str) {
+    let v = app
+        .admin
+        .verify(&VerifyRequest {
+            token: secret.into(),
+            ip: Some(ip.into()),
+            ..VerifyRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(v.code, Code::IpNotAllowed);
+}
+
+async fn stored_denials(app: &TestApp, ws: WorkspaceId) -> Vec<keyward_core::audit::AuditEvent> {
+    let filter = AuditFilter {
+        action: Some("security.denied".into()),
+        limit: 10_000,
+        ..AuditFilter::default()
+    };
+    app.state.store.list_audit(ws, &filter).await.unwrap()
+}
+
+async fn one_tenants_flood_leaves_another_tenants_detail(backend: Backend) {
+    // Room for 2,000 detailed keys in all: without a bound per workspace, tenant A's flood
+    // alone would take all of them and push B's denials into overflow.
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.audit.denial_max_keys = 2_000;
+        c.audit.denial_max_keys_per_workspace = 1_000;
+    })
+    .await
+    else {
+        return;
+    };
+    let ws_a = app.admin.workspace().await.unwrap().id;
+    let b = app
+        .admin
+        .create_workspace(&keyward_core::api::CreateWorkspace {
+            name: "Tenant B".into(),
+            settings: None,
+        })
+        .await
+        .unwrap();
+    let admin_b = app.client(&b.admin_token.secret);
+    let secret_a = fenced_token(&app.admin, "a-bot").await;
+    let secret_b = fenced_token(&admin_b, "b-bot").await;
+
+    // Tenant A: 5,000 refusals, each claiming another source address, eight callers at once.
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let (url, admin_secret, secret) =
+            (app.url.clone(), app.admin_secret.clone(), secret_a.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = keyward_client::Client::new(&url, Some(admin_secret)).unwrap();
+            for n in (t..5_000).step_by(8) {
+                let v = c
+                    .verify(&VerifyRequest {
+                        token: secret.as_str().into(),
+                        ip: Some(format!("10.0.{}.{}", n / 250, n % 250 + 1).into()),
+                        ..VerifyRequest::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(v.code, Code::IpNotAllowed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Tenant B, after the flood: three distinct sources, the first twice.
+    for ip in ["192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        refused_from(&app, &secret_b, ip).await;
+    }
+    assert_eq!(app.state.denials.pending_keys(), 1_000 + 1 + 3);
+
+    app.clock.advance(TimeDelta::seconds(61));
+    for _ in 0..100 {
+        if app.state.denials.pending_keys() == 0
+            && !stored_denials(&app, b.workspace.id).await.is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let in_b = stored_denials(&app, b.workspace.id).await;
+    assert_eq!(in_b.len(), 3, "{in_b:#?}");
+    assert!(in_b.iter().all(|e| e.draft.actor.kind == ActorKind::Token));
+    let mut counts: Vec<_> = in_b
+        .iter()
+        .map(|e| (e.draft.ip.clone().unwrap(), e.draft.count))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("192.0.2.1".to_owned(), 2),
+            ("192.0.2.2".to_owned(), 1),
+            ("192.0.2.3".to_owned(), 1)
+        ]
+    );
+    assert!(in_b
+        .iter()
+        .all(|e| !e.draft.after.as_deref().unwrap().contains("overflow")));
+
+    let in_a = stored_denials(&app, ws_a).await;
+    let (over, detailed): (Vec<_>, Vec<_>) = in_a
+        .iter()
+        .partition(|e| e.draft.target_kind == "workspace");
+    assert_eq!(detailed.len(), 1_000);
+    assert!(detailed
+        .iter()
+        .all(|e| e.draft.count == 1 && e.draft.ip.is_some()));
+    assert_eq!(over.len(), 1);
+    assert_eq!(over[0].draft.count, 4_000);
+    assert_eq!(
+        in_a.iter().map(|e| u64::from(e.draft.count)).sum::<u64>(),
+        5_000
+    );
+    assert!(app.admin.verify_audit().await.unwrap().intact);
+    assert!(admin_b.verify_audit().await.unwrap().intact);
+}
+per_backend!(one_tenants_flood_leaves_another_tenants_detail);

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod audit;
+mod audit_chain;
 mod contract;
 mod denials;
 mod events;

@@ -135,6 +135,8 @@ impl TestApp {
             Backend::Postgres => {
                 config.database.url = postgres_url();
                 config.database.schema = format!("kwit_{}", random_hex());
+                // PostgreSQL needs a configured chain key (SQLite generates its key file).
+                config.audit.chain_key = format!("{}{}", random_hex(), random_hex()).repeat(2);
             }
         }
         configure(&mut config);

@@ -3,26 +3,33 @@
 //!
 //! Appending first bumps the workspace's chain head (`INSERT … ON CONFLICT DO UPDATE …
 //! RETURNING`), which locks it until the transaction ends, so appends to one chain are
-//! serialised and numbered without gaps; then it inserts the sealed event and records its hash
-//! in the head.
+//! serialised and numbered without gaps; then it inserts the event sealed with the chain key
+//! and records its hash in the head. `seal_legacy_chains!` keys the chains written before the
+//! key existed, on open.
 
-/// Appends `$draft` in transaction `$tx`; evaluates to `Result<()>`.
+/// Appends `$draft` in transaction `$tx`, sealed with the chain key `$key`; evaluates to
+/// `Result<()>`. A new chain's head records event 1 as its first keyed event. An existing
+/// head's record is never touched here: one that is missing stays missing (and the chain
+/// fails its check), so erasing it cannot make keyward re-key a rewritten chain.
 macro_rules! append_audit {
-    ($tx:ident, $draft:expr) => {
+    ($tx:ident, $key:expr, $draft:expr) => {
         async {
+            let key: &keyward_core::audit::ChainKey = $key;
             let d: &keyward_core::audit::AuditDraft = $draft;
             let ws = d.workspace_id.uuid().to_string();
             let head = sqlx::query(
-                "INSERT INTO audit_heads (workspace_id, seq, hash) VALUES ($1, 1, '') \
+                "INSERT INTO audit_heads (workspace_id, seq, hash, keyed_from, keyed_mac) \
+                 VALUES ($1, 1, '', 1, $2) \
                  ON CONFLICT (workspace_id) DO UPDATE SET seq = audit_heads.seq + 1 \
                  RETURNING seq, hash",
             )
             .bind(&ws)
+            .bind(keyward_core::audit::keyed_from_mac(key, d.workspace_id, 1))
             .fetch_one(&mut *$tx)
             .await?;
             let seq: i64 = head.try_get("seq")?;
             let prev: String = head.try_get("hash")?;
-            let e = d.clone().seal(seq, prev);
+            let e = d.clone().seal(key, seq, prev);
             sqlx::query(
                 "INSERT INTO audit_events (workspace_id, seq, at, actor_kind, actor_token, \
                  actor_user, action, target_kind, target_id, before, after, ip, count, \
@@ -57,12 +64,94 @@ macro_rules! append_audit {
     };
 }
 
+/// In the open transaction `$tx`, after the migrations: appends an `audit.chain_keyed` event to
+/// every chain whose head migration 7 marked as written before the key existed
+/// (`keyed_from = 0`), in workspace order, and records it as the first keyed event. Its MAC
+/// covers the last plain hash, so the plain events before it are bound by the key from now on.
+/// Then logs the chains whose record is not this key's (a lost or replaced key file).
+/// Evaluates to `Result<()>`.
+macro_rules! seal_legacy_chains {
+    ($tx:ident, $key:expr) => {
+        async {
+            use sqlx::Row as _;
+            let key: &keyward_core::audit::ChainKey = $key;
+            let heads = sqlx::query(
+                "SELECT workspace_id, seq, keyed_from, keyed_mac FROM audit_heads \
+                 ORDER BY workspace_id",
+            )
+            .fetch_all(&mut *$tx)
+            .await?;
+            let mut foreign = 0usize;
+            for h in &heads {
+                let ws = keyward_core::WorkspaceId::from_uuid($crate::sql::uuid(
+                    h.try_get("workspace_id")?,
+                )?);
+                let from: Option<i64> = h.try_get("keyed_from")?;
+                let mac: Option<String> = h.try_get("keyed_mac")?;
+                if from == Some(0) {
+                    let legacy: i64 = h.try_get("seq")?;
+                    let note = serde_json::json!({
+                        "algorithm": "hmac-sha256",
+                        "plain_events": legacy,
+                    });
+                    let draft = keyward_core::audit::AuditDraft::new(
+                        ws,
+                        chrono::Utc::now(),
+                        keyward_core::audit::Actor::SYSTEM,
+                        keyward_core::audit::CHAIN_KEYED_ACTION,
+                        "workspace",
+                        ws.to_string(),
+                    )
+                    .after(&note);
+                    append_audit!($tx, key, &draft)?;
+                    let keyed = legacy + 1;
+                    sqlx::query(
+                        "UPDATE audit_heads SET keyed_from = $1, keyed_mac = $2 \
+                         WHERE workspace_id = $3",
+                    )
+                    .bind(keyed)
+                    .bind(keyward_core::audit::keyed_from_mac(key, ws, keyed))
+                    .bind(ws.uuid().to_string())
+                    .execute(&mut *$tx)
+                    .await?;
+                    tracing::warn!(
+                        workspace = %ws,
+                        plain_events = legacy,
+                        "audit chain written before the chain key: keyed from event {keyed} on"
+                    );
+                    continue;
+                }
+                let head = keyward_core::audit::ChainHead {
+                    keyed_from: from,
+                    keyed_mac: mac,
+                    ..Default::default()
+                };
+                if head.authentic_keyed_from(key, ws).is_none() {
+                    foreign += 1;
+                }
+            }
+            if foreign > 0 {
+                tracing::error!(
+                    chains = foreign,
+                    "the audit chain key is not the one these workspaces' chains were keyed \
+                     with (a lost or replaced key file?): their verification will fail"
+                );
+            }
+            $crate::Result::<()>::Ok(())
+        }
+        .await
+    };
+}
+
 macro_rules! audit_store {
     ($store:ident, $row:ty) => {
         mod audit_sql {
         use super::$store;
         use async_trait::async_trait;
-        use keyward_core::audit::{Actor, ActorKind, AuditDraft, AuditEvent};
+        use chrono::{DateTime, Utc};
+        use keyward_core::audit::{
+            Actor, ActorKind, AuditDraft, AuditEvent, AuditVerification, ChainHead, Checkpoint,
+        };
         use keyward_core::{TokenId, UserId, WorkspaceId};
         use sqlx::Row as _;
 
@@ -114,7 +203,7 @@ macro_rules! audit_store {
             async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 for d in drafts {
-                    append_audit!(tx, d)?;
+                    append_audit!(tx, &self.chain, d)?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -176,13 +265,44 @@ macro_rules! audit_store {
                 rows.iter().map(event_row).collect()
             }
 
-            async fn audit_head(&self, ws: WorkspaceId) -> Result<Option<(i64, String)>> {
-                let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE workspace_id = $1")
-                    .bind(ws.uuid().to_string())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|r| Ok((r.try_get("seq")?, r.try_get("hash")?)))
-                    .transpose()
+            async fn audit_head(&self, ws: WorkspaceId) -> Result<Option<ChainHead>> {
+                let row = sqlx::query(
+                    "SELECT seq, hash, keyed_from, keyed_mac FROM audit_heads \
+                     WHERE workspace_id = $1",
+                )
+                .bind(ws.uuid().to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(ChainHead {
+                        seq: r.try_get("seq")?,
+                        hash: r.try_get("hash")?,
+                        keyed_from: r.try_get("keyed_from")?,
+                        keyed_mac: r.try_get("keyed_mac")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn audit_checkpoint(
+                &self,
+                ws: WorkspaceId,
+                at: DateTime<Utc>,
+            ) -> Result<Checkpoint> {
+                let head = self.audit_head(ws).await?.unwrap_or_default();
+                Ok(Checkpoint::sign(&self.chain, ws, head.seq, head.hash, at))
+            }
+
+            fn checkpoint_is_authentic(&self, checkpoint: &Checkpoint) -> bool {
+                checkpoint.is_authentic(&self.chain)
+            }
+
+            async fn verify_audit(
+                &self,
+                ws: WorkspaceId,
+                checkpoint: Option<&Checkpoint>,
+            ) -> Result<AuditVerification> {
+                $crate::audit::verify_chain(self, &self.chain, ws, checkpoint).await
             }
         }
         }

@@ -101,8 +101,12 @@ macro_rules! events_store {
         }
 
         /// Appends the subscription change's audit event and commits: both or neither.
-        async fn commit(mut tx: Tx<'_>, audit: &AuditDraft) -> Result<()> {
-            append_audit!(tx, audit)?;
+        async fn commit(
+            mut tx: Tx<'_>,
+            chain: &keyward_core::audit::ChainKey,
+            audit: &AuditDraft,
+        ) -> Result<()> {
+            append_audit!(tx, chain, audit)?;
             tx.commit().await?;
             Ok(())
         }
@@ -167,7 +171,7 @@ macro_rules! events_store {
                 .bind(sql::ms(w.updated_at))
                 .execute(&mut *tx)
                 .await?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn webhook(&self, ws: WorkspaceId, id: WebhookId) -> Result<Option<Webhook>> {
@@ -227,7 +231,7 @@ macro_rules! events_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn delete_webhook(
@@ -243,7 +247,7 @@ macro_rules! events_store {
                     .execute(&mut *tx)
                     .await?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn enqueue_event(&self, event: &Event) -> Result<u64> {

@@ -135,9 +135,10 @@ macro_rules! sql_store {
         /// Appends the change's audit event and commits: both or neither.
         async fn commit(
             mut tx: sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+            chain: &keyward_core::audit::ChainKey,
             audit: &AuditDraft,
         ) -> Result<()> {
-            append_audit!(tx, audit)?;
+            append_audit!(tx, chain, audit)?;
             tx.commit().await?;
             Ok(())
         }
@@ -278,7 +279,7 @@ macro_rules! sql_store {
                 insert_role!(&mut *tx, b.role)?;
                 insert_user!(&mut *tx, b.user)?;
                 insert_token!(&mut *tx, b.token)?;
-                append_audit!(tx, audit)?;
+                append_audit!(tx, &self.chain, audit)?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -306,7 +307,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn count_workspaces(&self) -> Result<u64> {
@@ -323,7 +324,7 @@ macro_rules! sql_store {
             async fn create_user(&self, user: &User, audit: &AuditDraft) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 insert_user!(&mut *tx, user)?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>> {
@@ -370,7 +371,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, EMAIL_TAKEN))?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn delete_user(
@@ -394,7 +395,7 @@ macro_rules! sql_store {
                         in_use(e, "USER_HAS_TOKENS", "the user owns tokens: delete them first")
                     })?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
         }
 
@@ -403,7 +404,7 @@ macro_rules! sql_store {
             async fn create_role(&self, role: &Role, audit: &AuditDraft) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 insert_role!(&mut *tx, role)?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn role(&self, ws: WorkspaceId, id: RoleId) -> Result<Option<Role>> {
@@ -438,7 +439,7 @@ macro_rules! sql_store {
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn delete_role(
@@ -457,7 +458,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(|e| in_use(e, "ROLE_IN_USE", "users or tokens use this role"))?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
         }
 
@@ -512,7 +513,7 @@ macro_rules! sql_store {
                         )
                     })?;
                 }
-                commit(tx, audit).await?;
+                commit(tx, &self.chain, audit).await?;
                 Ok(!existed)
             }
 
@@ -531,7 +532,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
         }
 
@@ -540,7 +541,7 @@ macro_rules! sql_store {
             async fn create_token(&self, token: &Token, audit: &AuditDraft) -> Result<()> {
                 let mut tx = self.pool.begin().await?;
                 insert_token!(&mut *tx, token)?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn token(&self, ws: WorkspaceId, id: TokenId) -> Result<Option<Token>> {
@@ -615,7 +616,7 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn rotate_token(
@@ -648,7 +649,7 @@ macro_rules! sql_store {
                     new,
                     Some(("ALREADY_ROTATED", "this token has already been replaced"))
                 )?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
 
             async fn token_family(&self, ws: WorkspaceId, family: TokenId) -> Result<Vec<Token>> {
@@ -673,7 +674,7 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 affected(done.rows_affected())?;
-                commit(tx, audit).await
+                commit(tx, &self.chain, audit).await
             }
         }
         }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use keyward_core::audit::{check_chain, Actor, AuditDraft, AuditEvent};
+use keyward_core::audit::{
+    check_chain, keyed_hash, plain_hash, Actor, AuditDraft, AuditEvent, ChainRules, Checkpoint,
+};
 use keyward_core::model::{RoleKind, UserKind};
 use keyward_core::{TokenId, WorkspaceId};
 use keyward_store::{AuditFilter, Store};
@@ -19,7 +21,17 @@ conformance!(
     filters_and_cursors,
     concurrent_appends_chain_without_gaps,
     chains_are_per_workspace,
+    events_are_keyed_and_the_store_verifies_them,
+    checkpoints_are_signed_and_checked,
 );
+
+fn keyed_rules(key: &keyward_core::audit::ChainKey) -> ChainRules<'_> {
+    ChainRules {
+        key,
+        keyed_from: 1,
+        checkpoint: None,
+    }
+}
 
 fn draft(ws: WorkspaceId, action: &str, target: &str) -> AuditDraft {
     let by = Actor::token(TokenId::random(&mut rand_core::OsRng), user_id());
@@ -85,8 +97,15 @@ async fn each_change_appends_its_event_in_order(store: Arc<dyn Store>) {
         Some(serde_json::to_string(&r).unwrap().as_str())
     );
     // Read back exactly as written: the chain checks and ends at the head.
-    let (seq, hash) = check_chain((0, String::new()), &events).unwrap();
-    assert_eq!(store.audit_head(ws).await.unwrap(), Some((seq, hash)));
+    let key = chain_key();
+    let (seq, hash) = check_chain(&keyed_rules(&key), (0, String::new()), &events).unwrap();
+    let head = store.audit_head(ws).await.unwrap().unwrap();
+    assert_eq!((head.seq, head.hash), (seq, hash));
+    assert_eq!(
+        head.keyed_from,
+        Some(1),
+        "a new chain is keyed from its first event"
+    );
 }
 
 async fn a_refused_change_appends_nothing(store: Arc<dyn Store>) {
@@ -265,8 +284,10 @@ async fn concurrent_appends_chain_without_gaps(store: Arc<dyn Store>) {
     }
     let events = all(&store, ws).await;
     assert_eq!(events.len(), 25);
-    assert!(check_chain((0, String::new()), &events).is_ok());
-    assert_eq!(store.audit_head(ws).await.unwrap().map(|h| h.0), Some(25));
+    let key = chain_key();
+    assert!(check_chain(&keyed_rules(&key), (0, String::new()), &events).is_ok());
+    assert_eq!(store.audit_head(ws).await.unwrap().map(|h| h.seq), Some(25));
+    assert!(store.verify_audit(ws, None).await.unwrap().intact);
 }
 
 async fn chains_are_per_workspace(store: Arc<dyn Store>) {
@@ -282,4 +303,62 @@ async fn chains_are_per_workspace(store: Arc<dyn Store>) {
     assert!(eb.iter().all(|e| e.draft.workspace_id == b.workspace.id));
     assert_eq!(eb[0].seq, 1);
     assert_eq!(eb[0].prev_hash, "");
+}
+
+async fn events_are_keyed_and_the_store_verifies_them(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Keyed").await;
+    let ws = b.workspace.id;
+    store
+        .append_audit(&[draft(ws, "x.one", "1"), draft(ws, "x.two", "2")])
+        .await
+        .unwrap();
+    let events = all(&store, ws).await;
+    let key = chain_key();
+    for e in &events {
+        assert_eq!(e.hash, keyed_hash(&key, &e.prev_hash, e.seq, &e.draft));
+        assert_ne!(e.hash, plain_hash(&e.prev_hash, e.seq, &e.draft));
+    }
+    let v = store.verify_audit(ws, None).await.unwrap();
+    assert!(v.intact, "{v:?}");
+    assert_eq!(
+        (v.events_checked, v.head_seq, v.keyed_from),
+        (3, 3, Some(1))
+    );
+}
+
+async fn checkpoints_are_signed_and_checked(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Pinned").await;
+    let other = new_workspace(&store, "Other").await;
+    let ws = b.workspace.id;
+    store.append_audit(&[draft(ws, "x.a", "1")]).await.unwrap();
+    let cp = store.audit_checkpoint(ws, now()).await.unwrap();
+    assert_eq!((cp.workspace_id, cp.seq), (ws, 2));
+    assert_eq!(cp.hash, all(&store, ws).await[1].hash);
+    assert!(store.checkpoint_is_authentic(&cp));
+    // Round-trips as the one line of JSON the CLI prints.
+    let line = serde_json::to_string(&cp).unwrap();
+    let cp: Checkpoint = serde_json::from_str(&line).unwrap();
+    assert!(store.checkpoint_is_authentic(&cp));
+    // Later events do not disturb it.
+    store.append_audit(&[draft(ws, "x.b", "2")]).await.unwrap();
+    let v = store.verify_audit(ws, Some(&cp)).await.unwrap();
+    assert!(v.intact, "{v:?}");
+    assert_eq!(v.checkpoint_seq, Some(2));
+    // A forged one (another hash, signature kept) and another workspace's are not accepted.
+    let mut forged = cp.clone();
+    forged.hash = "00".repeat(32);
+    assert!(!store.checkpoint_is_authentic(&forged));
+    let v = store.verify_audit(ws, Some(&forged)).await.unwrap();
+    assert!(!v.intact && v.first_broken.unwrap().reason.contains("not signed"));
+    let theirs = store
+        .audit_checkpoint(other.workspace.id, now())
+        .await
+        .unwrap();
+    assert!(!store.verify_audit(ws, Some(&theirs)).await.unwrap().intact);
+    // A checkpoint beyond the head: the chain was cut back.
+    let ahead = Checkpoint::sign(&chain_key(), ws, 9, "ab".repeat(32), now());
+    let v = store.verify_audit(ws, Some(&ahead)).await.unwrap();
+    let broken = v.first_broken.unwrap();
+    assert_eq!(broken.seq, 9);
+    assert!(broken.reason.contains("removed"), "{broken:?}");
 }

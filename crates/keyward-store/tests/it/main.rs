@@ -26,6 +26,7 @@ mod catalogue;
 mod concurrency;
 mod events;
 mod isolation;
+mod legacy;
 mod roles;
 mod rotation;
 mod round_trip;

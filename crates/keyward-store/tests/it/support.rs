@@ -35,6 +35,11 @@ macro_rules! conformance {
     )+};
 }
 
+/// The audit chain key every test store is opened with.
+pub fn chain_key() -> keyward_core::audit::ChainKey {
+    keyward_core::audit::ChainKey::from_bytes([0x5a; 32])
+}
+
 /// Runs `test` on a store in a fresh SQLite file, removed afterwards.
 pub async fn on_sqlite<F, Fut>(name: &str, test: F)
 where
@@ -48,6 +53,7 @@ where
         url: format!("sqlite://{}", path.display()),
         schema: None,
         max_connections: MAX_CONNECTIONS,
+        chain_key: chain_key(),
     };
     let store = keyward_store::open(&options)
         .await
@@ -77,6 +83,7 @@ where
         url: url.clone(),
         schema: Some(schema.clone()),
         max_connections: MAX_CONNECTIONS,
+        chain_key: chain_key(),
     };
     let store = keyward_store::open(&options)
         .await
@@ -96,7 +103,7 @@ fn finish(outcome: Result<(), tokio::task::JoinError>) {
     }
 }
 
-async fn reachable(url: &str) -> Result<(), String> {
+pub async fn reachable(url: &str) -> Result<(), String> {
     match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url)).await {
         Err(_) => Err("connecting timed out".into()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -108,7 +115,7 @@ async fn reachable(url: &str) -> Result<(), String> {
 }
 
 /// Best effort: a schema left behind only costs space.
-async fn drop_schema(url: &str, schema: &str) {
+pub async fn drop_schema(url: &str, schema: &str) {
     let result = async {
         let mut conn = sqlx::PgConnection::connect(url).await?;
         sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

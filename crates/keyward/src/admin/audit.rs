@@ -1,12 +1,14 @@
-//! `keyward audit list|tail|export|verify`: the workspace's audit trail as a table, followed
-//! live, exported as NDJSON or CSV, and its hash chain checked (non-zero exit when broken).
+//! `keyward audit list|tail|export|verify|checkpoint`: the workspace's audit trail as a table,
+//! followed live, exported as NDJSON or CSV; its keyed hash chain checked, alone or against a
+//! checkpoint kept elsewhere (non-zero exit when broken); and checkpoints of its head printed
+//! as one line of JSON to keep.
 
 use std::time::Duration;
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
 use keyward_core::api::Page;
-use keyward_core::audit::{AuditEventView, AuditQuery, AuditVerification};
+use keyward_core::audit::{AuditEventView, AuditQuery, AuditVerification, Checkpoint};
 
 use super::args;
 use super::table::{self, Table};
@@ -41,8 +43,17 @@ pub enum AuditCmd {
         #[arg(long, value_enum, default_value = "ndjson")]
         format: Format,
     },
-    /// Check the hash chain; exits non-zero and names the first broken event if it is not intact.
-    Verify,
+    /// Check the keyed hash chain; exits non-zero and names the first broken event if it is not
+    /// intact.
+    Verify {
+        /// Also check that the chain still passes, unchanged, through the checkpoint in this
+        /// file (as printed by `keyward audit checkpoint`; `-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+    },
+    /// Print the chain's head signed with the chain key, as one line of JSON, to store
+    /// somewhere the database's writers cannot reach.
+    Checkpoint,
 }
 
 /// Export formats.
@@ -108,8 +119,18 @@ pub(crate) async fn run(cmd: AuditCmd, ctx: &Ctx) -> anyhow::Result<()> {
         }
         AuditCmd::Tail { filter, interval } => tail(ctx, &filter, interval).await,
         AuditCmd::Export { filter, format } => export(ctx, &filter, format).await,
-        AuditCmd::Verify => {
-            let v = ctx.client.verify_audit().await?;
+        AuditCmd::Checkpoint => {
+            let cp = ctx.client.audit_checkpoint().await?;
+            emit(&serde_json::to_string(&cp)?)
+        }
+        AuditCmd::Verify { checkpoint } => {
+            let v = match checkpoint {
+                None => ctx.client.verify_audit().await?,
+                Some(path) => {
+                    let cp = read_checkpoint(&path)?;
+                    ctx.client.verify_audit_checkpoint(&cp).await?
+                }
+            };
             ctx.show(&v, verification)?;
             match v.first_broken {
                 Some(b) => bail!("audit trail broken at event {}: {}", b.seq, b.reason),
@@ -117,6 +138,18 @@ pub(crate) async fn run(cmd: AuditCmd, ctx: &Ctx) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Reads a checkpoint line from `path` (`-`: standard input).
+fn read_checkpoint(path: &std::path::Path) -> anyhow::Result<Checkpoint> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?
+    };
+    serde_json::from_str(text.trim())
+        .map_err(|e| anyhow::anyhow!("{} is not a keyward checkpoint: {e}", path.display()))
 }
 
 async fn tail(ctx: &Ctx, filter: &FilterArgs, interval: u64) -> anyhow::Result<()> {
@@ -260,11 +293,20 @@ fn verification(v: &AuditVerification) -> Table {
         None => "intact".to_owned(),
         Some(b) => format!("BROKEN at event {}: {}", b.seq, b.reason),
     };
-    Table::details([
+    let mut rows = vec![
         ("chain", state),
         ("events checked", v.events_checked.to_string()),
         ("last event", v.head_seq.to_string()),
-    ])
+    ];
+    rows.push((
+        "keyed from",
+        v.keyed_from
+            .map_or_else(|| "-".to_owned(), |s| format!("event {s}")),
+    ));
+    if let Some(seq) = v.checkpoint_seq {
+        rows.push(("checkpoint", format!("event {seq}")));
+    }
+    Table::details(rows)
 }
 
 #[cfg(test)]

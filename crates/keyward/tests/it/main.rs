@@ -107,6 +107,35 @@ fn walkthrough(server: &Server) {
     assert!(!log.contains(&server.token), "the admin token was logged");
 }
 
+/// `keyward audit checkpoint` prints one line of signed JSON; `keyward audit verify
+/// --checkpoint FILE` checks the chain against it, and refuses a forged one.
+fn audit_checkpoint(server: &Server) {
+    let (ok, line, err) = cli(server, &["audit", "checkpoint"]);
+    assert!(ok, "{err}");
+    assert_eq!(line.trim_end().lines().count(), 1, "{line}");
+    let cp: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(
+        cp["seq"].as_i64().unwrap() > 0 && cp["signature"].is_string(),
+        "{cp}"
+    );
+    let file = std::env::temp_dir().join(format!("keyward-cp-{}.json", random_hex()));
+    std::fs::write(&file, &line).unwrap();
+    let path = file.display().to_string();
+    let (ok, out, err) = cli(server, &["audit", "verify", "--checkpoint", &path]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("intact") && out.contains("checkpoint"),
+        "{out}"
+    );
+    let mut forged = cp.clone();
+    forged["seq"] = serde_json::json!(cp["seq"].as_i64().unwrap() - 1);
+    std::fs::write(&file, forged.to_string()).unwrap();
+    let (ok, _, err) = cli(server, &["audit", "verify", "--checkpoint", &path]);
+    assert!(!ok);
+    assert!(err.contains("INVALID_CHECKPOINT"), "{err}");
+    let _ = std::fs::remove_file(file);
+}
+
 /// The README's walkthrough; returns the secret it created.
 fn walk(server: &Server) -> String {
     assert!(server.token.starts_with("kw_"));
@@ -263,6 +292,7 @@ fn walk(server: &Server) -> String {
     let (ok, out, _) = cli(server, &["audit", "verify"]);
     assert!(ok, "{out}");
     assert!(out.contains("intact"), "{out}");
+    audit_checkpoint(server);
 
     webhooks(server);
 
@@ -379,6 +409,14 @@ fn readme_walkthrough_on_postgres() {
     }
     // The schema comes through the environment layer of the configuration.
     let schema = format!("kwcli_{}", random_hex());
-    let server = serve(&[("KEYWARD_DATABASE__SCHEMA", schema)], &url);
+    // PostgreSQL needs the audit chain key configured; SQLite generates its own key file.
+    let key = "5a".repeat(32);
+    let server = serve(
+        &[
+            ("KEYWARD_DATABASE__SCHEMA", schema),
+            ("KEYWARD_AUDIT__CHAIN_KEY", key),
+        ],
+        &url,
+    );
     walkthrough(&server);
 }
