@@ -126,14 +126,6 @@ pub fn effective_ips(lists: &[&IpAllowlist]) -> Option<IpAllowlist> {
 /// when the token is at least as restricted: internal-only if the caller is, allowed only from
 /// addresses the caller is allowed from, a rate limit no higher, an expiry no later.
 pub fn first_loosening(caller: &Limits, new: &Limits) -> Option<Restriction> {
-    first_loosening_but_expiry(caller, new).or_else(|| {
-        (!expiry_within(caller.expires_at, new.expires_at)).then_some(Restriction::ExpiresAt)
-    })
-}
-
-/// [`first_loosening`] without the expiry: for a rotation that renews the calling token
-/// itself, whose replacement is meant to outlive it.
-pub fn first_loosening_but_expiry(caller: &Limits, new: &Limits) -> Option<Restriction> {
     if caller.internal_only && !new.internal_only {
         return Some(Restriction::InternalOnly);
     }
@@ -143,7 +135,7 @@ pub fn first_loosening_but_expiry(caller: &Limits, new: &Limits) -> Option<Restr
     if new.rate_limit_per_minute > caller.rate_limit_per_minute {
         return Some(Restriction::RateLimit);
     }
-    None
+    (!expiry_within(caller.expires_at, new.expires_at)).then_some(Restriction::ExpiresAt)
 }
 
 /// The first restriction of `caller` that tokens acting with `role` would not get from it: the
@@ -375,7 +367,10 @@ mod tests {
             (Some("10.1.0.0/16"), None),
             (Some("10.0.0.0/8"), None),
             (Some("10.0.0.0/7"), Some(Restriction::IpAllowlist)),
-            (Some("10.0.0.1, 192.168.0.1"), Some(Restriction::IpAllowlist)),
+            (
+                Some("10.0.0.1, 192.168.0.1"),
+                Some(Restriction::IpAllowlist),
+            ),
             (Some(""), None),
         ];
         for (new, want) in cases {
@@ -421,10 +416,6 @@ mod tests {
             Some(Restriction::ExpiresAt),
             "no expiry is later than any"
         );
-        assert_eq!(
-            first_loosening_but_expiry(&brief, &limits(None, 150, None)),
-            None
-        );
         assert_eq!(first_loosening(&limits(None, 150, None), &brief), None);
         assert_eq!(Restriction::RateLimit.field(), "rate_limit_per_minute");
     }
@@ -458,10 +449,8 @@ mod tests {
             name: "t".into(),
             metadata: serde_json::json!({}),
             status: TokenStatus::Active,
-            hash: crate::TokenHasher::new(None).hash(&crate::TokenSecret::generate(
-                "kw",
-                &mut OsRng,
-            )),
+            hash: crate::TokenHasher::new(None)
+                .hash(&crate::TokenSecret::generate("kw", &mut OsRng)),
             start: String::new(),
             not_before: None,
             expires_at: None,

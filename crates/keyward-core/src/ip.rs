@@ -553,7 +553,12 @@ mod tests {
         let b = parse("10.1.0.0/16, 10.200.0.0/16, 192.168.0.0/16, ::/0");
         assert_eq!(
             a.intersection(&b).entries(),
-            ["10.1.0.0/16", "10.200.0.0/16", "192.168.1.0/24", "2001:db8::/32"]
+            [
+                "10.1.0.0/16",
+                "10.200.0.0/16",
+                "192.168.1.0/24",
+                "2001:db8::/32"
+            ]
         );
         assert!(a.intersection(&parse("172.16.0.0/12")).is_empty());
         assert!(a.intersection(&IpAllowlist::default()).is_empty());
@@ -593,7 +598,13 @@ mod tests {
                 assert_eq!(both.contains(ip), a.contains(ip) && b.contains(ip), "{ip}");
                 a_in_b &= !a.contains(ip) || b.contains(ip);
             }
-            assert_eq!(a.is_subset_of(&b), a_in_b, "{:?} in {:?}", a.entries(), b.entries());
+            assert_eq!(
+                a.is_subset_of(&b),
+                a_in_b,
+                "{:?} in {:?}",
+                a.entries(),
+                b.entries()
+            );
             assert!(both.is_subset_of(&a) && both.is_subset_of(&b));
         }
     }

@@ -40,6 +40,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "rotation",
         sql: include_str!("../migrations/sqlite/0006_rotation.sql"),
     },
+    Migration {
+        version: 7,
+        name: "row_versions",
+        sql: include_str!("../migrations/sqlite/0007_row_versions.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -73,6 +78,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 6,
         name: "rotation",
         sql: include_str!("../migrations/postgres/0006_rotation.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "row_versions",
+        sql: include_str!("../migrations/postgres/0007_row_versions.sql"),
     },
 ];
 

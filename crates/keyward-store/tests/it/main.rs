@@ -33,4 +33,5 @@ mod tokens;
 mod usage;
 mod users;
 mod verification;
+mod versions;
 mod workspaces;
