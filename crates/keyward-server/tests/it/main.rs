@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod audit;
+mod delegation;
 mod denials;
 mod events;
 mod expiry;
