@@ -13,6 +13,7 @@ mod expiry;
 mod leaks;
 mod lifecycle;
 mod policy;
+mod races;
 mod rotation;
 mod secrecy;
 mod tenancy;
