@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 
 use keyward_core::api::{CreateUser, Page, UserPatch};
 use keyward_core::model::{RoleKind, ShownStatus, User, UserKind};
@@ -154,11 +154,11 @@ async fn role_of<'a>(
     id: Option<RoleId>,
 ) -> Result<Option<&'a Role>, ApiError> {
     let Some(id) = id else { return Ok(None) };
-    if !roles.contains_key(&id) {
-        let role = state.store.role(ws, id).await?;
-        roles.insert(id, role);
-    }
-    Ok(roles.get(&id).and_then(Option::as_ref))
+    let role = match roles.entry(id) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(slot) => slot.insert(state.store.role(ws, id).await?),
+    };
+    Ok(role.as_ref())
 }
 
 #[derive(Debug, Deserialize)]

@@ -58,6 +58,23 @@ async fn both_secrets_work_inside_the_grace_period_only_the_new_after(app: TestA
     for secret in [&first.secret, &rotated.secret] {
         assert_eq!(app.verify(secret, &["orders:read"]).await.code, Code::Valid);
     }
+    // The replaced token's expiry can be brought forward, not pushed back past the grace.
+    let extend = keyward_core::api::TokenPatch {
+        expires_at: Some(Some(app.clock.now() + Duration::hours(2))),
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(app.admin.update_token(first.token.id, &extend).await),
+        "TOKEN_ROTATED"
+    );
+    let sooner = keyward_core::api::TokenPatch {
+        expires_at: Some(Some(app.clock.now() + Duration::minutes(30))),
+        ..Default::default()
+    };
+    app.admin
+        .update_token(first.token.id, &sooner)
+        .await
+        .unwrap();
     // A token is replaced once: the family never forks.
     assert_eq!(
         code_of(app.admin.rotate_token(first.token.id, &grace(0)).await),
