@@ -1,10 +1,179 @@
 //! Least privilege when delegating: a caller may create or change a role, token or user only
 //! if what that object would hold is something the caller holds itself. Without this rule a
 //! token allowed to create tokens could mint one with more rights than its own.
+//!
+//! Two halves: permissions ([`first_escalation`]: what the object may do) and restrictions
+//! ([`first_loosening`]: from where, how often and until when). A token limited to an
+//! allowlist, to internal networks, to a low rate or to an expiry may create or change only
+//! tokens (and roles) at least as limited; otherwise it could mint an unrestricted sibling or
+//! PATCH its own limits away.
+
+use chrono::{DateTime, Utc};
 
 use crate::decision::CompiledToken;
+use crate::ip::IpAllowlist;
+use crate::model::{Role, Token, WorkspaceSettings};
 use crate::permission::{any_grants, CatalogueEntry};
 use crate::{Permission, PermissionPattern};
+
+/// A restriction an object would not have although its creator has it. Named after the
+/// request field that would tighten it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restriction {
+    /// Usable from addresses the caller is not.
+    IpAllowlist,
+    /// Usable outside the internal networks, while the caller is internal-only.
+    InternalOnly,
+    /// A higher rate limit than the caller's.
+    RateLimit,
+    /// A later expiry than the caller's (or none).
+    ExpiresAt,
+}
+
+impl Restriction {
+    /// The request field, as a refusal names it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Restriction::IpAllowlist => "ip_allowlist",
+            Restriction::InternalOnly => "internal_only",
+            Restriction::RateLimit => "rate_limit_per_minute",
+            Restriction::ExpiresAt => "expires_at",
+        }
+    }
+
+    /// Why it is refused, without any value.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Restriction::IpAllowlist => {
+                "this would allow source addresses the calling token is not allowed itself \
+                 (its own, its role's and the workspace's allowlists count)"
+            }
+            Restriction::InternalOnly => {
+                "the calling token is internal-only, so the token must be internal-only too"
+            }
+            Restriction::RateLimit => {
+                "this would allow a higher rate limit than the calling token's own"
+            }
+            Restriction::ExpiresAt => {
+                "this would expire later than the calling token itself (or never)"
+            }
+        }
+    }
+}
+
+/// How restricted a token is, in effective terms: what its own settings, its role's and its
+/// workspace's add up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Usable only from internal networks.
+    pub internal_only: bool,
+    /// The addresses it may be used from: the intersection of every allowlist that is set;
+    /// `None` when none is (anywhere).
+    pub allowed_ips: Option<IpAllowlist>,
+    /// Requests per minute: its own, else its role's, else the workspace default. (keyward has
+    /// no "unlimited": a token's unset limit inherits.)
+    pub rate_limit_per_minute: u32,
+    /// When it stops working; `None` for never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Limits {
+    /// The limits of an authenticated caller.
+    pub fn of_caller(caller: &CompiledToken) -> Self {
+        Self {
+            internal_only: caller.internal_only,
+            allowed_ips: effective_ips(&[
+                &caller.token_ips,
+                &caller.role_ips,
+                &caller.workspace_ips,
+            ]),
+            rate_limit_per_minute: caller.rate_limit_per_minute,
+            expires_at: caller.expires_at,
+        }
+    }
+
+    /// The limits `token` would have acting with `role` (its own or its owner's) in a
+    /// workspace with `settings`.
+    pub fn of_token(token: &Token, role: Option<&Role>, settings: &WorkspaceSettings) -> Self {
+        let role_ips = role.map(|r| &r.ip_allowlist);
+        let mut lists = vec![&token.ip_allowlist, &settings.ip_allowlist];
+        lists.extend(role_ips);
+        Self {
+            internal_only: token.internal_only,
+            allowed_ips: effective_ips(&lists),
+            rate_limit_per_minute: token
+                .rate_limit_per_minute
+                .or(role.and_then(|r| r.rate_limit_per_minute))
+                .unwrap_or(settings.default_rate_limit_per_minute),
+            expires_at: token.expires_at,
+        }
+    }
+}
+
+/// The addresses every set list allows (an empty list restricts nothing); `None` when no list
+/// is set. `Some` of an empty list allows nowhere.
+pub fn effective_ips(lists: &[&IpAllowlist]) -> Option<IpAllowlist> {
+    lists
+        .iter()
+        .filter(|l| !l.is_empty())
+        .fold(None, |acc: Option<IpAllowlist>, l| match acc {
+            None => Some((*l).clone()),
+            Some(a) => Some(a.intersection(l)),
+        })
+}
+
+/// The first restriction of `caller` that a token with limits `new` would not have, or `None`
+/// when the token is at least as restricted: internal-only if the caller is, allowed only from
+/// addresses the caller is allowed from, a rate limit no higher, an expiry no later.
+pub fn first_loosening(caller: &Limits, new: &Limits) -> Option<Restriction> {
+    if caller.internal_only && !new.internal_only {
+        return Some(Restriction::InternalOnly);
+    }
+    if !ips_within(caller.allowed_ips.as_ref(), new.allowed_ips.as_ref()) {
+        return Some(Restriction::IpAllowlist);
+    }
+    if new.rate_limit_per_minute > caller.rate_limit_per_minute {
+        return Some(Restriction::RateLimit);
+    }
+    (!expiry_within(caller.expires_at, new.expires_at)).then_some(Restriction::ExpiresAt)
+}
+
+/// The first restriction of `caller` that tokens acting with `role` would not get from it: the
+/// role's allowlist (with the workspace's) must allow only addresses the caller is allowed
+/// from, and its rate limit (else the workspace default) must be no higher. Roles carry no
+/// expiry or internal-only flag: those stay the business of each token.
+pub fn first_role_loosening(
+    caller: &Limits,
+    role: &Role,
+    settings: &WorkspaceSettings,
+) -> Option<Restriction> {
+    let allowed = effective_ips(&[&role.ip_allowlist, &settings.ip_allowlist]);
+    if !ips_within(caller.allowed_ips.as_ref(), allowed.as_ref()) {
+        return Some(Restriction::IpAllowlist);
+    }
+    let rate = role
+        .rate_limit_per_minute
+        .unwrap_or(settings.default_rate_limit_per_minute);
+    (rate > caller.rate_limit_per_minute).then_some(Restriction::RateLimit)
+}
+
+/// Whether `new` allows only addresses `caller` allows (`None`: anywhere).
+fn ips_within(caller: Option<&IpAllowlist>, new: Option<&IpAllowlist>) -> bool {
+    match (caller, new) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(c), Some(n)) => n.is_subset_of(c),
+    }
+}
+
+/// Whether `new` expires no later than `caller` (`None`: never).
+fn expiry_within(caller: Option<DateTime<Utc>>, new: Option<DateTime<Utc>>) -> bool {
+    match (caller, new) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(c), Some(n)) => n <= c,
+    }
+}
 
 /// The first permission (or pattern) that `patterns` ∩ `narrowing` would grant and `caller`
 /// does not hold, or `None` when the grant is within the caller's own.
@@ -155,6 +324,171 @@ mod tests {
         assert_eq!(
             first_escalation(&reader, &pats(&["*"]), Some(&narrow), &cat),
             None
+        );
+    }
+
+    fn ips(s: &str) -> IpAllowlist {
+        IpAllowlist::parse_input(s, "ip_allowlist").unwrap()
+    }
+
+    fn limits(allowed: Option<&str>, rate: u32, expires_in_days: Option<i64>) -> Limits {
+        Limits {
+            internal_only: false,
+            allowed_ips: allowed.map(ips),
+            rate_limit_per_minute: rate,
+            expires_at: expires_in_days.map(|d| at() + chrono::Duration::days(d)),
+        }
+    }
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_780_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn caller_limits_intersect_its_three_lists() {
+        let mut c = caller(&["*"]);
+        assert_eq!(Limits::of_caller(&c).allowed_ips, None);
+        c.token_ips = ips("10.0.0.0/8");
+        c.role_ips = ips("10.1.0.0/16, 192.168.0.0/16");
+        c.workspace_ips = ips("10.0.0.0/8, 192.168.1.0/24");
+        c.rate_limit_per_minute = 30;
+        let l = Limits::of_caller(&c);
+        assert_eq!(l.allowed_ips.unwrap().entries(), ["10.1.0.0/16"]);
+        assert_eq!(l.rate_limit_per_minute, 30);
+        // Lists that do not overlap allow nowhere, which is not "anywhere".
+        c.token_ips = ips("172.16.0.0/12");
+        assert!(Limits::of_caller(&c).allowed_ips.unwrap().is_empty());
+    }
+
+    #[test]
+    fn ip_allowlists_must_be_subsets() {
+        let caller = limits(Some("10.0.0.0/8"), 150, None);
+        let cases = [
+            (None, Some(Restriction::IpAllowlist)),
+            (Some("10.1.0.0/16"), None),
+            (Some("10.0.0.0/8"), None),
+            (Some("10.0.0.0/7"), Some(Restriction::IpAllowlist)),
+            (
+                Some("10.0.0.1, 192.168.0.1"),
+                Some(Restriction::IpAllowlist),
+            ),
+            (Some(""), None),
+        ];
+        for (new, want) in cases {
+            let new = limits(new, 150, None);
+            assert_eq!(first_loosening(&caller, &new), want, "{new:?}");
+        }
+        // An unrestricted caller may hand out any list, or none.
+        let free = limits(None, 150, None);
+        assert_eq!(first_loosening(&free, &limits(None, 150, None)), None);
+        assert_eq!(first_loosening(&free, &limits(Some("::/0"), 1, None)), None);
+    }
+
+    #[test]
+    fn internal_only_rate_and_expiry() {
+        let mut internal = limits(None, 150, None);
+        internal.internal_only = true;
+        let mut new = limits(None, 150, None);
+        assert_eq!(
+            first_loosening(&internal, &new),
+            Some(Restriction::InternalOnly)
+        );
+        new.internal_only = true;
+        assert_eq!(first_loosening(&internal, &new), None);
+        // A non-internal caller may create internal-only tokens: they are narrower.
+        assert_eq!(first_loosening(&limits(None, 150, None), &new), None);
+
+        let slow = limits(None, 10, None);
+        assert_eq!(first_loosening(&slow, &limits(None, 10, None)), None);
+        assert_eq!(
+            first_loosening(&slow, &limits(None, 11, None)),
+            Some(Restriction::RateLimit)
+        );
+
+        let brief = limits(None, 150, Some(7));
+        assert_eq!(first_loosening(&brief, &limits(None, 150, Some(7))), None);
+        assert_eq!(first_loosening(&brief, &limits(None, 150, Some(1))), None);
+        assert_eq!(
+            first_loosening(&brief, &limits(None, 150, Some(8))),
+            Some(Restriction::ExpiresAt)
+        );
+        assert_eq!(
+            first_loosening(&brief, &limits(None, 150, None)),
+            Some(Restriction::ExpiresAt),
+            "no expiry is later than any"
+        );
+        assert_eq!(first_loosening(&limits(None, 150, None), &brief), None);
+        assert_eq!(Restriction::RateLimit.field(), "rate_limit_per_minute");
+    }
+
+    #[test]
+    fn token_limits_inherit_from_role_and_workspace() {
+        let ws = WorkspaceSettings {
+            ip_allowlist: ips("10.0.0.0/8"),
+            default_rate_limit_per_minute: 100,
+            ..WorkspaceSettings::default()
+        };
+        let role = Role {
+            id: RoleId::random(&mut OsRng),
+            workspace_id: WorkspaceId::random(&mut OsRng),
+            name: "r".into(),
+            description: String::new(),
+            kind: crate::model::RoleKind::Api,
+            scope: Scope::Workspace,
+            permissions: vec![],
+            ip_allowlist: ips("10.2.0.0/16, 192.168.0.0/16"),
+            rate_limit_per_minute: Some(40),
+            created_at: at(),
+            updated_at: at(),
+        };
+        let mut token = Token {
+            id: TokenId::random(&mut OsRng),
+            workspace_id: role.workspace_id,
+            owner_id: UserId::random(&mut OsRng),
+            role_id: None,
+            permissions: None,
+            name: "t".into(),
+            metadata: serde_json::json!({}),
+            status: TokenStatus::Active,
+            hash: crate::TokenHasher::new(None)
+                .hash(&crate::TokenSecret::generate("kw", &mut OsRng)),
+            start: String::new(),
+            not_before: None,
+            expires_at: None,
+            ip_allowlist: IpAllowlist::default(),
+            internal_only: false,
+            rate_limit_per_minute: None,
+            created_at: at(),
+            updated_at: at(),
+            revoked_at: None,
+            family_id: None,
+            rotated_from: None,
+        };
+        let l = Limits::of_token(&token, Some(&role), &ws);
+        assert_eq!(l.allowed_ips.unwrap().entries(), ["10.2.0.0/16"]);
+        assert_eq!(l.rate_limit_per_minute, 40);
+        let l = Limits::of_token(&token, None, &ws);
+        assert_eq!(l.allowed_ips.unwrap().entries(), ["10.0.0.0/8"]);
+        assert_eq!(l.rate_limit_per_minute, 100);
+        token.rate_limit_per_minute = Some(5);
+        token.ip_allowlist = ips("10.2.3.4");
+        let l = Limits::of_token(&token, Some(&role), &ws);
+        assert_eq!(l.allowed_ips.unwrap().entries(), ["10.2.3.4/32"]);
+        assert_eq!(l.rate_limit_per_minute, 5);
+
+        // Roles: their list with the workspace's, their limit else the default.
+        let caller = limits(Some("10.2.0.0/16"), 50, Some(1));
+        assert_eq!(first_role_loosening(&caller, &role, &ws), None);
+        let open = WorkspaceSettings::default();
+        assert_eq!(
+            first_role_loosening(&caller, &role, &open),
+            Some(Restriction::IpAllowlist)
+        );
+        let mut fast = role.clone();
+        fast.rate_limit_per_minute = None;
+        assert_eq!(
+            first_role_loosening(&caller, &fast, &ws),
+            Some(Restriction::RateLimit)
         );
     }
 

@@ -98,6 +98,26 @@ impl IpAllowlist {
         self.entries.len()
     }
 
+    /// Whether every address this list allows, `other` allows too (an empty list allows
+    /// nothing, so it is a subset of every list). Both sides are sorted, merged ranges, so one
+    /// linear pass per family decides.
+    pub fn is_subset_of(&self, other: &IpAllowlist) -> bool {
+        ranges_within(&self.v4, &other.v4) && ranges_within(&self.v6, &other.v6)
+    }
+
+    /// The addresses both lists allow, as a list of its own (entries: the smallest set of CIDR
+    /// ranges covering exactly the intersection). Linear in the two lists' lengths.
+    pub fn intersection(&self, other: &IpAllowlist) -> IpAllowlist {
+        let mut nets = Vec::new();
+        for (start, end) in intersect_ranges(&self.v4, &other.v4) {
+            cover(u128::from(start), u128::from(end), 32, &mut nets);
+        }
+        for (start, end) in intersect_ranges(&self.v6, &other.v6) {
+            cover(start, end, 128, &mut nets);
+        }
+        Self::build(nets)
+    }
+
     fn build(mut nets: Vec<Net>) -> Self {
         nets.sort_unstable();
         nets.dedup();
@@ -154,6 +174,69 @@ fn in_ranges<T: Copy + Ord>(ranges: &[(T, T)], x: T) -> bool {
         .checked_sub(1)
         .and_then(|i| ranges.get(i))
         .is_some_and(|&(_, end)| x <= end)
+}
+
+/// Whether each range of `inner` lies inside one range of `outer`. Both are sorted, merged
+/// and non-adjacent, so a range of `inner` can only fit in a single range of `outer`.
+fn ranges_within<T: Copy + Ord>(inner: &[(T, T)], outer: &[(T, T)]) -> bool {
+    let mut j = 0;
+    inner.iter().all(|&(start, end)| {
+        while outer.get(j).is_some_and(|&(_, o_end)| o_end < start) {
+            j += 1;
+        }
+        outer
+            .get(j)
+            .is_some_and(|&(o_start, o_end)| o_start <= start && end <= o_end)
+    })
+}
+
+/// The overlaps of two sorted, merged range lists, sorted.
+fn intersect_ranges<T: Copy + Ord>(a: &[(T, T)], b: &[(T, T)]) -> Vec<(T, T)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while let (Some(&(a_start, a_end)), Some(&(b_start, b_end))) = (a.get(i), b.get(j)) {
+        let (start, end) = (a_start.max(b_start), a_end.min(b_end));
+        if start <= end {
+            out.push((start, end));
+        }
+        if a_end < b_end {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Appends the fewest CIDR blocks covering exactly `start..=end` of a `bits`-bit family
+/// (32 for IPv4, whose values fit in the low bits; 128 for IPv6).
+fn cover(mut start: u128, end: u128, bits: u32, nets: &mut Vec<Net>) {
+    loop {
+        // The largest aligned block at `start` that does not pass `end`.
+        let mut size_log = start.trailing_zeros().min(bits);
+        while size_log > 0 && block_end(start, size_log).is_none_or(|e| e > end) {
+            size_log -= 1;
+        }
+        let prefix = (bits - size_log) as u8;
+        nets.push(if bits == 32 {
+            // Within the IPv4 range, so the cast is exact.
+            Net::V4(start as u32, prefix)
+        } else {
+            Net::V6(start, prefix)
+        });
+        match block_end(start, size_log) {
+            Some(last) if last < end => start = last + 1,
+            _ => return,
+        }
+    }
+}
+
+/// The last address of the block of `2^size_log` addresses starting at `start`; `None` when
+/// it would pass `u128::MAX` (only the whole IPv6 space, which ends exactly there).
+fn block_end(start: u128, size_log: u32) -> Option<u128> {
+    match 1u128.checked_shl(size_log) {
+        Some(size) => start.checked_add(size - 1),
+        None => start.checked_add(u128::MAX),
+    }
 }
 
 /// `+ 1` that stops at the maximum, for the adjacency test.
@@ -437,6 +520,93 @@ mod tests {
         // `::a00:1` is not IPv4-mapped: it stays IPv6.
         assert!(!parse("10.0.0.1").contains(ip("::a00:1")));
         assert!(parse("::ffff:10.0.0.1").contains(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn subset_of_ranges_in_both_families() {
+        let wide = parse("10.0.0.0/8, 192.168.0.0/16, 2001:db8::/32");
+        for (inner, want) in [
+            ("10.1.0.0/16", true),
+            ("10.0.0.0/8, 192.168.3.4", true),
+            ("2001:db8:1::/48", true),
+            ("", true),
+            ("10.0.0.0/7", false),
+            ("11.0.0.1", false),
+            ("10.1.0.0/16, 172.16.0.0/12", false),
+            ("2001:db9::1", false),
+            ("::/0", false),
+            // IPv4-mapped IPv6 is IPv4.
+            ("::ffff:10.1.2.3", true),
+        ] {
+            assert_eq!(parse(inner).is_subset_of(&wide), want, "{inner:?}");
+        }
+        // Adjacent ranges merge, so a range spanning both halves still fits.
+        assert!(parse("10.0.0.0/8").is_subset_of(&parse("10.0.0.0/9, 10.128.0.0/9")));
+        assert!(!parse("10.0.0.0/8").is_subset_of(&parse("10.0.0.0/9, 10.129.0.0/16")));
+        assert!(parse("0.0.0.0/0, ::/0").is_subset_of(&parse("0.0.0.0/0, ::/0")));
+        assert!(!wide.is_subset_of(&IpAllowlist::default()));
+    }
+
+    #[test]
+    fn intersection_is_exact_and_canonical() {
+        let a = parse("10.0.0.0/8, 192.168.1.0/24, 2001:db8::/32");
+        let b = parse("10.1.0.0/16, 10.200.0.0/16, 192.168.0.0/16, ::/0");
+        assert_eq!(
+            a.intersection(&b).entries(),
+            [
+                "10.1.0.0/16",
+                "10.200.0.0/16",
+                "192.168.1.0/24",
+                "2001:db8::/32"
+            ]
+        );
+        assert!(a.intersection(&parse("172.16.0.0/12")).is_empty());
+        assert!(a.intersection(&IpAllowlist::default()).is_empty());
+        // A range that is not one CIDR block is covered by the fewest blocks.
+        let r = parse("10.0.0.0/31, 10.0.0.2/32").intersection(&parse("10.0.0.1, 10.0.0.2"));
+        assert_eq!(r.entries(), ["10.0.0.1/32", "10.0.0.2/32"]);
+        let all = parse("0.0.0.0/0, ::/0");
+        assert_eq!(all.intersection(&all).entries(), ["0.0.0.0/0", "::/0"]);
+    }
+
+    #[test]
+    fn subset_and_intersection_agree_with_probing() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..100 {
+            let mut list = |n: u64| {
+                let entries: Vec<String> = (0..1 + next() % n)
+                    .map(|_| {
+                        let (hi, lo) = (next(), next());
+                        // Addresses in 10.0.0.0/16 and prefixes 16-32, so lists overlap often.
+                        let a = Ipv4Addr::from(0x0a00_0000 | (hi as u32 & 0xffff));
+                        format!("{a}/{}", 16 + lo % 17)
+                    })
+                    .collect();
+                parse(&entries.join(","))
+            };
+            let (a, b) = (list(4), list(8));
+            let both = a.intersection(&b);
+            let mut a_in_b = true;
+            for host in 0..=0xffff_u32 {
+                let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | host));
+                assert_eq!(both.contains(ip), a.contains(ip) && b.contains(ip), "{ip}");
+                a_in_b &= !a.contains(ip) || b.contains(ip);
+            }
+            assert_eq!(
+                a.is_subset_of(&b),
+                a_in_b,
+                "{:?} in {:?}",
+                a.entries(),
+                b.entries()
+            );
+            assert!(both.is_subset_of(&a) && both.is_subset_of(&b));
+        }
     }
 
     #[test]

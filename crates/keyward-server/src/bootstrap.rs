@@ -19,7 +19,8 @@ use crate::state::AppState;
 /// Name of the admin role every workspace starts with.
 pub const ADMIN_ROLE: &str = "Workspace Admin";
 
-/// The rate limit of a new workspace's "Workspace Admin" role, and so of its first token.
+/// The default rate limit of a new workspace's "Workspace Admin" role, and so of its first
+/// token (`tokens.admin_rate_limit_per_minute`).
 pub const ADMIN_RATE_LIMIT_PER_MINUTE: u32 = 6000;
 
 /// Creates a workspace and its first admin; the answer carries the admin token's secret.
@@ -56,7 +57,7 @@ pub async fn create_workspace(
         permissions: admin_patterns,
         ip_allowlist: Default::default(),
         // Scripting against the admin API should not meet the workspace default (150/min).
-        rate_limit_per_minute: Some(ADMIN_RATE_LIMIT_PER_MINUTE),
+        rate_limit_per_minute: Some(state.admin_rate_limit),
         created_at: now,
         updated_at: now,
     };

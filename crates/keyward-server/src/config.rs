@@ -101,13 +101,26 @@ impl Default for DatabaseConfig {
     }
 }
 
-/// Token hashing settings.
-#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Token settings: hashing, and the first admin of a new workspace.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokensConfig {
     /// Server pepper: when set, secrets are stored as HMAC-SHA256 keyed with it. Changing it
     /// invalidates every existing token. Empty for plain SHA-256.
     pub pepper: String,
+    /// The rate limit of a new workspace's "Workspace Admin" role (and so of its first token),
+    /// set when the workspace is created. No token can hand out a higher limit than its own, so
+    /// this is also the highest limit that workspace's admin can give.
+    pub admin_rate_limit_per_minute: u32,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            pepper: String::new(),
+            admin_rate_limit_per_minute: crate::bootstrap::ADMIN_RATE_LIMIT_PER_MINUTE,
+        }
+    }
 }
 
 impl fmt::Debug for TokensConfig {
@@ -120,6 +133,10 @@ impl fmt::Debug for TokensConfig {
                 } else {
                     "<redacted>"
                 },
+            )
+            .field(
+                "admin_rate_limit_per_minute",
+                &self.admin_rate_limit_per_minute,
             )
             .finish()
     }

@@ -46,6 +46,16 @@ pub enum ApiError {
         /// Explanation.
         message: String,
     },
+    /// Refused because of one request field (403), e.g. `PRIVILEGE_ESCALATION` on a
+    /// restriction the caller has and the object would not.
+    ForbiddenField {
+        /// Stable code.
+        code: &'static str,
+        /// The request field the refusal is about.
+        field: &'static str,
+        /// Explanation (never the field's value).
+        message: String,
+    },
     /// The object does not exist in the caller's workspace (404).
     NotFound(&'static str),
     /// No such route (404).
@@ -114,6 +124,16 @@ impl ApiError {
             ApiError::Forbidden { code, message } => {
                 (StatusCode::FORBIDDEN, code, message.clone(), None)
             }
+            ApiError::ForbiddenField {
+                code,
+                field,
+                message,
+            } => (
+                StatusCode::FORBIDDEN,
+                code,
+                message.clone(),
+                Some((*field).to_owned()),
+            ),
             ApiError::AccessDenied { code, message } => {
                 (StatusCode::FORBIDDEN, code.as_str(), message.clone(), None)
             }

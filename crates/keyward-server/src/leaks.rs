@@ -231,15 +231,21 @@ async fn handle(state: &AppState, reported: &Reported) -> Result<bool, ApiError>
         "revoked": newly,
         "report": {"source": &reported.source, "url": &reported.url, "type": &reported.kind},
     }));
-    if newly {
-        state.store.update_token(&token, &audit).await?;
+    // The revocation changes only the status (never writing back the rest of this read);
+    // if another request revoked the token first, the report is still audited.
+    let revoked_now = newly
+        && (state
+            .store
+            .revoke_token(token.workspace_id, token.id, now, &audit))
+        .await?;
+    if revoked_now {
         state.cache.invalidate_token(token.id);
         tracing::warn!(token = %token.id, "token revoked: reported leaked by secret scanning");
     } else {
         state.store.append_audit(&[audit]).await?;
     }
     crate::events::emit(state, EventType::TokenLeaked, &token).await?;
-    if newly {
+    if revoked_now {
         crate::events::emit(state, EventType::TokenRevoked, &token).await?;
     }
     Ok(true)

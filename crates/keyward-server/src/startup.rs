@@ -120,6 +120,11 @@ impl Application {
             clock,
             trusted_proxies,
             verify_permission: keyward_core::permission::verify_permission(),
+            admin_rate_limit: keyward_core::validate::rate_limit(
+                config.tokens.admin_rate_limit_per_minute,
+                "tokens.admin_rate_limit_per_minute",
+            )
+            .map_err(|e| StartupError::Config(e.message))?,
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {
             let created = crate::bootstrap::create_workspace(

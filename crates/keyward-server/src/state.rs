@@ -33,6 +33,8 @@ pub struct AppState {
     pub leak_keys: Arc<crate::leaks::LeakKeys>,
     /// Security denials on their way to the audit trail, aggregated.
     pub denials: Arc<crate::denials::Denials>,
+    /// The rate limit of a new workspace's admin role (`tokens.admin_rate_limit_per_minute`).
+    pub admin_rate_limit: u32,
     /// `keyward.verify:tokens`, parsed once: what a verify API caller must hold.
     pub verify_permission: keyward_core::Permission,
 }

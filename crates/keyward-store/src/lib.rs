@@ -40,7 +40,7 @@ pub use events::{
 pub use page::{Cursor, PageRequest};
 pub use traits::{
     CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,
-    VerificationRecord, WorkspaceBootstrap, WorkspaceStore,
+    VerificationRecord, Versioned, WorkspaceBootstrap, WorkspaceStore, CONCURRENT_UPDATE,
 };
 pub use usage::{LastUse, UsageAggregate, UsageMaintenance, UsageQuery, UsageRecord, UsageStore};
 

@@ -50,6 +50,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "audit_keyed_chain",
         sql: include_str!("../migrations/sqlite/0008_audit_keyed_chain.sql"),
     },
+    Migration {
+        version: 9,
+        name: "row_versions",
+        sql: include_str!("../migrations/sqlite/0009_row_versions.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -93,6 +98,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 8,
         name: "audit_keyed_chain",
         sql: include_str!("../migrations/postgres/0008_audit_keyed_chain.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "row_versions",
+        sql: include_str!("../migrations/postgres/0009_row_versions.sql"),
     },
 ];
 

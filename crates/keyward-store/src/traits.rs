@@ -3,6 +3,11 @@
 //! never reach another's rows through the store. Every mutation takes the [`AuditDraft`] of
 //! the change and appends it to the audit trail in the same transaction: a change is never
 //! stored without its event, nor an event without its change.
+//!
+//! Changes are conditional (optimistic concurrency): an update takes the [`Versioned`] copy it
+//! was computed from and is refused with [`CONCURRENT_UPDATE`] when the row changed since, so
+//! a read-modify-write never writes back values a concurrent change replaced (a PATCH that
+//! read a token before its rotation would otherwise restore the rotated-away expiry).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +19,20 @@ use keyward_core::{
 };
 
 use crate::{PageRequest, Result};
+
+/// The conflict code of a conditional update whose row changed since it was read: read it
+/// again, redo the change and retry.
+pub const CONCURRENT_UPDATE: &str = "CONCURRENT_UPDATE";
+
+/// A stored object with the version of its row. Every change of the row increments the
+/// version; an update names the version it read and matches no row once it is stale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The object as read.
+    pub value: T,
+    /// The row's version when it was read.
+    pub version: i64,
+}
 
 /// A new workspace with its first admin: created together or not at all.
 #[derive(Debug, Clone)]
@@ -37,8 +56,11 @@ pub trait WorkspaceStore: Send + Sync {
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;
     /// All workspaces, by creation.
     async fn list_workspaces(&self, page: &PageRequest) -> Result<Vec<Workspace>>;
-    /// Replaces a workspace's name and settings.
-    async fn update_workspace(&self, ws: &Workspace, audit: &AuditDraft) -> Result<()>;
+    /// One workspace with its row version, to change it.
+    async fn workspace_versioned(&self, id: WorkspaceId) -> Result<Option<Versioned<Workspace>>>;
+    /// Replaces a workspace's name and settings, if its row is still at `ws.version`
+    /// ([`CONCURRENT_UPDATE`] otherwise).
+    async fn update_workspace(&self, ws: &Versioned<Workspace>, audit: &AuditDraft) -> Result<()>;
     /// How many workspaces exist (zero on a fresh store).
     async fn count_workspaces(&self) -> Result<u64>;
 }
@@ -68,8 +90,11 @@ pub trait UserStore: Send + Sync {
         filter: &UserFilter,
         page: &PageRequest,
     ) -> Result<Vec<User>>;
-    /// Replaces a user's mutable fields.
-    async fn update_user(&self, user: &User, audit: &AuditDraft) -> Result<()>;
+    /// One user with its row version, to change it.
+    async fn user_versioned(&self, ws: WorkspaceId, id: UserId) -> Result<Option<Versioned<User>>>;
+    /// Replaces a user's mutable fields, if its row is still at `user.version`
+    /// ([`CONCURRENT_UPDATE`] otherwise).
+    async fn update_user(&self, user: &Versioned<User>, audit: &AuditDraft) -> Result<()>;
     /// Deletes a user. `USER_HAS_TOKENS` while it owns tokens.
     async fn delete_user(&self, ws: WorkspaceId, id: UserId, audit: &AuditDraft) -> Result<()>;
 }
@@ -83,8 +108,11 @@ pub trait RoleStore: Send + Sync {
     async fn role(&self, ws: WorkspaceId, id: RoleId) -> Result<Option<Role>>;
     /// A page of a workspace's roles.
     async fn list_roles(&self, ws: WorkspaceId, page: &PageRequest) -> Result<Vec<Role>>;
-    /// Replaces a role's mutable fields.
-    async fn update_role(&self, role: &Role, audit: &AuditDraft) -> Result<()>;
+    /// One role with its row version, to change it.
+    async fn role_versioned(&self, ws: WorkspaceId, id: RoleId) -> Result<Option<Versioned<Role>>>;
+    /// Replaces a role's mutable fields, if its row is still at `role.version`
+    /// ([`CONCURRENT_UPDATE`] otherwise).
+    async fn update_role(&self, role: &Versioned<Role>, audit: &AuditDraft) -> Result<()>;
     /// Deletes a role. `ROLE_IN_USE` while a user or token refers to it.
     async fn delete_role(&self, ws: WorkspaceId, id: RoleId, audit: &AuditDraft) -> Result<()>;
 }
@@ -140,13 +168,37 @@ pub trait TokenStore: Send + Sync {
         filter: &TokenFilter,
         page: &PageRequest,
     ) -> Result<Vec<Token>>;
-    /// Replaces a token's mutable fields. Revocation is final: once stored as revoked, a
+    /// One token with its row version, to change it.
+    async fn token_versioned(
+        &self,
+        ws: WorkspaceId,
+        id: TokenId,
+    ) -> Result<Option<Versioned<Token>>>;
+    /// Replaces a token's mutable fields, if its row is still at `token.version`
+    /// ([`CONCURRENT_UPDATE`] otherwise). Revocation is final: once stored as revoked, a
     /// token stays revoked (with its first `revoked_at`) whatever a later update says.
-    async fn update_token(&self, token: &Token, audit: &AuditDraft) -> Result<()>;
-    /// Replaces `old` by `new` in one transaction: stores `old` (its expiry shortened to the
-    /// end of the grace period) and inserts `new`. `ALREADY_ROTATED` when `old` was replaced
-    /// before (a family never forks); `TOKEN_REVOKED` when `old` was revoked meanwhile.
-    async fn rotate_token(&self, old: &Token, new: &Token, audit: &AuditDraft) -> Result<()>;
+    async fn update_token(&self, token: &Versioned<Token>, audit: &AuditDraft) -> Result<()>;
+    /// Revokes a token at `at`, touching nothing else (so it needs no version and never
+    /// undoes a concurrent change). Returns whether it was revoked now; `false` (and the audit
+    /// event is not stored) when it already was.
+    async fn revoke_token(
+        &self,
+        ws: WorkspaceId,
+        id: TokenId,
+        at: DateTime<Utc>,
+        audit: &AuditDraft,
+    ) -> Result<bool>;
+    /// Replaces `old` by `new` in one transaction: stores `old`'s expiry (shortened to the end
+    /// of the grace period), if its row is still at `old.version`, and inserts `new`.
+    /// `ALREADY_ROTATED` when `old` was replaced before (a family never forks);
+    /// `TOKEN_REVOKED` when `old` was revoked meanwhile; [`CONCURRENT_UPDATE`] when it
+    /// changed otherwise.
+    async fn rotate_token(
+        &self,
+        old: &Versioned<Token>,
+        new: &Token,
+        audit: &AuditDraft,
+    ) -> Result<()>;
     /// The tokens of a rotation family (its first token and every replacement), in rotation
     /// order.
     async fn token_family(&self, ws: WorkspaceId, family: TokenId) -> Result<Vec<Token>>;

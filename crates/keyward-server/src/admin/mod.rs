@@ -3,6 +3,8 @@
 //! workspace, and invalidates the cache entries its change affects.
 
 pub mod audit;
+pub mod concurrency;
+pub mod limits;
 pub mod permissions;
 pub mod roles;
 pub mod rotation;

@@ -10,7 +10,8 @@ use keyward_core::permission::{check_against_catalogue, parse_patterns};
 use keyward_core::{validate, PermissionPattern, Role, RoleId};
 use keyward_store::Cursor;
 
-use super::{catalogue, ensure_no_escalation, into_page, PageParams};
+use super::concurrency::retrying;
+use super::{catalogue, ensure_no_escalation, into_page, limits, PageParams};
 use crate::error::ApiError;
 use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
 use crate::state::AppState;
@@ -64,6 +65,7 @@ async fn create(
         created_at: now,
         updated_at: now,
     };
+    ensure_within_caller(&state, &caller, &role).await?;
     let audit = caller.audit(&state, "role.created", "role", role.id.to_string());
     state.store.create_role(&role, &audit.after(&role)).await?;
     Ok((StatusCode::CREATED, Json(role)))
@@ -97,6 +99,21 @@ async fn find(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Role, A
         .ok_or(ApiError::NotFound("role"))
 }
 
+/// Refuses (403) `role`, as it would be stored, if its tokens would be less restricted than the
+/// caller (its allowlist with the workspace's, its rate limit or the default).
+async fn ensure_within_caller(
+    state: &AppState,
+    caller: &Caller,
+    role: &Role,
+) -> Result<(), ApiError> {
+    let ws = state
+        .store
+        .workspace(role.workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))?;
+    limits::ensure_role_within(caller, role, &ws.settings)
+}
+
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,13 +131,31 @@ async fn update(
 ) -> Result<Json<Role>, ApiError> {
     caller.require("keyward.roles:write")?;
     caller.require_workspace_scope()?;
-    let mut role = find(&state, &caller, &id).await?;
+    let role = retrying(|| update_once(&state, &caller, &id, &patch)).await?;
+    state.cache.invalidate_role(role.id);
+    Ok(Json(role))
+}
+
+/// One read-check-write of a PATCH, on condition that the role did not change meanwhile.
+async fn update_once(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    patch: &RolePatch,
+) -> Result<Role, ApiError> {
+    let role_id: RoleId = path_id(id)?;
+    let mut current = state
+        .store
+        .role_versioned(caller.workspace_id(), role_id)
+        .await?
+        .ok_or(ApiError::NotFound("role"))?;
+    let role = &mut current.value;
     let audit = caller
-        .audit(&state, "role.updated", "role", role.id.to_string())
-        .before(&role);
+        .audit(state, "role.updated", "role", role.id.to_string())
+        .before(role);
     // Changing (or deleting) a role one does not fully hold would be escalation by other means.
-    let cat = catalogue(&state, role.workspace_id).await?;
-    ensure_no_escalation(&caller, &role.permissions, None, &cat)?;
+    let cat = catalogue(state, role.workspace_id).await?;
+    ensure_no_escalation(caller, &role.permissions, None, &cat)?;
     if let Some(name) = &patch.name {
         role.name = validate::name(name, "name")?;
     }
@@ -131,7 +166,7 @@ async fn update(
         role.scope = scope;
     }
     if let Some(items) = &patch.permissions {
-        role.permissions = permissions(&state, &caller, items).await?;
+        role.permissions = permissions(state, caller, items).await?;
     }
     if let Some(list) = &patch.ip_allowlist {
         role.ip_allowlist = list.parse("ip_allowlist")?;
@@ -141,10 +176,13 @@ async fn update(
             .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
             .transpose()?;
     }
+    ensure_within_caller(state, caller, role).await?;
     role.updated_at = state.now();
-    state.store.update_role(&role, &audit.after(&role)).await?;
-    state.cache.invalidate_role(role.id);
-    Ok(Json(role))
+    state
+        .store
+        .update_role(&current, &audit.after(&current.value))
+        .await?;
+    Ok(current.value)
 }
 
 async fn remove(

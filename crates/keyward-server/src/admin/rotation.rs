@@ -16,8 +16,9 @@ use keyward_core::model::ShownStatus;
 use keyward_core::{validate, DomainError, Token, TokenId, TokenSecret};
 use keyward_store::{PageRequest, TokenFilter};
 
-use super::catalogue;
-use super::tokens::{ensure_holds, revoke_as, visible};
+use super::concurrency::retrying;
+use super::tokens::{ensure_holds, revoke_as, visible, visible_versioned};
+use super::{catalogue, limits};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller};
 use crate::state::AppState;
@@ -40,9 +41,38 @@ async fn rotate(
     ApiJson(req): ApiJson<RotateToken>,
 ) -> Result<Json<RotatedToken>, ApiError> {
     caller.require("keyward.tokens:create")?;
-    let mut old = visible(&state, &caller, &id).await?;
-    let cat = catalogue(&state, old.workspace_id).await?;
-    ensure_holds(&state, &caller, &old, &cat).await?;
+    if req.grace_period_secs > MAX_GRACE_SECS {
+        return Err(DomainError::field(
+            "INVALID_GRACE_PERIOD",
+            "grace_period_secs",
+            "the grace period may be at most 90 days",
+        )
+        .into());
+    }
+    let (answer, old, new) = retrying(|| rotate_once(&state, &caller, &id, &req)).await?;
+    state.cache.invalidate_token(old.id);
+    state.cache.forget_unknown(&new.hash);
+    // The rotation is committed: its new secret must reach the caller even if the event
+    // cannot be queued (the audit event is already stored with the change).
+    if let Err(e) = crate::events::emit(&state, EventType::TokenRotated, &new).await {
+        tracing::warn!(token = %new.id, error = ?e, "token.rotated event not queued");
+    }
+    tracing::info!(token = %new.id, previous = %old.id, by = %caller.token.token_id, "token rotated");
+    Ok(Json(answer))
+}
+
+/// One read-check-write of a rotation, on condition that the old token did not change
+/// meanwhile. Returns the answer, the old token as stored and the new one.
+async fn rotate_once(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    req: &RotateToken,
+) -> Result<(RotatedToken, Token, Token), ApiError> {
+    let mut current = visible_versioned(state, caller, id).await?;
+    let old = &mut current.value;
+    let cat = catalogue(state, old.workspace_id).await?;
+    ensure_holds(state, caller, old, &cat).await?;
     let now = state.now();
     match old.shown_status(now) {
         ShownStatus::Revoked => {
@@ -59,22 +89,23 @@ async fn rotate(
         }
         ShownStatus::Active | ShownStatus::Pending => {}
     }
-    if req.grace_period_secs > MAX_GRACE_SECS {
-        return Err(DomainError::field(
-            "INVALID_GRACE_PERIOD",
-            "grace_period_secs",
-            "the grace period may be at most 90 days",
-        )
-        .into());
-    }
     let ws = state
         .store
         .workspace(old.workspace_id)
         .await?
         .ok_or(ApiError::NotFound("workspace"))?;
     // Without an explicit expiry the new token lives as long as the old one was meant to.
-    let lifetime = old.expires_at.map(|e| e - old.created_at);
-    let wanted = req.expires_at.or(lifetime.map(|l| now + l));
+    let renewed = match old.expires_at {
+        Some(e) => Some(now.checked_add_signed(e - old.created_at).ok_or_else(|| {
+            DomainError::field(
+                "INVALID_EXPIRY",
+                "expires_at",
+                "the token's lifetime cannot be renewed from now: give an expires_at",
+            )
+        })?),
+        None => None,
+    };
+    let wanted = req.expires_at.or(renewed);
     let expires_at = validate::validity_window(
         now,
         now,
@@ -97,32 +128,46 @@ async fn rotate(
         rotated_from: Some(old.id),
         ..old.clone()
     };
+    // The new token copies the old one's restrictions, so it is no less restricted than the
+    // caller when the old one is not. Its expiry: a token renewing itself may reach the
+    // lifetime it renews (that is what rotation is for); anything else, an override included,
+    // expires no later than the caller.
+    let mut bound = limits::of_caller(caller);
+    if old.id == caller.token.token_id {
+        bound.expires_at = match (bound.expires_at, renewed) {
+            (Some(own), Some(renewed)) => Some(own.max(renewed)),
+            _ => None,
+        };
+    }
+    let owner = state
+        .store
+        .user(old.workspace_id, old.owner_id)
+        .await?
+        .ok_or(ApiError::NotFound("owner"))?;
+    let role = match new.role_id.or(owner.role_id) {
+        Some(role_id) => state.store.role(old.workspace_id, role_id).await?,
+        None => None,
+    };
+    limits::ensure_token_within(&bound, &new, role.as_ref(), &ws.settings)?;
+
     let audit = caller
-        .audit(&state, "token.rotated", "token", new.id.to_string())
-        .before(&TokenView::of(&old, now));
+        .audit(state, "token.rotated", "token", new.id.to_string())
+        .before(&TokenView::of(old, now));
     let end = now + Duration::seconds(i64::try_from(req.grace_period_secs).unwrap_or(i64::MAX));
     old.expires_at = Some(old.expires_at.map_or(end, |e| e.min(end)));
     old.updated_at = now;
     let answer = RotatedToken {
         token: TokenView::of(&new, now),
         secret: secret.expose().to_owned(),
-        previous: TokenView::of(&old, now),
+        previous: TokenView::of(old, now),
     };
     let audit = audit.after(&serde_json::json!({
         "token": &answer.token,
         "previous": &answer.previous,
         "grace_period_secs": req.grace_period_secs,
     }));
-    state.store.rotate_token(&old, &new, &audit).await?;
-    state.cache.invalidate_token(old.id);
-    state.cache.forget_unknown(&new.hash);
-    // The rotation is committed: its new secret must reach the caller even if the event
-    // cannot be queued (the audit event is already stored with the change).
-    if let Err(e) = crate::events::emit(&state, EventType::TokenRotated, &new).await {
-        tracing::warn!(token = %new.id, error = ?e, "token.rotated event not queued");
-    }
-    tracing::info!(token = %new.id, previous = %old.id, by = %caller.token.token_id, "token rotated");
-    Ok(Json(answer))
+    state.store.rotate_token(&current, &new, &audit).await?;
+    Ok((answer, current.value, new))
 }
 
 async fn family(

@@ -11,10 +11,11 @@ use keyward_core::permission::{check_against_catalogue, parse_patterns};
 use keyward_core::{
     validate, DomainError, PermissionPattern, Role, RoleId, TokenId, TokenSecret, UserId,
 };
-use keyward_store::{Cursor, TokenFilter};
+use keyward_store::{Cursor, TokenFilter, Versioned};
 use serde::Deserialize;
 
-use super::{catalogue, ensure_no_escalation, into_page, page_request, referenced_role};
+use super::concurrency::retrying;
+use super::{catalogue, ensure_no_escalation, into_page, limits, page_request, referenced_role};
 use crate::error::ApiError;
 use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
 use crate::state::AppState;
@@ -110,6 +111,8 @@ async fn create(
         family_id: None,
         rotated_from: None,
     };
+    let bound = limits::of_caller(&caller);
+    limits::ensure_token_within(&bound, &token, Some(&role), &ws.settings)?;
     let audit = caller
         .audit(&state, "token.created", "token", token.id.to_string())
         .after(&TokenView::of(&token, now));
@@ -279,6 +282,58 @@ pub(crate) async fn visible(
         .ok_or(ApiError::NotFound("token"))
 }
 
+/// [`visible`], with the row version a change of it must name.
+pub(crate) async fn visible_versioned(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<Versioned<Token>, ApiError> {
+    let id: TokenId = path_id(raw_id)?;
+    let token = state
+        .store
+        .token_versioned(caller.workspace_id(), id)
+        .await?;
+    token
+        .filter(|t| {
+            caller
+                .only_owner()
+                .is_none_or(|only| only == t.value.owner_id)
+        })
+        .ok_or(ApiError::NotFound("token"))
+}
+
+/// Refuses (403) `token`, as it would be stored, if it is less restricted than the caller.
+async fn ensure_within_caller(
+    state: &AppState,
+    caller: &Caller,
+    token: &Token,
+) -> Result<(), ApiError> {
+    let ws = state
+        .store
+        .workspace(token.workspace_id)
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))?;
+    let owner = state
+        .store
+        .user(token.workspace_id, token.owner_id)
+        .await?
+        .ok_or(ApiError::NotFound("owner"))?;
+    // A role that cannot be resolved adds no list: the check then reads the token as less
+    // restricted than it may be, never as more.
+    let role = acting_role(state, &owner, token.role_id).await.ok();
+    let bound = limits::of_caller(caller);
+    limits::ensure_token_within(&bound, token, role.as_ref(), &ws.settings)
+}
+
+/// Whether `token` has been replaced by rotation.
+async fn is_replaced(state: &AppState, token: &Token) -> Result<bool, ApiError> {
+    let family = state
+        .store
+        .token_family(token.workspace_id, token.family())
+        .await?;
+    Ok(family.iter().any(|t| t.rotated_from == Some(token.id)))
+}
+
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -296,19 +351,32 @@ async fn update(
     ApiJson(patch): ApiJson<TokenPatch>,
 ) -> Result<Json<TokenView>, ApiError> {
     caller.require("keyward.tokens:write")?;
-    let mut token = visible(&state, &caller, &id).await?;
+    let token = retrying(|| update_once(&state, &caller, &id, &patch)).await?;
+    state.cache.invalidate_token(token.id);
+    Ok(Json(TokenView::of(&token, state.now())))
+}
+
+/// One read-check-write of a PATCH, on condition that the token did not change meanwhile.
+async fn update_once(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    patch: &TokenPatch,
+) -> Result<Token, ApiError> {
+    let mut current = visible_versioned(state, caller, id).await?;
+    let token = &mut current.value;
     let audit = caller
-        .audit(&state, "token.updated", "token", token.id.to_string())
-        .before(&TokenView::of(&token, state.now()));
+        .audit(state, "token.updated", "token", token.id.to_string())
+        .before(&TokenView::of(token, state.now()));
     let ws_id = caller.workspace_id();
-    let cat = catalogue(&state, ws_id).await?;
-    ensure_holds(&state, &caller, &token, &cat).await?;
+    let cat = catalogue(state, ws_id).await?;
+    ensure_holds(state, caller, token, &cat).await?;
     if let Some(name) = &patch.name {
         token.name = validate::name(name, "name")?;
     }
-    if let Some(metadata) = patch.metadata {
-        validate::metadata(&metadata, "metadata")?;
-        token.metadata = metadata;
+    if let Some(metadata) = &patch.metadata {
+        validate::metadata(metadata, "metadata")?;
+        token.metadata = metadata.clone();
     }
     if let Some(list) = &patch.ip_allowlist {
         token.ip_allowlist = list.parse("ip_allowlist")?;
@@ -333,10 +401,10 @@ async fn update(
             .user(ws_id, token.owner_id)
             .await?
             .ok_or(ApiError::NotFound("owner"))?;
-        let role = acting_role(&state, &owner, token.role_id).await?;
-        ensure_scope(&caller, &role)?;
+        let role = acting_role(state, &owner, token.role_id).await?;
+        ensure_scope(caller, &role)?;
         ensure_no_escalation(
-            &caller,
+            caller,
             &role.permissions,
             token.permissions.as_deref(),
             &cat,
@@ -353,6 +421,7 @@ async fn update(
         if let Some(nb) = patch.not_before {
             token.not_before = nb;
         }
+        let before = token.expires_at;
         match patch.expires_at {
             Some(None) if max.is_some() => {
                 return Err(DomainError::field(
@@ -385,12 +454,26 @@ async fn update(
                 }
             }
         }
+        // A replaced token's expiry is where its rotation's grace period ends: extending it
+        // would bring back the secret the rotation retired.
+        let later = match (before, token.expires_at) {
+            (Some(b), Some(a)) => a > b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if later && is_replaced(state, token).await? {
+            return Err(ApiError::conflict(
+                "TOKEN_ROTATED",
+                "this token was replaced by rotation; its expiry can be brought forward, \
+                 not extended (its replacement carries on)",
+            ));
+        }
     }
+    ensure_within_caller(state, caller, token).await?;
     token.updated_at = now;
-    let audit = audit.after(&TokenView::of(&token, now));
-    state.store.update_token(&token, &audit).await?;
-    state.cache.invalidate_token(token.id);
-    Ok(Json(TokenView::of(&token, now)))
+    let audit = audit.after(&TokenView::of(token, now));
+    state.store.update_token(&current, &audit).await?;
+    Ok(current.value)
 }
 
 async fn activate(
@@ -399,9 +482,17 @@ async fn activate(
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
     caller.require("keyward.tokens:write")?;
-    let mut token = visible(&state, &caller, &id).await?;
-    let cat = catalogue(&state, token.workspace_id).await?;
-    ensure_holds(&state, &caller, &token, &cat).await?;
+    let token = retrying(|| activate_once(&state, &caller, &id)).await?;
+    state.cache.invalidate_token(token.id);
+    Ok(Json(TokenView::of(&token, state.now())))
+}
+
+/// One read-check-write of an activation.
+async fn activate_once(state: &AppState, caller: &Caller, id: &str) -> Result<Token, ApiError> {
+    let mut current = visible_versioned(state, caller, id).await?;
+    let token = &mut current.value;
+    let cat = catalogue(state, token.workspace_id).await?;
+    ensure_holds(state, caller, token, &cat).await?;
     let now = state.now();
     match token.status {
         TokenStatus::Revoked => {
@@ -410,18 +501,19 @@ async fn activate(
                 "a revoked token cannot be activated",
             ))
         }
-        TokenStatus::Active => return Ok(Json(TokenView::of(&token, now))),
+        TokenStatus::Active => return Ok(current.value),
         TokenStatus::Pending => {}
     }
+    // Switching a token on hands out what it allows: no more than the caller is allowed.
+    ensure_within_caller(state, caller, token).await?;
     let audit = caller
-        .audit(&state, "token.activated", "token", token.id.to_string())
-        .before(&TokenView::of(&token, now));
+        .audit(state, "token.activated", "token", token.id.to_string())
+        .before(&TokenView::of(token, now));
     token.status = TokenStatus::Active;
     token.updated_at = now;
-    let audit = audit.after(&TokenView::of(&token, now));
-    state.store.update_token(&token, &audit).await?;
-    state.cache.invalidate_token(token.id);
-    Ok(Json(TokenView::of(&token, now)))
+    let audit = audit.after(&TokenView::of(token, now));
+    state.store.update_token(&current, &audit).await?;
+    Ok(current.value)
 }
 
 async fn revoke(
@@ -436,7 +528,9 @@ async fn revoke(
 }
 
 /// Revokes `token` on behalf of `caller`: stored with its audit event, dropped from the cache,
-/// `token.revoked` queued. Returns whether it was revoked now (false if it already was).
+/// `token.revoked` queued. Returns whether it was revoked now (false if it already was, also
+/// when a concurrent request revoked it first). The store changes only the status and its
+/// times, so a revocation neither undoes nor is undone by a concurrent PATCH or rotation.
 pub(crate) async fn revoke_as(
     state: &AppState,
     caller: &Caller,
@@ -453,8 +547,14 @@ pub(crate) async fn revoke_as(
     token.revoked_at = Some(now);
     token.updated_at = now;
     let audit = audit.after(&TokenView::of(token, now));
-    state.store.update_token(token, &audit).await?;
+    let revoked = state
+        .store
+        .revoke_token(token.workspace_id, token.id, now, &audit)
+        .await?;
     state.cache.invalidate_token(token.id);
+    if !revoked {
+        return Ok(false);
+    }
     tracing::info!(token = %token.id, by = %caller.token.token_id, "token revoked");
     crate::events::emit(state, crate::events::EventType::TokenRevoked, token).await?;
     Ok(true)

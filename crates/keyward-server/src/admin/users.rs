@@ -5,12 +5,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::collections::hash_map::{Entry, HashMap};
+
 use keyward_core::api::{CreateUser, Page, UserPatch};
-use keyward_core::model::{RoleKind, User, UserKind};
-use keyward_core::{validate, DomainError, RoleId, UserId, WorkspaceId};
-use keyward_store::{Cursor, UserFilter};
+use keyward_core::model::{RoleKind, ShownStatus, User, UserKind};
+use keyward_core::{validate, DomainError, Role, RoleId, UserId, WorkspaceId};
+use keyward_store::{Cursor, PageRequest, TokenFilter, UserFilter};
 use serde::Deserialize;
 
+use super::concurrency::retrying;
 use super::{catalogue, ensure_no_escalation, into_page, page_request, referenced_role};
 use crate::error::ApiError;
 use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
@@ -86,16 +89,76 @@ async fn check_role(
 }
 
 /// Managing a user (renaming, disabling, re-enabling, changing its role, deleting it) needs
-/// everything its current role grants: a weaker admin cannot switch a stronger one on or off.
-async fn ensure_holds_role(state: &AppState, caller: &Caller, user: &User) -> Result<(), ApiError> {
-    let Some(role_id) = user.role_id else {
-        return Ok(());
+/// everything the user holds: every permission its role grants and every permission each of
+/// its live tokens holds (role ∩ narrowing, the token's own role or the user's). Otherwise a
+/// weaker admin could switch a stronger user, and with it all its tokens, on or off.
+async fn ensure_holds_user(state: &AppState, caller: &Caller, user: &User) -> Result<(), ApiError> {
+    let ws = user.workspace_id;
+    let cat = catalogue(state, ws).await?;
+    let mut roles: HashMap<RoleId, Option<Role>> = HashMap::new();
+    if let Some(role) = role_of(state, &mut roles, ws, user.role_id).await? {
+        ensure_no_escalation(caller, &role.permissions, None, &cat)?;
+    }
+    let filter = TokenFilter {
+        owner_id: Some(user.id),
+        role_id: None,
+        status: None,
+        now: state.now(),
     };
-    let Some(role) = state.store.role(user.workspace_id, role_id).await? else {
-        return Ok(());
+    let mut page = PageRequest {
+        limit: 200,
+        after: None,
     };
-    let cat = catalogue(state, user.workspace_id).await?;
-    ensure_no_escalation(caller, &role.permissions, None, &cat)
+    loop {
+        let tokens = state.store.list_tokens(ws, &filter, &page).await?;
+        for token in &tokens {
+            // Revoked and expired tokens hold nothing, and re-enabling does not revive them.
+            if matches!(
+                token.shown_status(filter.now),
+                ShownStatus::Revoked | ShownStatus::Expired
+            ) {
+                continue;
+            }
+            let role_id = token.role_id.or(user.role_id);
+            let Some(role) = role_of(state, &mut roles, ws, role_id).await? else {
+                continue;
+            };
+            // A token never acts with a human role: such a token holds nothing.
+            if role.kind != RoleKind::Api {
+                continue;
+            }
+            ensure_no_escalation(
+                caller,
+                &role.permissions,
+                token.permissions.as_deref(),
+                &cat,
+            )?;
+        }
+        match tokens.last() {
+            Some(last) if tokens.len() == page.limit as usize => {
+                page.after = Some(Cursor {
+                    created_at: last.created_at,
+                    id: last.id.uuid(),
+                });
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The role `id` names, looked up once per request.
+async fn role_of<'a>(
+    state: &AppState,
+    roles: &'a mut HashMap<RoleId, Option<Role>>,
+    ws: WorkspaceId,
+    id: Option<RoleId>,
+) -> Result<Option<&'a Role>, ApiError> {
+    let Some(id) = id else { return Ok(None) };
+    let role = match roles.entry(id) {
+        Entry::Occupied(known) => known.into_mut(),
+        Entry::Vacant(slot) => slot.insert(state.store.role(ws, id).await?),
+    };
+    Ok(role.as_ref())
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,11 +225,30 @@ async fn update(
 ) -> Result<Json<User>, ApiError> {
     caller.require("keyward.users:write")?;
     caller.require_workspace_scope()?;
-    let mut user = visible(&state, &caller, &id).await?;
+    let user = retrying(|| update_once(&state, &caller, &id, &patch)).await?;
+    state.cache.invalidate_user(user.id);
+    Ok(Json(user))
+}
+
+/// One read-check-write of a PATCH, on condition that the user did not change meanwhile.
+async fn update_once(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    patch: &UserPatch,
+) -> Result<User, ApiError> {
+    let user_id: UserId = path_id(id)?;
+    let mut current = state
+        .store
+        .user_versioned(caller.workspace_id(), user_id)
+        .await?
+        .filter(|u| caller.only_owner().is_none_or(|only| only == u.value.id))
+        .ok_or(ApiError::NotFound("user"))?;
+    let user = &mut current.value;
     let audit = caller
-        .audit(&state, "user.updated", "user", user.id.to_string())
-        .before(&user);
-    ensure_holds_role(&state, &caller, &user).await?;
+        .audit(state, "user.updated", "user", user.id.to_string())
+        .before(user);
+    ensure_holds_user(state, caller, user).await?;
     if let Some(name) = &patch.name {
         user.name = validate::name(name, "name")?;
     }
@@ -183,7 +265,7 @@ async fn update(
                 "a token cannot change its own owner's role; use another admin's token",
             ));
         }
-        check_role(&state, &caller, user.workspace_id, user.kind, role_id).await?;
+        check_role(state, caller, user.workspace_id, user.kind, role_id).await?;
         user.role_id = role_id;
     }
     if let Some(disabled) = patch.disabled {
@@ -196,9 +278,11 @@ async fn update(
         user.disabled = disabled;
     }
     user.updated_at = state.now();
-    state.store.update_user(&user, &audit.after(&user)).await?;
-    state.cache.invalidate_user(user.id);
-    Ok(Json(user))
+    state
+        .store
+        .update_user(&current, &audit.after(&current.value))
+        .await?;
+    Ok(current.value)
 }
 
 async fn remove(
@@ -209,7 +293,7 @@ async fn remove(
     caller.require("keyward.users:write")?;
     caller.require_workspace_scope()?;
     let user = visible(&state, &caller, &id).await?;
-    ensure_holds_role(&state, &caller, &user).await?;
+    ensure_holds_user(&state, &caller, &user).await?;
     if user.id == caller.owner_id() {
         return Err(ApiError::conflict(
             "SELF_LOCKOUT",

@@ -11,6 +11,7 @@ use keyward_core::model::{Workspace, WorkspaceSettings};
 use keyward_core::validate;
 use keyward_store::Cursor;
 
+use super::concurrency::retrying;
 use super::{into_page, PageParams};
 use crate::bootstrap::{create_workspace, patch_settings};
 use crate::error::ApiError;
@@ -44,27 +45,67 @@ async fn update(
 ) -> Result<Json<Workspace>, ApiError> {
     caller.require("keyward.workspace:write")?;
     caller.require_workspace_scope()?;
-    let mut ws = own(&state, &caller).await?;
+    let ws = retrying(|| update_once(&state, &caller, &patch)).await?;
+    state.cache.invalidate_workspace(ws.id);
+    Ok(Json(ws))
+}
+
+/// One read-check-write of a PATCH, on condition that the workspace did not change meanwhile.
+async fn update_once(
+    state: &AppState,
+    caller: &Caller,
+    patch: &WorkspacePatch,
+) -> Result<Workspace, ApiError> {
+    let mut current = state
+        .store
+        .workspace_versioned(caller.workspace_id())
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))?;
+    let ws = &mut current.value;
     let audit = caller
-        .audit(&state, "workspace.updated", "workspace", ws.id.to_string())
-        .before(&ws);
+        .audit(state, "workspace.updated", "workspace", ws.id.to_string())
+        .before(ws);
     if let Some(name) = &patch.name {
         ws.name = validate::name(name, "name")?;
     }
     if let Some(p) = &patch.settings {
-        ws.settings = patch_settings(ws.settings, p)?;
+        ws.settings = patch_settings(ws.settings.clone(), p)?;
     }
-    let list = &ws.settings.ip_allowlist;
+    ensure_no_self_lockout(state, caller, &ws.settings)?;
+    ws.updated_at = state.now();
+    state
+        .store
+        .update_workspace(&current, &audit.after(&current.value))
+        .await?;
+    Ok(current.value)
+}
+
+/// Refuses (409 `SELF_LOCKOUT`) settings under which the calling request itself would be
+/// refused: a workspace allowlist that does not allow its address, or, for an internal-only
+/// caller, internal networks (with the server's own) that no longer hold its address.
+fn ensure_no_self_lockout(
+    state: &AppState,
+    caller: &Caller,
+    settings: &WorkspaceSettings,
+) -> Result<(), ApiError> {
+    let list = &settings.ip_allowlist;
     if !list.is_empty() && !caller.ip.is_some_and(|ip| list.contains(ip)) {
         return Err(ApiError::conflict(
             "SELF_LOCKOUT",
             "the new workspace allowlist does not allow the address this request comes from",
         ));
     }
-    ws.updated_at = state.now();
-    state.store.update_workspace(&ws, &audit.after(&ws)).await?;
-    state.cache.invalidate_workspace(ws.id);
-    Ok(Json(ws))
+    let internal = |ip| {
+        settings.internal_networks.contains(ip) || state.verifier.internal_networks().contains(ip)
+    };
+    if caller.token.internal_only && !caller.ip.is_some_and(internal) {
+        return Err(ApiError::conflict(
+            "SELF_LOCKOUT",
+            "the calling token is internal-only and the new internal networks do not hold \
+             the address this request comes from",
+        ));
+    }
+    Ok(())
 }
 
 async fn require_operator(

@@ -166,3 +166,19 @@ async fn lists_share_one_shape_and_times_are_what_is_stored(app: TestApp) {
     assert_eq!(user, owner);
 }
 both_backends!(lists_share_one_shape_and_times_are_what_is_stored);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_admin_token_is_not_held_to_the_workspace_default() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.tokens = keyward_server::config::TokensConfig::default();
+    })
+    .await
+    else {
+        return;
+    };
+    let v = app.verify(&app.admin_secret, &[]).await;
+    let limit = v.rate_limit.map(|r| r.limit);
+    assert_eq!(limit, Some(6000), "{v:?}");
+    let ws = app.admin.workspace().await.unwrap();
+    assert_eq!(ws.settings.default_rate_limit_per_minute, 150);
+}

@@ -433,3 +433,82 @@ async fn repeated_failures_from_one_address_are_refused() {
         Code::Valid
     );
 }
+
+/// An internal-only token of the workspace admins, used from `local`.
+async fn internal_net_admin(app: &TestApp, local: &str) -> keyward_client::Client {
+    let role = app
+        .api_role(
+            "Net admin",
+            Scope::Workspace,
+            &["keyward.workspace:read", "keyward.workspace:write"],
+        )
+        .await;
+    let owner = app.service_user("net-admin", Some(role.id)).await;
+    let mut req = token_request(&owner);
+    req.internal_only = true;
+    let t = app.admin.create_token(&req).await.unwrap();
+    app.client_from(local, &t.secret)
+}
+
+fn internal_networks(list: &str) -> WorkspacePatch {
+    WorkspacePatch {
+        settings: Some(SettingsPatch {
+            internal_networks: text(list),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn internal_network_changes_cannot_lock_out_the_caller(app: TestApp) {
+    app.admin
+        .update_workspace(&internal_networks("127.0.0.0/29"))
+        .await
+        .unwrap();
+    let net_admin = internal_net_admin(&app, "127.0.0.2").await;
+    for list in ["10.0.0.0/8", "", "127.0.0.3, ::1"] {
+        let p = problem_of(net_admin.update_workspace(&internal_networks(list)).await);
+        assert_eq!(
+            (p.status, p.code.as_str()),
+            (409, "SELF_LOCKOUT"),
+            "{list:?}"
+        );
+        assert!(!p.detail.contains("127.0.0"), "{}", p.detail);
+    }
+    let ws = app.admin.workspace().await.unwrap();
+    assert_eq!(ws.settings.internal_networks.entries(), ["127.0.0.0/29"]);
+    // Keeping its own address is fine, and it keeps working.
+    let ws = net_admin
+        .update_workspace(&internal_networks("127.0.0.2, 10.0.0.0/8"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.settings.internal_networks.entries(),
+        ["10.0.0.0/8", "127.0.0.2/32"]
+    );
+    assert!(net_admin.workspace().await.is_ok());
+    // A caller that is not internal-only is not locked out by the change, so it may make it.
+    app.admin
+        .update_workspace(&internal_networks("10.0.0.0/8"))
+        .await
+        .unwrap();
+    assert_eq!(code_of(net_admin.workspace().await), "INTERNAL_ONLY");
+}
+both_backends!(internal_network_changes_cannot_lock_out_the_caller);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_internal_networks_count_for_the_lockout_check() {
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.policy.internal_networks = vec!["127.0.0.2".into()];
+    })
+    .await
+    else {
+        return;
+    };
+    let net_admin = internal_net_admin(&app, "127.0.0.2").await;
+    net_admin
+        .update_workspace(&internal_networks("10.0.0.0/8"))
+        .await
+        .unwrap();
+    assert!(net_admin.workspace().await.is_ok());
+}

@@ -4,7 +4,7 @@
 //! maximum; revoking a user's tokens stops each at once and audits each.
 
 use chrono::Duration;
-use keyward_core::api::{RotateToken, SettingsPatch, WorkspacePatch};
+use keyward_core::api::{IpListInput, RotateToken, SettingsPatch, WorkspacePatch};
 use keyward_core::audit::AuditQuery;
 use keyward_core::model::Scope;
 use keyward_core::{Clock as _, Code};
@@ -28,6 +28,8 @@ async fn both_secrets_work_inside_the_grace_period_only_the_new_after(app: TestA
     req.metadata = Some(serde_json::json!({"env": "prod"}));
     req.expires_at = Some(app.clock.now() + Duration::days(10));
     let first = app.admin.create_token(&req).await.unwrap();
+    // Rotated two days later: the new lifetime starts then, not at the first token's creation.
+    app.clock.advance(Duration::days(2));
 
     let rotated = app
         .admin
@@ -45,12 +47,34 @@ async fn both_secrets_work_inside_the_grace_period_only_the_new_after(app: TestA
         Some(app.clock.now() + Duration::days(10))
     );
     assert_eq!(
+        rotated.token.expires_at,
+        first.token.expires_at.map(|e| e + Duration::days(2))
+    );
+    assert_eq!(rotated.token.created_at, app.clock.now());
+    assert_eq!(
         rotated.previous.expires_at,
         Some(app.clock.now() + Duration::hours(1))
     );
     for secret in [&first.secret, &rotated.secret] {
         assert_eq!(app.verify(secret, &["orders:read"]).await.code, Code::Valid);
     }
+    // The replaced token's expiry can be brought forward, not pushed back past the grace.
+    let extend = keyward_core::api::TokenPatch {
+        expires_at: Some(Some(app.clock.now() + Duration::hours(2))),
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(app.admin.update_token(first.token.id, &extend).await),
+        "TOKEN_ROTATED"
+    );
+    let sooner = keyward_core::api::TokenPatch {
+        expires_at: Some(Some(app.clock.now() + Duration::minutes(30))),
+        ..Default::default()
+    };
+    app.admin
+        .update_token(first.token.id, &sooner)
+        .await
+        .unwrap();
     // A token is replaced once: the family never forks.
     assert_eq!(
         code_of(app.admin.rotate_token(first.token.id, &grace(0)).await),
@@ -170,3 +194,142 @@ async fn revoking_a_users_tokens_stops_each_at_once(app: TestApp) {
     assert!(again.revoked.is_empty());
 }
 both_backends!(revoking_a_users_tokens_stops_each_at_once);
+
+async fn rotation_keeps_every_restriction(app: TestApp) {
+    app.catalogue(&["orders:read", "orders:write"]).await;
+    let role = app
+        .api_role("Orders", Scope::Workspace, &["orders:read", "orders:write"])
+        .await;
+    let other = app.api_role("Other", Scope::Workspace, &[]).await;
+    let owner = app.service_user("erp", Some(other.id)).await;
+    let mut req = token_request(&owner);
+    req.role_id = Some(role.id);
+    req.permissions = Some(vec!["orders:read".into()]);
+    req.ip_allowlist = Some(IpListInput::Text("127.0.0.0/30, ::1".into()));
+    req.rate_limit_per_minute = Some(42);
+    req.internal_only = true;
+    req.metadata = Some(serde_json::json!({"env": "prod"}));
+    let first = app.admin.create_token(&req).await.unwrap();
+    let r = app
+        .admin
+        .rotate_token(first.token.id, &grace(60))
+        .await
+        .unwrap();
+    let stored = app.admin.token(r.token.id).await.unwrap();
+    for new in [&r.token, &stored] {
+        assert_eq!(new.role_id, Some(role.id));
+        assert_eq!(new.permissions, first.token.permissions);
+        assert_eq!(
+            new.ip_allowlist.entries(),
+            ["127.0.0.0/30", "::1/128"],
+            "the allowlist"
+        );
+        assert_eq!(new.rate_limit_per_minute, Some(42));
+        assert!(new.internal_only);
+        assert_eq!(new.metadata, serde_json::json!({"env": "prod"}));
+        assert_eq!(new.owner_id, owner.id);
+    }
+    // And they take effect: internal-only refuses outside the internal networks, and the
+    // narrowing still withholds orders:write once they hold the address.
+    assert_eq!(app.verify(&r.secret, &[]).await.code, Code::InternalOnly);
+    let internal = WorkspacePatch {
+        name: None,
+        settings: Some(SettingsPatch {
+            internal_networks: Some(IpListInput::Text("127.0.0.1".into())),
+            ..SettingsPatch::default()
+        }),
+    };
+    app.admin.update_workspace(&internal).await.unwrap();
+    assert_eq!(
+        app.verify(&r.secret, &["orders:read"]).await.code,
+        Code::Valid
+    );
+    assert_eq!(
+        app.verify(&r.secret, &["orders:write"]).await.code,
+        Code::InsufficientPermissions
+    );
+}
+both_backends!(rotation_keeps_every_restriction);
+
+async fn rotation_and_bulk_revocation_need_their_permissions(app: TestApp) {
+    app.catalogue(&["orders:read", "orders:write"]).await;
+    let orders = app
+        .api_role("Orders", Scope::Workspace, &["orders:read", "orders:write"])
+        .await;
+    let owner = app.service_user("erp", Some(orders.id)).await;
+    let target = app.token_for(&owner).await;
+    let actor = |name: &'static str, perms: &'static [&'static str]| {
+        let app = &app;
+        async move {
+            let role = app.api_role(name, Scope::Workspace, perms).await;
+            let user = app.service_user(name, Some(role.id)).await;
+            app.client(&app.token_for(&user).await.secret)
+        }
+    };
+    let all_but_create = actor(
+        "no-create",
+        &[
+            "keyward.tokens:read",
+            "keyward.tokens:write",
+            "keyward.tokens:revoke",
+            "keyward.users:read",
+            "orders:read",
+            "orders:write",
+        ],
+    )
+    .await;
+    let p = problem_of(
+        all_but_create
+            .rotate_token(target.token.id, &grace(0))
+            .await,
+    );
+    assert_eq!(
+        (p.status, p.code.as_str()),
+        (403, "INSUFFICIENT_PERMISSIONS")
+    );
+    assert!(p.detail.contains("keyward.tokens:create"), "{}", p.detail);
+    // Creating, but not holding what the token holds: still refused.
+    let weaker = actor(
+        "weaker",
+        &[
+            "keyward.tokens:create",
+            "keyward.tokens:read",
+            "orders:read",
+        ],
+    )
+    .await;
+    assert_eq!(
+        code_of(weaker.rotate_token(target.token.id, &grace(0)).await),
+        "PRIVILEGE_ESCALATION"
+    );
+    assert_eq!(
+        app.admin.token_family(target.token.id).await.unwrap().len(),
+        1
+    );
+    assert_eq!(app.verify(&target.secret, &[]).await.code, Code::Valid);
+
+    // Bulk revocation needs keyward.tokens:revoke.
+    let no_revoke = actor(
+        "no-revoke",
+        &[
+            "keyward.tokens:read",
+            "keyward.tokens:write",
+            "keyward.tokens:create",
+            "keyward.users:read",
+            "keyward.users:write",
+        ],
+    )
+    .await;
+    let p = problem_of(no_revoke.revoke_user_tokens(owner.id).await);
+    assert_eq!(
+        (p.status, p.code.as_str()),
+        (403, "INSUFFICIENT_PERMISSIONS")
+    );
+    assert!(p.detail.contains("keyward.tokens:revoke"), "{}", p.detail);
+    assert_eq!(app.verify(&target.secret, &[]).await.code, Code::Valid);
+    let revoker = actor("revoker", &["keyward.tokens:revoke", "keyward.users:read"]).await;
+    let done = revoker.revoke_user_tokens(owner.id).await.unwrap();
+    assert_eq!(done.revoked, vec![target.token.id]);
+    assert_eq!(app.verify(&target.secret, &[]).await.code, Code::Revoked);
+}
+both_backends!(rotation_and_bulk_revocation_need_their_permissions);

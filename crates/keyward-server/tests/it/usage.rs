@@ -63,7 +63,17 @@ async fn token(app: &TestApp) -> keyward_core::api::CreatedToken {
         .api_role("Orders", Scope::Workspace, &["orders:read"])
         .await;
     let owner = app.service_user("erp", Some(role.id)).await;
-    // Thousands of requests at one instant of the manual clock: above any default limit.
+    // Thousands of requests at one instant of the manual clock: above any default limit. A
+    // token may give out no higher limit than its own, so the admin's (the workspace
+    // default) is raised first.
+    let raise = keyward_core::api::WorkspacePatch {
+        name: None,
+        settings: Some(keyward_core::api::SettingsPatch {
+            default_rate_limit_per_minute: Some(1_000_000),
+            ..Default::default()
+        }),
+    };
+    app.admin.update_workspace(&raise).await.unwrap();
     let mut req = token_request(&owner);
     req.rate_limit_per_minute = Some(1_000_000);
     app.admin.create_token(&req).await.unwrap()

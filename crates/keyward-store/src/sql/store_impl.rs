@@ -99,6 +99,22 @@ macro_rules! sql_store {
             })
         }
 
+        fn workspace_vrow(r: &$row) -> Result<Versioned<Workspace>> {
+            Ok(Versioned { value: workspace_row(r)?, version: r.try_get("version")? })
+        }
+
+        fn user_vrow(r: &$row) -> Result<Versioned<User>> {
+            Ok(Versioned { value: user_row(r)?, version: r.try_get("version")? })
+        }
+
+        fn role_vrow(r: &$row) -> Result<Versioned<Role>> {
+            Ok(Versioned { value: role_row(r)?, version: r.try_get("version")? })
+        }
+
+        fn token_vrow(r: &$row) -> Result<Versioned<Token>> {
+            Ok(Versioned { value: token_row(r)?, version: r.try_get("version")? })
+        }
+
         fn catalogue_row(r: &$row) -> Result<CatalogueEntry> {
             let text: &str = r.try_get("permission")?;
             Ok(CatalogueEntry {
@@ -141,6 +157,45 @@ macro_rules! sql_store {
             append_audit!(tx, chain, audit)?;
             tx.commit().await?;
             Ok(())
+        }
+
+        /// Why a conditional update of `table`'s row `id` (in workspace `ws`, if the table has
+        /// one) matched nothing: the row is gone, or it changed since it was read.
+        async fn missing_or_stale(
+            tx: &mut sqlx::Transaction<'_, <$row as sqlx::Row>::Database>,
+            table: &str,
+            ws: Option<WorkspaceId>,
+            id: String,
+        ) -> StoreError {
+            let found = match ws {
+                Some(ws) => {
+                    sqlx::query(&format!(
+                        "SELECT 1 AS one FROM {table} WHERE workspace_id = $1 AND id = $2"
+                    ))
+                    .bind(ws.uuid().to_string())
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                }
+                None => {
+                    sqlx::query(&format!("SELECT 1 AS one FROM {table} WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&mut **tx)
+                        .await
+                }
+            };
+            match found {
+                Ok(Some(_)) => stale(),
+                Ok(None) => StoreError::NotFound,
+                Err(e) => e.into(),
+            }
+        }
+
+        fn stale() -> StoreError {
+            StoreError::conflict(
+                CONCURRENT_UPDATE,
+                "the object was changed by another request meanwhile; read it again and retry",
+            )
         }
 
         fn one<T>(mut rows: Vec<T>) -> Option<T> {
@@ -295,18 +350,37 @@ macro_rules! sql_store {
                 select(self, head, Filter::default().page(page), workspace_row).await
             }
 
-            async fn update_workspace(&self, ws: &Workspace, audit: &AuditDraft) -> Result<()> {
+            async fn workspace_versioned(
+                &self,
+                id: WorkspaceId,
+            ) -> Result<Option<Versioned<Workspace>>> {
+                let f = Filter::new("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {WS_COLS}, version FROM workspaces");
+                Ok(one(select(self, head, f, workspace_vrow).await?))
+            }
+
+            async fn update_workspace(
+                &self,
+                v: &Versioned<Workspace>,
+                audit: &AuditDraft,
+            ) -> Result<()> {
+                let ws = &v.value;
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
-                    "UPDATE workspaces SET name = $1, settings = $2, updated_at = $3 WHERE id = $4",
+                    "UPDATE workspaces SET name = $1, settings = $2, updated_at = $3, \
+                     version = version + 1 WHERE id = $4 AND version = $5",
                 )
                 .bind(&ws.name)
                 .bind(sql::to_json(&ws.settings)?)
                 .bind(sql::ms(ws.updated_at))
                 .bind(ws.id.uuid().to_string())
+                .bind(v.version)
                 .execute(&mut *tx)
                 .await?;
-                affected(done.rows_affected())?;
+                if done.rows_affected() == 0 {
+                    let id = ws.id.uuid().to_string();
+                    return Err(missing_or_stale(&mut tx, "workspaces", None, id).await);
+                }
                 commit(tx, &self.chain, audit).await
             }
 
@@ -354,11 +428,24 @@ macro_rules! sql_store {
                 select(self, head, f.page(page), user_row).await
             }
 
-            async fn update_user(&self, u: &User, audit: &AuditDraft) -> Result<()> {
+            async fn user_versioned(
+                &self,
+                ws: WorkspaceId,
+                id: UserId,
+            ) -> Result<Option<Versioned<User>>> {
+                let mut f = ws_filter(ws);
+                f.eq("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {USER_COLS}, version FROM users");
+                Ok(one(select(self, head, f, user_vrow).await?))
+            }
+
+            async fn update_user(&self, v: &Versioned<User>, audit: &AuditDraft) -> Result<()> {
+                let u = &v.value;
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE users SET name = $1, email = $2, role_id = $3, disabled = $4, \
-                     updated_at = $5 WHERE workspace_id = $6 AND id = $7",
+                     updated_at = $5, version = version + 1 \
+                     WHERE workspace_id = $6 AND id = $7 AND version = $8",
                 )
                 .bind(&u.name)
                 .bind(&u.email)
@@ -367,10 +454,14 @@ macro_rules! sql_store {
                 .bind(sql::ms(u.updated_at))
                 .bind(u.workspace_id.uuid().to_string())
                 .bind(u.id.uuid().to_string())
+                .bind(v.version)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, EMAIL_TAKEN))?;
-                affected(done.rows_affected())?;
+                if done.rows_affected() == 0 {
+                    let id = u.id.uuid().to_string();
+                    return Err(missing_or_stale(&mut tx, "users", Some(u.workspace_id), id).await);
+                }
                 commit(tx, &self.chain, audit).await
             }
 
@@ -419,12 +510,24 @@ macro_rules! sql_store {
                 select(self, head, ws_filter(ws).page(page), role_row).await
             }
 
-            async fn update_role(&self, r: &Role, audit: &AuditDraft) -> Result<()> {
+            async fn role_versioned(
+                &self,
+                ws: WorkspaceId,
+                id: RoleId,
+            ) -> Result<Option<Versioned<Role>>> {
+                let mut f = ws_filter(ws);
+                f.eq("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {ROLE_COLS}, version FROM roles");
+                Ok(one(select(self, head, f, role_vrow).await?))
+            }
+
+            async fn update_role(&self, v: &Versioned<Role>, audit: &AuditDraft) -> Result<()> {
+                let r = &v.value;
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "UPDATE roles SET name = $1, description = $2, scope = $3, permissions = $4, \
-                     updated_at = $5, ip_allowlist = $8, rate_limit = $9 \
-                     WHERE workspace_id = $6 AND id = $7",
+                     updated_at = $5, ip_allowlist = $8, rate_limit = $9, version = version + 1 \
+                     WHERE workspace_id = $6 AND id = $7 AND version = $10",
                 )
                 .bind(&r.name)
                 .bind(&r.description)
@@ -435,10 +538,14 @@ macro_rules! sql_store {
                 .bind(r.id.uuid().to_string())
                 .bind(sql::to_json(&r.ip_allowlist)?)
                 .bind(r.rate_limit_per_minute.map(i64::from))
+                .bind(v.version)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
-                affected(done.rows_affected())?;
+                if done.rows_affected() == 0 {
+                    let id = r.id.uuid().to_string();
+                    return Err(missing_or_stale(&mut tx, "roles", Some(r.workspace_id), id).await);
+                }
                 commit(tx, &self.chain, audit).await
             }
 
@@ -587,17 +694,30 @@ macro_rules! sql_store {
                 select(self, head, f.page(page), token_row).await
             }
 
-            async fn update_token(&self, t: &Token, audit: &AuditDraft) -> Result<()> {
+            async fn token_versioned(
+                &self,
+                ws: WorkspaceId,
+                id: TokenId,
+            ) -> Result<Option<Versioned<Token>>> {
+                let mut f = ws_filter(ws);
+                f.eq("id", Arg::Text(id.uuid().to_string()));
+                let head = format!("SELECT {TOKEN_COLS}, version FROM tokens");
+                Ok(one(select(self, head, f, token_vrow).await?))
+            }
+
+            async fn update_token(&self, v: &Versioned<Token>, audit: &AuditDraft) -> Result<()> {
+                let t = &v.value;
                 let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
-                    // Revocation is final: a write that read the token before a concurrent
-                    // revoke must not bring it back.
+                    // Revocation is final: even a write naming the current version (one that
+                    // read a revoked token) cannot bring it back.
                     "UPDATE tokens SET role_id = $1, permissions = $2, name = $3, metadata = $4, \
                      status = CASE WHEN status = 'revoked' THEN 'revoked' ELSE $5 END, \
                      not_before = $6, expires_at = $7, updated_at = $8, \
                      revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END, \
-                     ip_allowlist = $12, internal_only = $13, rate_limit = $14 \
-                     WHERE workspace_id = $10 AND id = $11",
+                     ip_allowlist = $12, internal_only = $13, rate_limit = $14, \
+                     version = version + 1 \
+                     WHERE workspace_id = $10 AND id = $11 AND version = $15",
                 )
                 .bind(t.role_id.map(|r| r.uuid().to_string()))
                 .bind(t.permissions.as_deref().map(sql::patterns_json))
@@ -613,36 +733,89 @@ macro_rules! sql_store {
                 .bind(sql::to_json(&t.ip_allowlist)?)
                 .bind(t.internal_only)
                 .bind(t.rate_limit_per_minute.map(i64::from))
+                .bind(v.version)
                 .execute(&mut *tx)
                 .await?;
-                affected(done.rows_affected())?;
+                if done.rows_affected() == 0 {
+                    let id = t.id.uuid().to_string();
+                    return Err(missing_or_stale(&mut tx, "tokens", Some(t.workspace_id), id).await);
+                }
                 commit(tx, &self.chain, audit).await
+            }
+
+            async fn revoke_token(
+                &self,
+                ws: WorkspaceId,
+                id: TokenId,
+                at: chrono::DateTime<chrono::Utc>,
+                audit: &AuditDraft,
+            ) -> Result<bool> {
+                // Column-wise: only the status and its times change, so a revocation racing a
+                // PATCH or a rotation neither undoes it nor is undone (the others are
+                // conditional on the version this bumps).
+                let mut tx = self.pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE tokens SET status = 'revoked', revoked_at = $1, updated_at = $1, \
+                     version = version + 1 \
+                     WHERE workspace_id = $2 AND id = $3 AND status <> 'revoked'",
+                )
+                .bind(sql::ms(at))
+                .bind(ws.uuid().to_string())
+                .bind(id.uuid().to_string())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return match missing_or_stale(&mut tx, "tokens", Some(ws), id.uuid().to_string())
+                        .await
+                    {
+                        // Still there, so already revoked.
+                        StoreError::Conflict { code: CONCURRENT_UPDATE, .. } => Ok(false),
+                        other => Err(other),
+                    };
+                }
+                commit(tx, &self.chain, audit).await?;
+                Ok(true)
             }
 
             async fn rotate_token(
                 &self,
-                old: &Token,
+                v: &Versioned<Token>,
                 new: &Token,
                 audit: &AuditDraft,
             ) -> Result<()> {
+                let old = &v.value;
                 let mut tx = self.pool.begin().await?;
-                // Only a token not revoked meanwhile is cut short; the update comes first, so
-                // it also takes the row (and, on SQLite, the write lock) before the insert.
+                // Only the token as read, not revoked meanwhile, is cut short; the update comes
+                // first, so it also takes the row (and, on SQLite, the write lock) before the
+                // insert.
                 let done = sqlx::query(
-                    "UPDATE tokens SET expires_at = $1, updated_at = $2 \
-                     WHERE workspace_id = $3 AND id = $4 AND status <> 'revoked'",
+                    "UPDATE tokens SET expires_at = $1, updated_at = $2, version = version + 1 \
+                     WHERE workspace_id = $3 AND id = $4 AND status <> 'revoked' AND version = $5",
                 )
                 .bind(sql::opt_ms(old.expires_at))
                 .bind(sql::ms(old.updated_at))
                 .bind(old.workspace_id.uuid().to_string())
                 .bind(old.id.uuid().to_string())
+                .bind(v.version)
                 .execute(&mut *tx)
                 .await?;
                 if done.rows_affected() == 0 {
-                    return Err(StoreError::conflict(
-                        "TOKEN_REVOKED",
-                        "the token was revoked or deleted meanwhile",
-                    ));
+                    let revoked: Option<String> = sqlx::query(
+                        "SELECT status FROM tokens WHERE workspace_id = $1 AND id = $2",
+                    )
+                    .bind(old.workspace_id.uuid().to_string())
+                    .bind(old.id.uuid().to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get("status"))
+                    .transpose()?;
+                    return Err(match revoked.as_deref() {
+                        None | Some("revoked") => StoreError::conflict(
+                            "TOKEN_REVOKED",
+                            "the token was revoked or deleted meanwhile",
+                        ),
+                        Some(_) => stale(),
+                    });
                 }
                 insert_token!(
                     &mut *tx,

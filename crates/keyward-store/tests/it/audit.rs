@@ -114,11 +114,7 @@ async fn a_refused_change_appends_nothing(store: Arc<dyn Store>) {
     let before = all(&store, ws).await.len();
     // Not found, name taken, in use: each refused, none audited.
     let missing = user(ws, UserKind::Service, "ghost");
-    assert_not_found(
-        store
-            .update_user(&missing, &draft(ws, "user.updated", "ghost"))
-            .await,
-    );
+    assert_not_found(put_user(&store, &missing, &draft(ws, "user.updated", "ghost")).await);
     let dup = role(ws, &b.role.name, RoleKind::Api);
     assert_conflict(
         store

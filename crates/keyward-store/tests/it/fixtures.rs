@@ -8,7 +8,7 @@ use keyward_core::{
     CatalogueEntry, Permission, PermissionPattern, Role, RoleId, Token, TokenHasher, TokenId,
     TokenSecret, User, UserId, Workspace, WorkspaceId, WorkspaceSettings,
 };
-use keyward_store::{Store, TokenFilter, WorkspaceBootstrap};
+use keyward_store::{Store, TokenFilter, Versioned, WorkspaceBootstrap};
 use rand_core::OsRng;
 
 /// Now, with a sub-millisecond part, so that truncation by the store is exercised.
@@ -271,4 +271,96 @@ pub fn ev<T: Workspaced>(x: &T) -> keyward_core::audit::AuditDraft {
         "test",
         "x",
     )
+}
+
+/// The version `t`'s row is at now (0 when it is gone), as a fresh read would carry it.
+pub async fn version_of_token(store: &Arc<dyn Store>, t: &Token) -> i64 {
+    let v = store.token_versioned(t.workspace_id, t.id).await.unwrap();
+    v.map_or(0, |v| v.version)
+}
+
+/// Stores `t` as a change computed from a fresh read (so it is not refused as stale).
+pub async fn put_token(
+    store: &Arc<dyn Store>,
+    t: &Token,
+    audit: &keyward_core::audit::AuditDraft,
+) -> keyward_store::Result<()> {
+    let version = version_of_token(store, t).await;
+    let v = Versioned {
+        value: t.clone(),
+        version,
+    };
+    store.update_token(&v, audit).await
+}
+
+/// Like [`put_token`], for a role.
+pub async fn put_role(
+    store: &Arc<dyn Store>,
+    r: &Role,
+    audit: &keyward_core::audit::AuditDraft,
+) -> keyward_store::Result<()> {
+    let v = store.role_versioned(r.workspace_id, r.id).await.unwrap();
+    let version = v.map_or(0, |v| v.version);
+    store
+        .update_role(
+            &Versioned {
+                value: r.clone(),
+                version,
+            },
+            audit,
+        )
+        .await
+}
+
+/// Like [`put_token`], for a user.
+pub async fn put_user(
+    store: &Arc<dyn Store>,
+    u: &User,
+    audit: &keyward_core::audit::AuditDraft,
+) -> keyward_store::Result<()> {
+    let v = store.user_versioned(u.workspace_id, u.id).await.unwrap();
+    let version = v.map_or(0, |v| v.version);
+    store
+        .update_user(
+            &Versioned {
+                value: u.clone(),
+                version,
+            },
+            audit,
+        )
+        .await
+}
+
+/// Like [`put_token`], for a workspace.
+pub async fn put_workspace(
+    store: &Arc<dyn Store>,
+    w: &Workspace,
+    audit: &keyward_core::audit::AuditDraft,
+) -> keyward_store::Result<()> {
+    let v = store.workspace_versioned(w.id).await.unwrap();
+    let version = v.map_or(0, |v| v.version);
+    store
+        .update_workspace(
+            &Versioned {
+                value: w.clone(),
+                version,
+            },
+            audit,
+        )
+        .await
+}
+
+/// `old` rotated to `new`, as a rotation that read `old` just now.
+pub async fn rotate(
+    store: &Arc<dyn Store>,
+    old: &Token,
+    new: &Token,
+    audit: &keyward_core::audit::AuditDraft,
+) -> keyward_store::Result<()> {
+    let version = version_of_token(store, old).await;
+    let v = Versioned {
+        value: old.clone(),
+        version,
+    };
+    store.rotate_token(&v, new, audit).await
 }

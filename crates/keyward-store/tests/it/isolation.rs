@@ -120,15 +120,15 @@ async fn objects_of_another_workspace_cannot_be_changed(store: Arc<dyn Store>) {
     u.workspace_id = wb;
     u.name = "hijacked".into();
     u.disabled = true;
-    assert_not_found(store.update_user(&u, &ev(&u)).await);
+    assert_not_found(put_user(&store, &u, &ev(&u)).await);
     let mut r = a.role.clone();
     r.workspace_id = wb;
     r.permissions = patterns(&["*"]);
-    assert_not_found(store.update_role(&r, &ev(&r)).await);
+    assert_not_found(put_role(&store, &r, &ev(&r)).await);
     let mut t = a.token.clone();
     t.workspace_id = wb;
     t.status = TokenStatus::Revoked;
-    assert_not_found(store.update_token(&t, &ev(&t)).await);
+    assert_not_found(put_token(&store, &t, &ev(&t)).await);
     assert_intact(&store, &a).await;
 
     // Deletes too, and they answer as for a missing object: no hint that it exists elsewhere

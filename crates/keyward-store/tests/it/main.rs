@@ -34,4 +34,5 @@ mod tokens;
 mod usage;
 mod users;
 mod verification;
+mod versions;
 mod workspaces;

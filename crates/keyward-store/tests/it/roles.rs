@@ -43,18 +43,18 @@ async fn roles_round_trip_and_update(store: Arc<dyn Store>) {
         keyward_core::ip::IpAllowlist::parse_input("192.168.0.0/16", "ips").unwrap();
     agent.rate_limit_per_minute = Some(600);
     agent.updated_at += Duration::seconds(10);
-    store.update_role(&agent, &ev(&agent)).await.unwrap();
+    put_role(&store, &agent, &ev(&agent)).await.unwrap();
     assert_eq!(store.role(ws, agent.id).await.unwrap(), Some(agent.ms()));
 
     agent.permissions = Vec::new();
     agent.updated_at += Duration::seconds(10);
-    store.update_role(&agent, &ev(&agent)).await.unwrap();
+    put_role(&store, &agent, &ev(&agent)).await.unwrap();
     assert_eq!(store.role(ws, agent.id).await.unwrap(), Some(agent.ms()));
 
     // Creation time is not rewritten by an update.
     let mut moved = agent.clone();
     moved.created_at -= Duration::days(1);
-    store.update_role(&moved, &ev(&moved)).await.unwrap();
+    put_role(&store, &moved, &ev(&moved)).await.unwrap();
     assert_eq!(store.role(ws, agent.id).await.unwrap(), Some(agent.ms()));
 
     // Others are untouched.
@@ -117,7 +117,7 @@ async fn role_name_taken_is_a_conflict(store: Arc<dyn Store>) {
     renamed.name = "ops".into();
     renamed.description = "changed".into();
     assert_conflict(
-        store.update_role(&renamed, &ev(&renamed)).await,
+        put_role(&store, &renamed, &ev(&renamed)).await,
         "NAME_TAKEN",
     );
     assert_eq!(store.role(ws, dev.id).await.unwrap(), Some(dev.ms()));
@@ -167,12 +167,12 @@ async fn role_in_use_cannot_be_deleted(store: Arc<dyn Store>) {
     assert_eq!(store.role(ws, unused.id).await.unwrap(), None);
 
     holder.role_id = None;
-    store.update_user(&holder, &ev(&holder)).await.unwrap();
+    put_user(&store, &holder, &ev(&holder)).await.unwrap();
     store.delete_role(ws, by_user.id, &ev(&ws)).await.unwrap();
     assert_eq!(store.role(ws, by_user.id).await.unwrap(), None);
 
     t.role_id = None;
-    store.update_token(&t, &ev(&t)).await.unwrap();
+    put_token(&store, &t, &ev(&t)).await.unwrap();
     store.delete_role(ws, by_token.id, &ev(&ws)).await.unwrap();
     assert_eq!(store.role(ws, by_token.id).await.unwrap(), None);
 
@@ -186,7 +186,7 @@ async fn missing_roles_are_not_found(store: Arc<dyn Store>) {
     let ws = b.workspace.id;
     let ghost = role(ws, "ghost", RoleKind::Api);
     assert_eq!(store.role(ws, ghost.id).await.unwrap(), None);
-    assert_not_found(store.update_role(&ghost, &ev(&ghost)).await);
+    assert_not_found(put_role(&store, &ghost, &ev(&ghost)).await);
     assert_not_found(
         store
             .delete_role(ws, RoleId::random(&mut OsRng), &ev(&ws))

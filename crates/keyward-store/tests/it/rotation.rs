@@ -46,12 +46,12 @@ async fn rotation_replaces_and_lists_the_family(store: Arc<dyn Store>) {
     let mut old = first.clone();
     old.expires_at = Some(now() + Duration::hours(1));
     let second = successor(&old, "v2");
-    store.rotate_token(&old, &second, &ev(&old)).await.unwrap();
+    rotate(&store, &old, &second, &ev(&old)).await.unwrap();
     let mut old2 = second.clone();
     old2.expires_at = Some(now() + Duration::hours(2));
     let mut third = successor(&old2, "v3");
     third.created_at = second.created_at + Duration::milliseconds(1);
-    store.rotate_token(&old2, &third, &ev(&old2)).await.unwrap();
+    rotate(&store, &old2, &third, &ev(&old2)).await.unwrap();
 
     let stored = store
         .token(b.workspace.id, first.id)
@@ -80,25 +80,22 @@ async fn a_token_is_replaced_once_and_never_when_revoked(store: Arc<dyn Store>) 
     store.create_user(&u, &ev(&u)).await.unwrap();
     let t = token(&u, "v1");
     store.create_token(&t, &ev(&t)).await.unwrap();
-    store
-        .rotate_token(&t, &successor(&t, "a"), &ev(&t))
+    rotate(&store, &t, &successor(&t, "a"), &ev(&t))
         .await
         .unwrap();
     let before = store.audit_head(b.workspace.id).await.unwrap();
     assert_conflict(
-        store.rotate_token(&t, &successor(&t, "b"), &ev(&t)).await,
+        rotate(&store, &t, &successor(&t, "b"), &ev(&t)).await,
         "ALREADY_ROTATED",
     );
     let mut revoked = token(&u, "gone");
     store.create_token(&revoked, &ev(&revoked)).await.unwrap();
     revoked.status = TokenStatus::Revoked;
     revoked.revoked_at = Some(now());
-    store.update_token(&revoked, &ev(&revoked)).await.unwrap();
+    put_token(&store, &revoked, &ev(&revoked)).await.unwrap();
     let head = store.audit_head(b.workspace.id).await.unwrap();
     assert_conflict(
-        store
-            .rotate_token(&revoked, &successor(&revoked, "c"), &ev(&revoked))
-            .await,
+        rotate(&store, &revoked, &successor(&revoked, "c"), &ev(&revoked)).await,
         "TOKEN_REVOKED",
     );
     // Refused rotations store nothing, their events included.

@@ -84,22 +84,22 @@ async fn timestamps_round_trip_at_millisecond_precision(store: Arc<dyn Store>) {
     user2.created_at = base + Duration::nanoseconds(2);
     store.create_user(&user2, &ev(&user2)).await.unwrap();
     user2.updated_at = base + Duration::days(1) + Duration::nanoseconds(999_999);
-    store.update_user(&user2, &ev(&user2)).await.unwrap();
+    put_user(&store, &user2, &ev(&user2)).await.unwrap();
     role2.updated_at = base + Duration::days(2) + Duration::nanoseconds(1);
-    store.update_role(&role2, &ev(&role2)).await.unwrap();
+    put_role(&store, &role2, &ev(&role2)).await.unwrap();
     let mut t2 = token(&user2, "second");
     t2.created_at = base + Duration::nanoseconds(3);
     store.create_token(&t2, &ev(&t2)).await.unwrap();
     t2.expires_at = Some(base + Duration::days(3) + Duration::nanoseconds(7));
     t2.not_before = Some(base - Duration::days(3) + Duration::nanoseconds(7));
     t2.updated_at = base + Duration::days(4) + Duration::nanoseconds(7);
-    store.update_token(&t2, &ev(&t2)).await.unwrap();
+    put_token(&store, &t2, &ev(&t2)).await.unwrap();
     assert_eq!(store.role(ws, role2.id).await.unwrap(), Some(role2.ms()));
     assert_eq!(store.user(ws, user2.id).await.unwrap(), Some(user2.ms()));
     assert_eq!(store.token(ws, t2.id).await.unwrap(), Some(t2.ms()));
     let mut w2 = b.workspace.clone();
     w2.updated_at = base + Duration::days(5) + Duration::nanoseconds(999_999);
-    store.update_workspace(&w2, &ev(&w2)).await.unwrap();
+    put_workspace(&store, &w2, &ev(&w2)).await.unwrap();
     assert_eq!(store.workspace(ws).await.unwrap(), Some(w2.ms()));
 }
 
@@ -138,7 +138,7 @@ async fn metadata_json_round_trips(store: Arc<dyn Store>) {
     // Through an update.
     let mut t = made.remove(0);
     t.metadata = json!({"changed": ["yes", 2, 3.5]});
-    store.update_token(&t, &ev(&t)).await.unwrap();
+    put_token(&store, &t, &ev(&t)).await.unwrap();
     assert_eq!(
         store.token(ws, t.id).await.unwrap().unwrap().metadata,
         t.metadata
@@ -149,7 +149,7 @@ async fn metadata_json_round_trips(store: Arc<dyn Store>) {
     w.settings.token_prefix = "acme_live".into();
     w.settings.token_max_lifetime_days = Some(u32::MAX);
     w.settings.default_rate_limit_per_minute = 0;
-    store.update_workspace(&w, &ev(&w)).await.unwrap();
+    put_workspace(&store, &w, &ev(&w)).await.unwrap();
     assert_eq!(
         store.workspace(ws).await.unwrap().unwrap().settings,
         w.settings

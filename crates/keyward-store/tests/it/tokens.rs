@@ -93,7 +93,7 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     t.not_before = Some(t.created_at + Duration::minutes(5));
     t.name = "after".into();
     step(&mut t);
-    store.update_token(&t, &ev(&t)).await.unwrap();
+    put_token(&store, &t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Access policy: an allowlist, internal-only, a rate limit.
@@ -102,7 +102,7 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     t.internal_only = true;
     t.rate_limit_per_minute = Some(30);
     step(&mut t);
-    store.update_token(&t, &ev(&t)).await.unwrap();
+    put_token(&store, &t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Clear the narrowing, the role and the not-before; extend the expiry.
@@ -111,41 +111,41 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     t.not_before = None;
     t.expires_at = Some(t.created_at + Duration::days(365));
     step(&mut t);
-    store.update_token(&t, &ev(&t)).await.unwrap();
+    put_token(&store, &t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Remove the expiry; narrow to nothing.
     t.expires_at = None;
     t.permissions = Some(Vec::new());
     step(&mut t);
-    store.update_token(&t, &ev(&t)).await.unwrap();
+    put_token(&store, &t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     // Revoke.
     t.status = TokenStatus::Revoked;
     t.revoked_at = Some(now());
     step(&mut t);
-    store.update_token(&t, &ev(&t)).await.unwrap();
+    put_token(&store, &t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
     assert_eq!(store.token_by_hash(&t.hash).await.unwrap(), Some(t.ms()));
 
-    // Revocation is final: an update carrying the old status (a writer that read the token
-    // before the revoke) does not bring it back.
-    let mut stale = t.clone();
-    stale.status = TokenStatus::Active;
-    stale.revoked_at = None;
-    stale.name = "stale writer".into();
-    store.update_token(&stale, &ev(&stale)).await.unwrap();
+    // Revocation is final: even an update naming the current version and carrying an
+    // unrevoked status does not bring it back.
+    let mut unrevoke = t.clone();
+    unrevoke.status = TokenStatus::Active;
+    unrevoke.revoked_at = None;
+    unrevoke.name = "late writer".into();
+    put_token(&store, &unrevoke, &ev(&unrevoke)).await.unwrap();
     let stored = store.token(ws, t.id).await.unwrap().unwrap();
     assert_eq!(stored.status, TokenStatus::Revoked);
     assert_eq!(stored.revoked_at, t.ms().revoked_at);
-    assert_eq!(stored.name, "stale writer");
-    t.name = "stale writer".into();
+    assert_eq!(stored.name, "late writer");
+    t.name = "late writer".into();
 
     // Creation time is not rewritten by an update.
     let mut moved = t.clone();
     moved.created_at -= Duration::days(1);
-    store.update_token(&moved, &ev(&moved)).await.unwrap();
+    put_token(&store, &moved, &ev(&moved)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
 
     assert_eq!(store.token(ws, other.id).await.unwrap(), Some(other.ms()));
@@ -166,7 +166,7 @@ async fn token_delete_and_not_found(store: Arc<dyn Store>) {
     assert_eq!(store.token(ws, t.id).await.unwrap(), None);
     assert_eq!(store.token_by_hash(&t.hash).await.unwrap(), None);
     assert_not_found(store.delete_token(ws, t.id, &ev(&ws)).await);
-    assert_not_found(store.update_token(&t, &ev(&t)).await);
+    assert_not_found(put_token(&store, &t, &ev(&t)).await);
     assert_eq!(
         store.token(ws, t.id).await.unwrap(),
         None,

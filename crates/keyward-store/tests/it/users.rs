@@ -229,7 +229,7 @@ async fn user_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     u.role_id = None;
     u.disabled = true;
     u.updated_at += Duration::seconds(30);
-    store.update_user(&u, &ev(&u)).await.unwrap();
+    put_user(&store, &u, &ev(&u)).await.unwrap();
     assert_eq!(store.user(ws, u.id).await.unwrap(), Some(u.ms()));
 
     // Set them again, re-enable.
@@ -237,13 +237,13 @@ async fn user_update_replaces_mutable_fields(store: Arc<dyn Store>) {
     u.role_id = Some(billing.id);
     u.disabled = false;
     u.updated_at += Duration::seconds(30);
-    store.update_user(&u, &ev(&u)).await.unwrap();
+    put_user(&store, &u, &ev(&u)).await.unwrap();
     assert_eq!(store.user(ws, u.id).await.unwrap(), Some(u.ms()));
 
     // Keeping one's own e-mail is not a conflict; creation time is not rewritten.
     let mut moved = u.clone();
     moved.created_at -= Duration::days(1);
-    store.update_user(&moved, &ev(&moved)).await.unwrap();
+    put_user(&store, &moved, &ev(&moved)).await.unwrap();
     assert_eq!(store.user(ws, u.id).await.unwrap(), Some(u.ms()));
 
     // Other users are untouched.
@@ -291,7 +291,7 @@ async fn email_taken_is_a_conflict(store: Arc<dyn Store>) {
     changed.email = Some("ops@example.com".into());
     changed.name = "renamed".into();
     assert_conflict(
-        store.update_user(&changed, &ev(&changed)).await,
+        put_user(&store, &changed, &ev(&changed)).await,
         "EMAIL_TAKEN",
     );
     assert_eq!(
@@ -301,11 +301,10 @@ async fn email_taken_is_a_conflict(store: Arc<dyn Store>) {
 
     // Once the address is released, it can be taken.
     first_user.email = None;
-    store
-        .update_user(&first_user, &ev(&first_user))
+    put_user(&store, &first_user, &ev(&first_user))
         .await
         .unwrap();
-    store.update_user(&changed, &ev(&changed)).await.unwrap();
+    put_user(&store, &changed, &ev(&changed)).await.unwrap();
     assert_eq!(
         store.user(ws, changed.id).await.unwrap(),
         Some(changed.ms())
@@ -349,7 +348,7 @@ async fn missing_users_are_not_found(store: Arc<dyn Store>) {
     let ws = b.workspace.id;
     let ghost = user(ws, UserKind::Human, "ghost");
     assert_eq!(store.user(ws, ghost.id).await.unwrap(), None);
-    assert_not_found(store.update_user(&ghost, &ev(&ghost)).await);
+    assert_not_found(put_user(&store, &ghost, &ev(&ghost)).await);
     assert_not_found(store.delete_user(ws, ghost.id, &ev(&ws)).await);
     assert_eq!(
         store.user(ws, ghost.id).await.unwrap(),

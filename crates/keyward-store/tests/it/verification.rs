@@ -95,7 +95,7 @@ async fn verification_falls_back_to_the_owners_role(store: Arc<dyn Store>) {
     // A role edit is seen by the next load.
     let mut edited = b.role.clone();
     edited.permissions = patterns(&["orders:read"]);
-    store.update_role(&edited, &ev(&edited)).await.unwrap();
+    put_role(&store, &edited, &ev(&edited)).await.unwrap();
     let record = store
         .load_verification(&b.token.hash)
         .await

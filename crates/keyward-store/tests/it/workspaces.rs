@@ -194,24 +194,24 @@ async fn workspace_update_replaces_name_and_settings(store: Arc<dyn Store>) {
         internal_networks: keyward_core::ip::IpAllowlist::parse_input("10.0.0.0/8", "ips").unwrap(),
     };
     ws.updated_at += Duration::minutes(5);
-    store.update_workspace(&ws, &ev(&ws)).await.unwrap();
+    put_workspace(&store, &ws, &ev(&ws)).await.unwrap();
     assert_eq!(store.workspace(ws.id).await.unwrap(), Some(ws.ms()));
 
     // Back to defaults (including the optional maximum cleared).
     ws.settings = WorkspaceSettings::default();
     ws.updated_at += Duration::minutes(5);
-    store.update_workspace(&ws, &ev(&ws)).await.unwrap();
+    put_workspace(&store, &ws, &ev(&ws)).await.unwrap();
     assert_eq!(store.workspace(ws.id).await.unwrap(), Some(ws.ms()));
 
     // Creation time is not rewritten by an update.
     let mut moved = ws.clone();
     moved.created_at -= Duration::days(1);
-    store.update_workspace(&moved, &ev(&moved)).await.unwrap();
+    put_workspace(&store, &moved, &ev(&moved)).await.unwrap();
     assert_eq!(store.workspace(ws.id).await.unwrap(), Some(ws.ms()));
 
     let mut missing = ws.clone();
     missing.id = WorkspaceId::random(&mut OsRng);
-    assert_not_found(store.update_workspace(&missing, &ev(&missing)).await);
+    assert_not_found(put_workspace(&store, &missing, &ev(&missing)).await);
     assert_eq!(store.workspace(missing.id).await.unwrap(), None);
     assert_eq!(store.count_workspaces().await.unwrap(), 1);
 }
