@@ -170,7 +170,7 @@ impl FromRequestParts<AppState> for Caller {
         let ip = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
+            .and_then(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
         let verdict = state.verifier.verify(raw, &[], ip).await?;
         match (verdict.code, verdict.token) {
             (Code::Valid, Some(token)) => Ok(Caller {

@@ -73,15 +73,12 @@ async fn verify(
     let required = required_permissions(req.permissions.as_deref())?;
     // The caller is trusted to name the client's address; without one, the peer's is used.
     let ip = match &req.ip {
-        Some(ip) => client_ip::canonical(ip.trim().parse::<IpAddr>().map_err(|_| {
-            DomainError::field("INVALID_IP", "ip", "ip must be an IPv4 or IPv6 address")
-        })?),
+        Some(ip) => Some(client_ip::canonical(ip.trim().parse::<IpAddr>().map_err(
+            |_| DomainError::field("INVALID_IP", "ip", "ip must be an IPv4 or IPv6 address"),
+        )?)),
         None => client_ip::client_ip(peer, &headers, &state.trusted_proxies),
     };
-    let verdict = state
-        .verifier
-        .verify(&req.token, &required, Some(ip))
-        .await?;
+    let verdict = state.verifier.verify(&req.token, &required, ip).await?;
     let token = verdict.token.as_deref();
     let mut response = if let (Code::Valid, Some(t)) = (verdict.code, token) {
         // The hot answer: serialised once per cache entry, plus this request's rate state.
@@ -133,7 +130,7 @@ async fn verify(
             .record(usage::record(
                 state.clock.now(),
                 t,
-                Some(ip),
+                ip,
                 (req.method.as_deref(), req.path.as_deref()),
                 verdict.code,
                 started.elapsed(),
