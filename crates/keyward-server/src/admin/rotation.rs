@@ -73,8 +73,13 @@ async fn rotate(
         .await?
         .ok_or(ApiError::NotFound("workspace"))?;
     // Without an explicit expiry the new token lives as long as the old one was meant to.
+    // Checked: a lifetime counted from now may end past the latest date accepted (9999).
     let lifetime = old.expires_at.map(|e| e - old.created_at);
-    let wanted = req.expires_at.or(lifetime.map(|l| now + l));
+    let wanted = match (req.expires_at, lifetime) {
+        (Some(e), _) => Some(e),
+        (None, Some(l)) => Some(validate::add(now, l, "expires_at")?),
+        (None, None) => None,
+    };
     let expires_at = validate::validity_window(
         now,
         now,
@@ -100,7 +105,8 @@ async fn rotate(
     let audit = caller
         .audit(&state, "token.rotated", "token", new.id.to_string())
         .before(&TokenView::of(&old, now));
-    let end = now + Duration::seconds(i64::try_from(req.grace_period_secs).unwrap_or(i64::MAX));
+    let grace = Duration::seconds(i64::try_from(req.grace_period_secs).unwrap_or(0));
+    let end = validate::add(now, grace, "grace_period_secs")?;
     old.expires_at = Some(old.expires_at.map_or(end, |e| e.min(end)));
     old.updated_at = now;
     let answer = RotatedToken {

@@ -351,7 +351,7 @@ async fn update(
             .ok_or(ApiError::NotFound("workspace"))?;
         let max = ws.settings.token_max_lifetime_days;
         if let Some(nb) = patch.not_before {
-            token.not_before = nb;
+            token.not_before = validate::optional_time(nb, "not_before")?;
         }
         match patch.expires_at {
             Some(None) if max.is_some() => {
