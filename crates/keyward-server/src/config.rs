@@ -60,14 +60,23 @@ impl Default for PolicyConfig {
     }
 }
 
-/// HTTP listener settings.
+/// HTTP listener settings, with the connection limits of [`crate::listener`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on (`ip:port` or `host:port`); port 0 picks a free port.
     pub listen: String,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's head (also the longest a kept-alive
+    /// connection waits for its next request).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request has to be answered (its body read included); then 503.
+    pub request_timeout_secs: u64,
+    /// Seconds a connection may carry no traffic before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -75,8 +84,78 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             shutdown_grace_secs: 10,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 10_000,
         }
     }
+}
+
+/// Longest timeout that can be configured, in seconds (a day).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+impl ServerConfig {
+    /// Refuses an address that cannot be listened on and limits the loop cannot run with.
+    pub fn validate(&self) -> Result<(), String> {
+        check_listen(&self.listen)?;
+        for (key, secs) in [
+            (
+                "server.header_read_timeout_secs",
+                self.header_read_timeout_secs,
+            ),
+            ("server.request_timeout_secs", self.request_timeout_secs),
+            ("server.idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if secs == 0 || secs > MAX_TIMEOUT_SECS {
+                return Err(format!("{key} must be between 1 and {MAX_TIMEOUT_SECS}"));
+            }
+        }
+        if self.shutdown_grace_secs > MAX_TIMEOUT_SECS {
+            return Err(format!(
+                "server.shutdown_grace_secs must be at most {MAX_TIMEOUT_SECS}"
+            ));
+        }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            return Err("server.max_connections must be between 1 and 1000000".into());
+        }
+        Ok(())
+    }
+
+    /// The connection loop's limits.
+    pub fn limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// `ip:port`, `[ipv6]:port` or `host:port` with a port of 0 to 65535; the address is not
+/// shown back in the refusal beyond the key's name.
+fn check_listen(listen: &str) -> Result<(), String> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let refuse = |why: &str| Err(format!("server.listen {why}"));
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return refuse("must be an address with a port, such as 127.0.0.1:8080");
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err()
+    {
+        return refuse("has a port that is not a number from 0 to 65535");
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !name_ok {
+        return refuse("must be an IP address or a host name, followed by :port");
+    }
+    Ok(())
 }
 
 /// Storage settings.
@@ -89,6 +168,9 @@ pub struct DatabaseConfig {
     pub schema: String,
     /// Pooled connections at most.
     pub max_connections: u32,
+    /// SQLite: `full` (the default: a commit is on disk before it is acknowledged) or
+    /// `normal` (faster; an OS crash can lose the last acknowledged commits).
+    pub sqlite_synchronous: keyward_store::SqliteSync,
 }
 
 impl Default for DatabaseConfig {
@@ -97,6 +179,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://keyward.db".into(),
             schema: String::new(),
             max_connections: 8,
+            sqlite_synchronous: keyward_store::SqliteSync::Full,
         }
     }
 }

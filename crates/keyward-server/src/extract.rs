@@ -58,12 +58,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 message: "send the body as Content-Type: application/json".into(),
             });
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadRequest {
-                code: "INVALID_BODY",
-                message: e.body_text(),
-            })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest {
+                    code: "INVALID_BODY",
+                    message: "the request body could not be read".into(),
+                }
+            }
+        })?;
         Ok(JsonBody(bytes))
     }
 }

@@ -1,4 +1,8 @@
 //! The embedded default: SQLite in one WAL file, created on first use.
+//!
+//! Commits are durable by default: `synchronous=FULL` syncs the WAL at every commit, so an
+//! acknowledged revocation survives an OS crash or power loss. `[database] sqlite_synchronous
+//! = "normal"` trades that for faster writes (the WAL is then synced at checkpoints only).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,7 +27,10 @@ impl SqliteStore {
             .map_err(|e| StoreError::Config(format!("invalid SQLite url: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match options.sqlite_synchronous {
+                crate::SqliteSync::Full => SqliteSynchronous::Full,
+                crate::SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()

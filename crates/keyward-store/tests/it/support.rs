@@ -48,6 +48,7 @@ where
         url: format!("sqlite://{}", path.display()),
         schema: None,
         max_connections: MAX_CONNECTIONS,
+        sqlite_synchronous: keyward_store::SqliteSync::Full,
     };
     let store = keyward_store::open(&options)
         .await
@@ -77,6 +78,7 @@ where
         url: url.clone(),
         schema: Some(schema.clone()),
         max_connections: MAX_CONNECTIONS,
+        sqlite_synchronous: keyward_store::SqliteSync::Full,
     };
     let store = keyward_store::open(&options)
         .await
