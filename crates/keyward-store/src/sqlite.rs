@@ -62,3 +62,44 @@ impl crate::Store for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn synchronous_of(sync: crate::SqliteSync) -> i64 {
+        let mut b = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+        let path = std::env::temp_dir().join(format!("keyward-sync-{}.db", u64::from_le_bytes(b)));
+        let store = SqliteStore::open(&StoreOptions {
+            url: format!("sqlite://{}", path.display()),
+            schema: None,
+            max_connections: 2,
+            sqlite_synchronous: sync,
+        })
+        .await
+        .unwrap();
+        let (level,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.pool.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        level
+    }
+
+    #[tokio::test]
+    async fn commits_are_durable_unless_told_otherwise() {
+        assert_eq!(crate::SqliteSync::default(), crate::SqliteSync::Full);
+        assert_eq!(synchronous_of(crate::SqliteSync::Full).await, 2);
+        assert_eq!(synchronous_of(crate::SqliteSync::Normal).await, 1);
+    }
+}

@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod audit;
 mod denials;
+mod durability;
 mod events;
 mod expiry;
 mod inputs;
