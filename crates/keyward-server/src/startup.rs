@@ -93,6 +93,7 @@ impl Checked {
         config.audit.validate().map_err(bad)?;
         config.usage.validate().map_err(bad)?;
         config.webhooks.validate().map_err(bad)?;
+        within_bounds(config).map_err(bad)?;
         let leak_keys = crate::leaks::LeakKeys::from_config(&config.leaks).map_err(bad)?;
         Ok(Self {
             trusted_proxies,
@@ -100,6 +101,30 @@ impl Checked {
             brute_force,
             leak_keys,
         })
+    }
+}
+
+/// Upper bounds on durations the background tasks add to the clock, so no configured value
+/// can overflow a time computation (which panics) long after the start.
+fn within_bounds(config: &Config) -> Result<(), String> {
+    const DAY: u64 = 86_400;
+    let w = &config.webhooks;
+    let limits = [
+        ("webhooks.poll_interval_ms", w.poll_interval_ms, DAY * 1_000),
+        ("webhooks.timeout_secs", w.timeout_secs, 3_600),
+        ("webhooks.backoff_base_secs", w.backoff_base_secs, DAY),
+        ("webhooks.backoff_max_secs", w.backoff_max_secs, 30 * DAY),
+        ("expiry.interval_secs", config.expiry.interval_secs, DAY),
+        ("cache.ttl_secs", config.cache.ttl_secs, DAY),
+        (
+            "cache.negative_ttl_secs",
+            config.cache.negative_ttl_secs,
+            DAY,
+        ),
+    ];
+    match limits.iter().find(|(_, value, max)| value > max) {
+        Some((key, _, max)) => Err(format!("{key} must be at most {max}")),
+        None => Ok(()),
     }
 }
 
