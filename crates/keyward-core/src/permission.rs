@@ -496,4 +496,60 @@ mod tests {
         let err = check_against_catalogue(&dup, &cat, "permissions").unwrap_err();
         assert_eq!(err.code, "DUPLICATE_PERMISSION");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SEGMENT: &str = "[a-z0-9_-]{1,8}";
+
+        fn permission_text() -> impl Strategy<Value = String> {
+            (proptest::collection::vec(SEGMENT, 1..4), SEGMENT)
+                .prop_map(|(resource, action)| format!("{}:{action}", resource.join(".")))
+        }
+
+        fn pattern_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                permission_text(),
+                Just("*".to_owned()),
+                Just("*:*".to_owned()),
+                proptest::collection::vec(SEGMENT, 1..4).prop_map(|r| format!("{}:*", r.join("."))),
+                proptest::collection::vec(SEGMENT, 1..4).prop_map(|r| format!("{}.*", r.join("."))),
+                (proptest::collection::vec(SEGMENT, 1..3), SEGMENT)
+                    .prop_map(|(r, a)| format!("{}.*:{a}", r.join("."))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parsing_never_panics(s in "\\PC{0,140}", near in "[a-z.*:_-]{0,30}") {
+                let _ = Permission::parse(&s);
+                let _ = PermissionPattern::parse(&s);
+                let _ = Permission::parse(&near);
+                let _ = PermissionPattern::parse(&near);
+            }
+
+            #[test]
+            fn permissions_round_trip(text in permission_text()) {
+                let p = Permission::parse(&text).unwrap();
+                prop_assert_eq!(p.to_string(), text.clone());
+                prop_assert_eq!(Permission::parse(&p.to_string()).unwrap(), p.clone());
+                // A permission read as a pattern matches exactly itself.
+                let pattern = PermissionPattern::parse(&text).unwrap();
+                prop_assert!(pattern.matches(&p));
+            }
+
+            #[test]
+            fn patterns_round_trip_through_their_display(text in pattern_text()) {
+                let p = PermissionPattern::parse(&text).unwrap();
+                let shown = p.to_string();
+                let again = PermissionPattern::parse(&shown).unwrap();
+                prop_assert_eq!(&again, &p);
+                prop_assert_eq!(again.to_string(), shown);
+                prop_assert!(p.covers(&again));
+            }
+        }
+    }
 }

@@ -282,4 +282,121 @@ mod tests {
         assert_eq!(TokenHasher::new(None).hash_checked(checked), plain);
         assert!(!format!("{checked:?}").contains(s.expose()));
     }
+
+    /// A source of the same bytes over and over (alternating with a rejected byte when
+    /// `reject` is set), to generate a secret whose random part is known in advance.
+    struct Fixed {
+        byte: u8,
+        reject: bool,
+    }
+
+    impl rand_core::RngCore for Fixed {
+        fn next_u32(&mut self) -> u32 {
+            u32::from(self.byte)
+        }
+        fn next_u64(&mut self) -> u64 {
+            u64::from(self.byte)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for (i, b) in dest.iter_mut().enumerate() {
+                *b = if self.reject && i % 2 == 1 {
+                    250
+                } else {
+                    self.byte
+                };
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    /// Known answers, computed outside keyward (Python's `zlib.crc32` of everything before
+    /// the checksum, written as 6 base62 digits `0-9A-Za-z`, most significant first).
+    #[test]
+    fn checksums_match_known_answers() {
+        let known = "kw_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg0azNt7";
+        assert!(TokenSecret::check(known).is_ok());
+        // CRC32 0x20941e0d = 546577933 = 0·62⁵ + 36·62⁴ + 61·62³ + 23·62² + 55·62 + 7.
+        assert_eq!(crc32fast::hash(&known.as_bytes()[..46]), 0x2094_1e0d);
+        assert_eq!(
+            TokenSecret::check("kw_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg0azNt8").err(),
+            Some(Malformed::Checksum)
+        );
+        // Byte 1 → digit '1'; byte 123 → 123 mod 62 = 61 → 'z'; byte 250 is rejected.
+        let ones = TokenSecret::generate(
+            "kw",
+            &mut Fixed {
+                byte: 1,
+                reject: false,
+            },
+        );
+        assert_eq!(
+            ones.expose(),
+            "kw_11111111111111111111111111111111111111111110eGQPA"
+        );
+        let zs = TokenSecret::generate(
+            "acme_live",
+            &mut Fixed {
+                byte: 123,
+                reject: true,
+            },
+        );
+        assert_eq!(
+            zs.expose(),
+            "acme_live_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz4ZPjXr"
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn check_never_panics(s in "\\PC{0,80}", bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+                let _ = TokenSecret::check(&s);
+                let lossy = String::from_utf8_lossy(&bytes);
+                let _ = TokenSecret::check(&lossy);
+            }
+
+            #[test]
+            fn near_misses_never_panic(prefix in "[a-z_]{0,22}", body in "[0-9A-Za-z_é]{40,55}") {
+                let _ = TokenSecret::check(&format!("{prefix}_{body}"));
+            }
+
+            #[test]
+            fn generated_tokens_round_trip(prefix in "[A-Za-z0-9]([A-Za-z0-9_]{0,18}[A-Za-z0-9])?", seed in any::<u64>()) {
+                let mut rng = Seeded(seed);
+                let s = TokenSecret::generate(&prefix, &mut rng);
+                prop_assert_eq!(s.prefix(), prefix.as_str());
+                prop_assert_eq!(TokenSecret::parse(s.expose()), Ok(s.clone()));
+            }
+        }
+
+        /// xorshift64*, enough to vary the random part deterministically.
+        struct Seeded(u64);
+
+        impl rand_core::RngCore for Seeded {
+            fn next_u32(&mut self) -> u32 {
+                (self.next_u64() >> 32) as u32
+            }
+            fn next_u64(&mut self) -> u64 {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1
+            }
+            fn fill_bytes(&mut self, dest: &mut [u8]) {
+                rand_core::impls::fill_bytes_via_next(self, dest);
+            }
+            fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+                self.fill_bytes(dest);
+                Ok(())
+            }
+        }
+    }
 }

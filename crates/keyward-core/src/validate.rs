@@ -1,6 +1,14 @@
 //! Input rules, each refusing with the offending field and a stable code.
+//!
+//! Text: every text field of the API refuses control characters (`INVALID_TEXT`): NUL (which
+//! PostgreSQL cannot store), the other C0 controls, DEL and the C1 controls. Free text meant
+//! to span lines (descriptions, metadata strings) may hold tab, line feed and carriage return;
+//! names, e-mail addresses and filters may not.
+//!
+//! Dates: every date taken from input lies in the years 1970 to 9999 (`INVALID_TIME`), and
+//! date arithmetic is checked ([`add`]), so no input can overflow chrono's range.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 
 use crate::model::WorkspaceSettings;
 use crate::secret::valid_prefix;
@@ -14,6 +22,64 @@ pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Longest token lifetime that can be configured, in days (100 years).
 pub const MAX_LIFETIME_DAYS: u32 = 36_500;
+
+/// Earliest year a date taken from input may name.
+pub const MIN_YEAR: i32 = 1970;
+/// Latest year a date taken from input may name.
+pub const MAX_YEAR: i32 = 9999;
+
+/// Refuses control characters in `value` (`INVALID_TEXT` naming `field`). With `multiline`,
+/// tab, line feed and carriage return are allowed. Never echoes the value.
+pub fn text(value: &str, field: &str, multiline: bool) -> Result<(), DomainError> {
+    let allowed = |c: char| multiline && matches!(c, '\t' | '\n' | '\r');
+    if value.chars().any(|c| c.is_control() && !allowed(c)) {
+        let what = if multiline {
+            "control characters other than tab and line breaks"
+        } else {
+            "control characters"
+        };
+        return Err(DomainError::field(
+            "INVALID_TEXT",
+            field,
+            format!("{field} must not contain {what}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A date taken from input: in the years [`MIN_YEAR`] to [`MAX_YEAR`] (`INVALID_TIME`).
+pub fn time(value: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, DomainError> {
+    if (MIN_YEAR..=MAX_YEAR).contains(&value.year()) {
+        return Ok(value);
+    }
+    Err(DomainError::field(
+        "INVALID_TIME",
+        field,
+        format!("{field} must lie in the years {MIN_YEAR} to {MAX_YEAR}"),
+    ))
+}
+
+/// [`time`] of an optional date.
+pub fn optional_time(
+    value: Option<DateTime<Utc>>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, DomainError> {
+    value.map(|v| time(v, field)).transpose()
+}
+
+/// `at + by`, refused (`INVALID_TIME` naming `field`) when the result would leave the years
+/// [`MIN_YEAR`] to [`MAX_YEAR`] or chrono's range.
+pub fn add(at: DateTime<Utc>, by: Duration, field: &str) -> Result<DateTime<Utc>, DomainError> {
+    at.checked_add_signed(by)
+        .ok_or_else(|| {
+            DomainError::field(
+                "INVALID_TIME",
+                field,
+                format!("{field} would lie beyond the year {MAX_YEAR}"),
+            )
+        })
+        .and_then(|t| time(t, field))
+}
 
 /// A display name: trimmed, 1–128 characters, no control characters. Returns the trimmed name.
 pub fn name(value: &str, field: &str) -> Result<String, DomainError> {
@@ -32,25 +98,26 @@ pub fn name(value: &str, field: &str) -> Result<String, DomainError> {
             format!("{field} must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    if trimmed.chars().any(char::is_control) {
-        return Err(DomainError::field(
-            "INVALID_NAME",
-            field,
-            format!("{field} must not contain control characters"),
-        ));
-    }
+    text(trimmed, field, false)?;
     Ok(trimmed.to_owned())
 }
 
-/// A free-text description of at most 1024 characters.
+/// A free-text description of at most 1024 characters; tab and line breaks are allowed, other
+/// control characters are not.
 pub fn description(value: &str, field: &str) -> Result<String, DomainError> {
-    if value.chars().count() > MAX_DESCRIPTION_CHARS {
+    description_of_at_most(value, field, MAX_DESCRIPTION_CHARS)
+}
+
+/// A free-text description of at most `max` characters, like [`description`].
+pub fn description_of_at_most(value: &str, field: &str, max: usize) -> Result<String, DomainError> {
+    if value.chars().count() > max {
         return Err(DomainError::field(
             "INVALID_DESCRIPTION",
             field,
-            format!("{field} must be at most {MAX_DESCRIPTION_CHARS} characters"),
+            format!("{field} must be at most {max} characters"),
         ));
     }
+    text(value, field, true)?;
     Ok(value.trim().to_owned())
 }
 
@@ -62,6 +129,7 @@ pub fn email(value: &str, field: &str) -> Result<String, DomainError> {
         && v.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')
         });
+    text(v, field, false)?;
     if !ok {
         return Err(DomainError::field(
             "INVALID_EMAIL",
@@ -72,7 +140,8 @@ pub fn email(value: &str, field: &str) -> Result<String, DomainError> {
     Ok(v.to_lowercase())
 }
 
-/// Token metadata: a JSON object of at most 16 KiB.
+/// Token metadata: a JSON object of at most 16 KiB, whose keys and strings (at any depth)
+/// follow the rule of free text (no control characters but tab and line breaks).
 pub fn metadata(value: &serde_json::Value, field: &str) -> Result<(), DomainError> {
     if !value.is_object() {
         return Err(DomainError::field(
@@ -88,7 +157,21 @@ pub fn metadata(value: &serde_json::Value, field: &str) -> Result<(), DomainErro
             format!("{field} must be at most {MAX_METADATA_BYTES} bytes of JSON"),
         ));
     }
-    Ok(())
+    json_text(value, field)
+}
+
+/// Checks every key and string of `value` (depth is bounded by serde_json's own limit).
+fn json_text(value: &serde_json::Value, field: &str) -> Result<(), DomainError> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => text(s, field, true),
+        Value::Array(items) => items.iter().try_for_each(|v| json_text(v, field)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            text(k, field, true)?;
+            json_text(v, field)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
 }
 
 /// A rate limit in requests per minute: 1 to 1,000,000.
@@ -149,15 +232,22 @@ pub fn validity_window(
     expires_at: Option<DateTime<Utc>>,
     max_lifetime_days: Option<u32>,
 ) -> Result<Option<DateTime<Utc>>, DomainError> {
+    let not_before = optional_time(not_before, "not_before")?;
+    let expires_at = optional_time(expires_at, "expires_at")?;
+    let latest = |days: u32| {
+        issued_at
+            .checked_add_signed(Duration::days(i64::from(days)))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    };
     let expires_at = match (expires_at, max_lifetime_days) {
-        (Some(e), Some(days)) if e > issued_at + Duration::days(i64::from(days)) => {
+        (Some(e), Some(days)) if e > latest(days) => {
             return Err(DomainError::field(
                 "TOKEN_LIFETIME_EXCEEDED",
                 "expires_at",
                 format!("this workspace allows tokens to live at most {days} days"),
             ))
         }
-        (None, Some(days)) => Some(issued_at + Duration::days(i64::from(days))),
+        (None, Some(days)) => Some(time(latest(days), "expires_at")?),
         (e, _) => e,
     };
     if expires_at.is_some_and(|e| e <= now) {
@@ -192,7 +282,67 @@ mod tests {
             Some("name")
         );
         assert!(name(&"x".repeat(129), "name").is_err());
-        assert!(name("a\u{0007}b", "name").is_err());
+        assert_eq!(name("a\u{0007}b", "name").unwrap_err().code, "INVALID_TEXT");
+        assert_eq!(name("a\0b", "name").unwrap_err().code, "INVALID_TEXT");
+    }
+
+    #[test]
+    fn text_refuses_control_characters() {
+        for bad in ["a\0", "\u{1b}[31m", "a\u{7f}", "a\u{85}b", "a\u{9f}"] {
+            let e = text(bad, "description", true).unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_deref()),
+                ("INVALID_TEXT", Some("description"))
+            );
+            assert!(!e.message.contains(bad));
+        }
+        assert!(text("two\nlines\tand\r\n", "description", true).is_ok());
+        assert!(text("one\nline", "action", false).is_err());
+        assert!(text("héllo wörld ✓", "name", false).is_ok());
+        assert_eq!(
+            description("a\0", "description").unwrap_err().code,
+            "INVALID_TEXT"
+        );
+        assert_eq!(email("a\0@b.c", "email").unwrap_err().code, "INVALID_TEXT");
+        let m = serde_json::json!({"ok": ["fine\n", {"deep": "nul\u{0}"}]});
+        assert_eq!(metadata(&m, "metadata").unwrap_err().code, "INVALID_TEXT");
+        let m = serde_json::json!({"key\u{0}": 1});
+        assert_eq!(metadata(&m, "metadata").unwrap_err().code, "INVALID_TEXT");
+    }
+
+    #[test]
+    fn dates_are_bounded_and_arithmetic_is_checked() {
+        let max = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        assert!(time(max, "expires_at").is_ok());
+        assert!(time(Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(), "x").is_ok());
+        let e = time(Utc.with_ymd_and_hms(1969, 12, 31, 0, 0, 0).unwrap(), "from").unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("INVALID_TIME", Some("from")));
+        assert!(time(Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(), "x").is_err());
+        assert!(time(DateTime::<Utc>::MAX_UTC, "x").is_err());
+        assert_eq!(
+            add(max, Duration::seconds(1), "expires_at")
+                .unwrap_err()
+                .code,
+            "INVALID_TIME"
+        );
+        assert!(add(DateTime::<Utc>::MAX_UTC, Duration::days(1), "x").is_err());
+        assert!(add(max, Duration::seconds(-1), "x").is_ok());
+        // A maximum lifetime counted from a date near the end does not overflow.
+        let late = Utc.with_ymd_and_hms(9999, 12, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            validity_window(late, late, None, None, Some(MAX_LIFETIME_DAYS))
+                .unwrap_err()
+                .code,
+            "INVALID_TIME"
+        );
+        assert!(validity_window(late, late, None, Some(max), Some(MAX_LIFETIME_DAYS)).is_ok());
+        let far = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(
+            validity_window(late, late, None, Some(far), None)
+                .unwrap_err()
+                .code,
+            "INVALID_TIME"
+        );
     }
 
     #[test]

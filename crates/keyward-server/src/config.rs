@@ -60,14 +60,23 @@ impl Default for PolicyConfig {
     }
 }
 
-/// HTTP listener settings.
+/// HTTP listener settings, with the connection limits of [`crate::listener`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address to listen on; port 0 picks a free port.
+    /// Address to listen on (`ip:port` or `host:port`); port 0 picks a free port.
     pub listen: String,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Seconds a client has to send a request's head (also the longest a kept-alive
+    /// connection waits for its next request).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request has to be answered (its body read included); then 503.
+    pub request_timeout_secs: u64,
+    /// Seconds a connection may carry no traffic before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -75,8 +84,78 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".into(),
             shutdown_grace_secs: 10,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 10_000,
         }
     }
+}
+
+/// Longest timeout that can be configured, in seconds (a day).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+impl ServerConfig {
+    /// Refuses an address that cannot be listened on and limits the loop cannot run with.
+    pub fn validate(&self) -> Result<(), String> {
+        check_listen(&self.listen)?;
+        for (key, secs) in [
+            (
+                "server.header_read_timeout_secs",
+                self.header_read_timeout_secs,
+            ),
+            ("server.request_timeout_secs", self.request_timeout_secs),
+            ("server.idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if secs == 0 || secs > MAX_TIMEOUT_SECS {
+                return Err(format!("{key} must be between 1 and {MAX_TIMEOUT_SECS}"));
+            }
+        }
+        if self.shutdown_grace_secs > MAX_TIMEOUT_SECS {
+            return Err(format!(
+                "server.shutdown_grace_secs must be at most {MAX_TIMEOUT_SECS}"
+            ));
+        }
+        if self.max_connections == 0 || self.max_connections > 1_000_000 {
+            return Err("server.max_connections must be between 1 and 1000000".into());
+        }
+        Ok(())
+    }
+
+    /// The connection loop's limits.
+    pub fn limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// `ip:port`, `[ipv6]:port` or `host:port` with a port of 0 to 65535; the address is not
+/// shown back in the refusal beyond the key's name.
+fn check_listen(listen: &str) -> Result<(), String> {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let refuse = |why: &str| Err(format!("server.listen {why}"));
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return refuse("must be an address with a port, such as 127.0.0.1:8080");
+    };
+    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err()
+    {
+        return refuse("has a port that is not a number from 0 to 65535");
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !name_ok {
+        return refuse("must be an IP address or a host name, followed by :port");
+    }
+    Ok(())
 }
 
 /// Storage settings.
@@ -89,6 +168,9 @@ pub struct DatabaseConfig {
     pub schema: String,
     /// Pooled connections at most.
     pub max_connections: u32,
+    /// SQLite: `full` (the default: a commit is on disk before it is acknowledged) or
+    /// `normal` (faster; an OS crash can lose the last acknowledged commits).
+    pub sqlite_synchronous: keyward_store::SqliteSync,
 }
 
 impl Default for DatabaseConfig {
@@ -97,6 +179,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://keyward.db".into(),
             schema: String::new(),
             max_connections: 8,
+            sqlite_synchronous: keyward_store::SqliteSync::Full,
         }
     }
 }
@@ -214,19 +297,32 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        match file {
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                    path: shown.clone(),
+                    message: e.to_string(),
+                })?;
+                Self::from_layers(Some((&shown, &text)), env)
+            }
+            None => Self::from_layers(None, env),
+        }
+    }
+
+    /// Like [`Config::load`], with the file's text given: `(name shown in errors, text)`.
+    pub fn from_layers(
+        file: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut tree =
             serde_json::to_value(Config::default()).map_err(|e| invalid("defaults", e))?;
-        if let Some(path) = file {
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                path: shown.clone(),
-                message: e.to_string(),
-            })?;
-            let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(&shown, e))?;
-            let layer = serde_json::to_value(table).map_err(|e| invalid(&shown, e))?;
+        if let Some((shown, text)) = file {
+            let table: toml::Table = toml::from_str(text).map_err(|e| invalid(shown, e))?;
+            let layer = serde_json::to_value(table).map_err(|e| invalid(shown, e))?;
             merge(&mut tree, layer);
             // Deserialise now so an unknown key is blamed on the file, not on the result.
-            serde_json::from_value::<Config>(tree.clone()).map_err(|e| invalid(&shown, e))?;
+            serde_json::from_value::<Config>(tree.clone()).map_err(|e| invalid(shown, e))?;
         }
         let mut vars: Vec<(String, String)> = env
             .into_iter()
@@ -352,5 +448,128 @@ mod tests {
         let mut c = Config::default();
         c.tokens.pepper = "super-secret-pepper".into();
         assert!(!format!("{c:?}").contains("super-secret-pepper"));
+    }
+
+    #[test]
+    fn server_settings_are_checked() {
+        for ok in [
+            "127.0.0.1:8080",
+            "[::]:0",
+            "0.0.0.0:65535",
+            "localhost:8080",
+            "kw.internal:1",
+        ] {
+            assert!(check_listen(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "127.0.0.1:99999",
+            "127.0.0.1",
+            ":8080",
+            "127.0.0.1:",
+            "a b:80",
+            "h:+80",
+        ] {
+            let e = check_listen(bad).unwrap_err();
+            assert!(e.starts_with("server.listen"), "{bad}: {e}");
+        }
+        assert!(ServerConfig::default().validate().is_ok());
+        let zero = ServerConfig {
+            header_read_timeout_secs: 0,
+            ..ServerConfig::default()
+        };
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .contains("header_read_timeout_secs"));
+        let none = ServerConfig {
+            max_connections: 0,
+            ..ServerConfig::default()
+        };
+        assert!(none.validate().unwrap_err().contains("max_connections"));
+        let c = Config::load(
+            None,
+            env(&[("KEYWARD_DATABASE__SQLITE_SYNCHRONOUS", "normal")]),
+        );
+        assert_eq!(
+            c.unwrap().database.sqlite_synchronous,
+            keyward_store::SqliteSync::Normal
+        );
+        let bad = Config::load(
+            None,
+            env(&[("KEYWARD_DATABASE__SQLITE_SYNCHRONOUS", "off")]),
+        );
+        assert!(bad.is_err());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SECTIONS: [&str; 11] = [
+            "server", "database", "tokens", "cache", "policy", "log", "usage", "webhooks",
+            "expiry", "leaks", "audit",
+        ];
+
+        fn known_keys(section: &str) -> Vec<String> {
+            let tree = serde_json::to_value(Config::default()).unwrap();
+            tree[section]
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn no_text_panics(text in "\\PC{0,200}") {
+                let _ = Config::from_layers(Some(("f.toml", &text)), Vec::new());
+            }
+
+            #[test]
+            fn no_toml_ish_text_panics(
+                lines in proptest::collection::vec(
+                    ("(\\[[a-z_.]{0,12}\\])?", "[a-z_]{1,24}", prop_oneof![
+                        Just("1".to_owned()), Just("-1".to_owned()), Just("true".to_owned()),
+                        Just("\"x\"".to_owned()), Just("[]".to_owned()), Just("[\"a\"]".to_owned()),
+                        Just("99999999999999999999".to_owned()), Just("{}".to_owned()),
+                        "[0-9a-z\"\\[\\]{},.=]{0,12}",
+                    ]),
+                    0..8,
+                ),
+            ) {
+                let text: String = lines
+                    .iter()
+                    .map(|(table, key, value)| format!("{table}\n{key} = {value}\n"))
+                    .collect();
+                let _ = Config::from_layers(Some(("f.toml", &text)), Vec::new());
+            }
+
+            #[test]
+            fn no_environment_panics(key in "[A-Z_]{0,30}", value in "\\PC{0,30}") {
+                let _ = Config::from_layers(None, vec![(format!("KEYWARD_{key}"), value)]);
+            }
+
+            #[test]
+            fn unknown_keys_are_refused_with_their_name(
+                section in proptest::sample::select(SECTIONS.to_vec()),
+                key in "[a-z][a-z_]{2,20}",
+            ) {
+                prop_assume!(!known_keys(section).contains(&key));
+                let text = format!("[{section}]\n{key} = 1\n");
+                let err = Config::from_layers(Some(("f.toml", &text)), Vec::new()).unwrap_err();
+                prop_assert!(err.to_string().contains(&key), "{}", err);
+                let var = format!("KEYWARD_{}__{}", section.to_uppercase(), key.to_uppercase());
+                let err = Config::from_layers(None, vec![(var.clone(), "1".into())]).unwrap_err();
+                prop_assert!(err.to_string().contains(&var), "{}", err);
+            }
+
+            #[test]
+            fn unknown_sections_are_refused(section in "[a-z][a-z_]{2,20}") {
+                prop_assume!(!SECTIONS.contains(&section.as_str()));
+                let text = format!("[{section}]\nx = 1\n");
+                prop_assert!(Config::from_layers(Some(("f.toml", &text)), Vec::new()).is_err());
+            }
+        }
     }
 }

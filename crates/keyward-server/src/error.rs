@@ -69,6 +69,10 @@ pub enum ApiError {
         /// Explanation.
         message: String,
     },
+    /// The request body is larger than the server accepts (413).
+    TooLarge,
+    /// The request took longer than `server.request_timeout_secs` (503).
+    Timeout,
     /// Storage cannot be reached (503).
     Unavailable,
     /// A bug or corrupt data (500); the text goes to the log only.
@@ -167,6 +171,21 @@ impl ApiError {
             ApiError::Conflict { code, message } => {
                 (StatusCode::CONFLICT, code, message.clone(), None)
             }
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                format!(
+                    "the request body must be at most {} KiB",
+                    crate::routes::BODY_LIMIT / 1024
+                ),
+                None,
+            ),
+            ApiError::Timeout => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "REQUEST_TIMEOUT",
+                "the request took too long; try again".into(),
+                None,
+            ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "STORAGE_UNAVAILABLE",
@@ -290,6 +309,49 @@ pub fn rate_limit_policy(limit: u32) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
 }
 
+/// Turns a refusal that did not come from [`ApiError`] (one of axum's own extractor
+/// rejections, such as a path parameter that is not UTF-8, or a body over the limit) into
+/// problem+json with a stable code, dropping its text: it may quote the input. Responses that
+/// already are problem+json, and successes, pass unchanged.
+pub async fn problem_for_every_refusal(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes())
+    {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => return ApiError::TooLarge.into_response(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the body as Content-Type: application/json",
+        ),
+        StatusCode::NOT_FOUND => return ApiError::RouteNotFound.into_response(),
+        StatusCode::METHOD_NOT_ALLOWED => return ApiError::MethodNotAllowed.into_response(),
+        StatusCode::UNPROCESSABLE_ENTITY => ("INVALID_BODY", "the request could not be read"),
+        s if s.is_server_error() => return ApiError::Internal(format!("{s}")).into_response(),
+        _ => ("BAD_REQUEST", "the request could not be read"),
+    };
+    let problem = Problem {
+        kind: format!(
+            "urn:keyward:problem:{}",
+            code.to_ascii_lowercase().replace('_', "-")
+        ),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code: code.to_owned(),
+        field: None,
+    };
+    let mut out = (status, serde_json::to_vec(&problem).unwrap_or_default()).into_response();
+    out.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    out
+}
+
 impl From<crate::limiter::LimiterError> for ApiError {
     fn from(e: crate::limiter::LimiterError) -> Self {
         tracing::warn!(error = %e, "rate limiter unavailable");
@@ -342,6 +404,8 @@ mod tests {
             (ApiError::RouteNotFound, 404, "ROUTE_NOT_FOUND"),
             (ApiError::MethodNotAllowed, 405, "METHOD_NOT_ALLOWED"),
             (ApiError::Unavailable, 503, "STORAGE_UNAVAILABLE"),
+            (ApiError::TooLarge, 413, "BODY_TOO_LARGE"),
+            (ApiError::Timeout, 503, "REQUEST_TIMEOUT"),
             (
                 ApiError::Internal("db exploded at row 7".into()),
                 500,

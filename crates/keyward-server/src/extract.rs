@@ -59,12 +59,16 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 message: "send the body as Content-Type: application/json".into(),
             });
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadRequest {
-                code: "INVALID_BODY",
-                message: e.body_text(),
-            })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge
+            } else {
+                ApiError::BadRequest {
+                    code: "INVALID_BODY",
+                    message: "the request body could not be read".into(),
+                }
+            }
+        })?;
         Ok(JsonBody(bytes))
     }
 }
@@ -198,7 +202,7 @@ async fn authenticate(
     let ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
+        .and_then(|c| client_ip(c.0, &parts.headers, &state.trusted_proxies));
     let ask = Ask {
         count_rate,
         ..Ask::own(required, ip)

@@ -6,7 +6,8 @@
 //! ECDSA P-256 SHA-256 signature over the raw body). The request carries no keyward
 //! credential: the signature, checked against the keys configured in `[leaks]`, is its
 //! authentication. Unknown key, missing or bad signature → 401; a body that is not such an
-//! array → 400/422; nothing is revoked then.
+//! array → 400/422; a body over the server's limit → 413; nothing is revoked then. Every
+//! refusal is problem+json with a stable code.
 //!
 //! Each reported string that is a keyward token of some workspace is revoked (if it was not
 //! already; the cache entry is dropped), `token.leaked` is emitted (and `token.revoked` when
@@ -159,8 +160,15 @@ fn authenticate(keys: &LeakKeys, headers: &HeaderMap, body: &[u8]) -> Result<(),
 async fn github(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
+        _ => ApiError::BadRequest {
+            code: "INVALID_BODY",
+            message: "the request body could not be read".into(),
+        },
+    })?;
     if let Err((code, detail)) = authenticate(&state.leak_keys, &headers, &body) {
         tracing::warn!(code, "secret-scanning alert refused");
         return Ok(refused(code, detail));

@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`startup`]: [`Application`]: build (store, cache, first workspace), bind, run, shut down.
 //! - [`config`]: layered configuration.
+//! - [`listener`]: the HTTP/1.1 connection loop: connection cap, header-read, request and idle
+//!   timeouts, graceful shutdown.
 //! - [`routes`]: the router, health, the verify API.
 //! - [`admin`]: the admin REST API, one module per resource.
 //! - [`verifier`], [`cache`]: the hot path and its cache.
@@ -37,6 +39,7 @@ pub mod events;
 pub mod extract;
 pub mod leaks;
 pub mod limiter;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

@@ -25,7 +25,7 @@ use crate::usage;
 use crate::verifier::{self, Ask, Asker};
 
 /// Largest accepted request body.
-const BODY_LIMIT: usize = 64 * 1024;
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
@@ -48,6 +48,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response(
+            crate::error::problem_for_every_refusal,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

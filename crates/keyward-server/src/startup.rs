@@ -1,5 +1,10 @@
-//! Building and running the application: open the store (creating the operator's workspace on
-//! a fresh one), bind the listener, serve until a shutdown future resolves.
+//! Building and running the application: check everything the configuration names, bind the
+//! listener, open the store (creating the operator's workspace on a fresh one), serve until a
+//! shutdown future resolves.
+//!
+//! The order matters: nothing is created (no database file, no migration, no first admin
+//! token) until every configured value has been checked ([`Checked::from_config`]) and the
+//! listener is bound, so a typo in the configuration or a port in use fails cleanly.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,19 +28,20 @@ use crate::verifier::{Policy, Verifier};
 use keyward_core::ip::IpAllowlist;
 use keyward_core::ratelimit::Quota;
 
-/// Why the application could not start.
+/// Why the application could not start. Each variant's message carries its cause's text and
+/// names no `source()`, so a report that prints the chain (`{:#}`) says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// Storage could not be opened or migrated.
     #[error("storage: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// The listener could not be bound.
-    #[error("binding {address}: {source}")]
+    #[error("binding {address}: {error}")]
     Bind {
         /// The configured address.
         address: String,
         /// The cause.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The configuration has a bad value.
     #[error("configuration: {0}")]
@@ -45,12 +51,96 @@ pub enum StartupError {
     Bootstrap(ApiError),
 }
 
+impl From<StoreError> for StartupError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Config(message) => StartupError::Config(format!("database: {message}")),
+            other => StartupError::Store(other),
+        }
+    }
+}
+
+/// Everything the configuration names, parsed and checked; built before any state exists.
+struct Checked {
+    trusted_proxies: IpAllowlist,
+    internal_networks: IpAllowlist,
+    brute_force: Option<Quota>,
+    leak_keys: crate::leaks::LeakKeys,
+    admin_rate_limit: u32,
+}
+
+impl Checked {
+    /// Checks every section; the first bad value stops the start, named by its key.
+    fn from_config(config: &Config) -> Result<Self, StartupError> {
+        let bad = StartupError::Config;
+        config.server.validate().map_err(bad)?;
+        keyward_store::check_url(&config.database.url)?;
+        let policy = &config.policy;
+        let list = |items: &[String], field: &str| {
+            IpAllowlist::from_entries(items, field)
+                .map_err(|e| StartupError::Config(format!("{}: {}", field, e.message)))
+        };
+        let trusted_proxies = list(&policy.trusted_proxies, "policy.trusted_proxies")?;
+        let internal_networks = list(&policy.internal_networks, "policy.internal_networks")?;
+        let brute_force = match policy.failed_verifications_per_minute {
+            0 => None,
+            n => Some(Quota::new(n, 60).map_err(|e| {
+                StartupError::Config(format!(
+                    "policy.failed_verifications_per_minute: {}",
+                    e.message
+                ))
+            })?),
+        };
+        config.audit.validate().map_err(bad)?;
+        config.usage.validate().map_err(bad)?;
+        config.webhooks.validate().map_err(bad)?;
+        within_bounds(config).map_err(bad)?;
+        let leak_keys = crate::leaks::LeakKeys::from_config(&config.leaks).map_err(bad)?;
+        let field = "tokens.admin_rate_limit_per_minute";
+        let admin_rate_limit =
+            keyward_core::validate::rate_limit(config.tokens.admin_rate_limit_per_minute, field)
+                .map_err(|e| StartupError::Config(e.message))?;
+        Ok(Self {
+            admin_rate_limit,
+            trusted_proxies,
+            internal_networks,
+            brute_force,
+            leak_keys,
+        })
+    }
+}
+
+/// Upper bounds on durations the background tasks add to the clock, so no configured value
+/// can overflow a time computation (which panics) long after the start.
+fn within_bounds(config: &Config) -> Result<(), String> {
+    const DAY: u64 = 86_400;
+    let w = &config.webhooks;
+    let limits = [
+        ("webhooks.poll_interval_ms", w.poll_interval_ms, DAY * 1_000),
+        ("webhooks.timeout_secs", w.timeout_secs, 3_600),
+        ("webhooks.backoff_base_secs", w.backoff_base_secs, DAY),
+        ("webhooks.backoff_max_secs", w.backoff_max_secs, 30 * DAY),
+        ("expiry.interval_secs", config.expiry.interval_secs, DAY),
+        ("cache.ttl_secs", config.cache.ttl_secs, DAY),
+        (
+            "cache.negative_ttl_secs",
+            config.cache.negative_ttl_secs,
+            DAY,
+        ),
+    ];
+    match limits.iter().find(|(_, value, max)| value > max) {
+        Some((key, _, max)) => Err(format!("{key} must be at most {max}")),
+        None => Ok(()),
+    }
+}
+
 /// A built application, bound to its port and ready to run.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     bootstrap: Option<CreatedWorkspace>,
     grace: std::time::Duration,
+    limits: crate::listener::Limits,
     usage_rx: tokio::sync::mpsc::Receiver<keyward_store::UsageRecord>,
 }
 
@@ -65,7 +155,14 @@ impl Application {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
-        config.audit.validate().map_err(StartupError::Config)?;
+        let checked = Checked::from_config(config)?;
+        // Bound before the store is opened: a port in use creates no database.
+        let listener = TcpListener::bind(&config.server.listen)
+            .await
+            .map_err(|error| StartupError::Bind {
+                address: config.server.listen.clone(),
+                error,
+            })?;
         let (chain_key, _) = crate::audit_key::load(&config.audit, &config.database.url)
             .map_err(StartupError::Config)?;
         let store = keyward_store::open(&StoreOptions {
@@ -73,21 +170,13 @@ impl Application {
             schema: Some(config.database.schema.clone()).filter(|s| !s.is_empty()),
             max_connections: config.database.max_connections,
             chain_key,
+            sqlite_synchronous: config.database.sqlite_synchronous,
         })
         .await?;
         let pepper = Some(config.tokens.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
         let hasher = TokenHasher::new(pepper);
         let cache = Arc::new(TokenCache::new(&config.cache));
-        let policy = &config.policy;
-        let list = |items: &[String], field: &str| {
-            IpAllowlist::from_entries(items, field)
-                .map_err(|e| StartupError::Config(format!("{}: {}", field, e.message)))
-        };
-        let trusted_proxies = Arc::new(list(&policy.trusted_proxies, "policy.trusted_proxies")?);
-        let brute_force = match policy.failed_verifications_per_minute {
-            0 => None,
-            n => Some(Quota::new(n, 60).map_err(|e| StartupError::Config(e.message))?),
-        };
+        let trusted_proxies = Arc::new(checked.trusted_proxies);
         let denials = Arc::new(Denials::new(&config.audit, store.clone(), clock.clone()));
         let verifier = Arc::new(Verifier::new(
             store.clone(),
@@ -95,19 +184,15 @@ impl Application {
             hasher.clone(),
             clock.clone(),
             Policy {
-                internal_networks: list(&policy.internal_networks, "policy.internal_networks")?,
-                brute_force,
+                internal_networks: checked.internal_networks,
+                brute_force: checked.brute_force,
                 limiter: Arc::new(MemoryLimiter::default()),
             },
             denials.clone(),
         ));
-        config.usage.validate().map_err(StartupError::Config)?;
         let (usage, usage_rx) = Usage::new(&config.usage, store.clone(), clock.clone());
-        config.webhooks.validate().map_err(StartupError::Config)?;
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
-        let leak_keys = std::sync::Arc::new(
-            crate::leaks::LeakKeys::from_config(&config.leaks).map_err(StartupError::Config)?,
-        );
+        let leak_keys = Arc::new(checked.leak_keys);
         let state = AppState {
             denials,
             events,
@@ -120,11 +205,7 @@ impl Application {
             clock,
             trusted_proxies,
             verify_permission: keyward_core::permission::verify_permission(),
-            admin_rate_limit: keyward_core::validate::rate_limit(
-                config.tokens.admin_rate_limit_per_minute,
-                "tokens.admin_rate_limit_per_minute",
-            )
-            .map_err(|e| StartupError::Config(e.message))?,
+            admin_rate_limit: checked.admin_rate_limit,
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {
             let created = crate::bootstrap::create_workspace(
@@ -141,17 +222,12 @@ impl Application {
         } else {
             None
         };
-        let listener = TcpListener::bind(&config.server.listen)
-            .await
-            .map_err(|source| StartupError::Bind {
-                address: config.server.listen.clone(),
-                source,
-            })?;
         Ok(Self {
             listener,
             state,
             bootstrap,
             grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
+            limits: config.server.limits(),
             usage_rx,
         })
     }
@@ -187,10 +263,9 @@ impl Application {
         let usage = UsageTasks::start(self.state.usage.clone(), self.usage_rx);
         let events = crate::events::EventTasks::start(self.state.clone());
         let denials = DenialTasks::start(self.state.denials.clone());
-        let app =
-            crate::routes::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = crate::routes::router(self.state);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let serve = crate::listener::serve(self.listener, app, self.limits, async move {
             shutdown.await;
             tracing::info!("shutting down");
             let _ = stopping_tx.send(());

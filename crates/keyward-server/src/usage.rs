@@ -91,12 +91,22 @@ impl UsageConfig {
                 u64::from(self.raw_retention_days),
             ),
         ];
-        match positive.iter().find(|(_, v)| *v == 0) {
-            Some((key, _)) => Err(format!("{key} must be at least 1")),
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{key} must be at least 1"));
+        }
+        let days = [
+            ("usage.raw_retention_days", self.raw_retention_days),
+            ("usage.rollup_retention_days", self.rollup_retention_days),
+        ];
+        match days.iter().find(|(_, d)| *d > MAX_RETENTION_DAYS) {
+            Some((key, _)) => Err(format!("{key} must be at most {MAX_RETENTION_DAYS}")),
             None => Ok(()),
         }
     }
 }
+
+/// Longest retention that can be configured, in days (100 years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// Counters of the pipeline, shown at `/metrics`.
 #[derive(Debug, Default)]
@@ -213,13 +223,16 @@ impl UsageTasks {
 }
 
 /// Longest method kept, in bytes.
-const MAX_METHOD: usize = 16;
+pub const MAX_METHOD: usize = 16;
 /// Longest path kept, in bytes.
-const MAX_PATH: usize = 512;
+pub const MAX_PATH: usize = 512;
 
 /// The usage record of one verified request: a few field copies. `endpoint` is the method
-/// and path the caller named; the path loses any query string or fragment (they may carry
-/// secrets) and both are cut to a bounded length.
+/// and path the caller named, sanitised before it reaches storage: the path loses any query
+/// string or fragment (they may carry secrets) and its control characters (NUL, which
+/// PostgreSQL cannot store, among them), the method keeps only the characters of an HTTP
+/// token (RFC 9110 `tchar`), and both are cut to a bounded length ([`MAX_METHOD`],
+/// [`MAX_PATH`] bytes). A value left empty is not recorded.
 pub fn record(
     at: chrono::DateTime<chrono::Utc>,
     token: &keyward_core::CompiledToken,
@@ -234,18 +247,41 @@ pub fn record(
         token_id: token.token_id,
         workspace_id: token.workspace_id,
         ip,
-        method: method
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(|m| cut(m, MAX_METHOD).to_ascii_uppercase().into_boxed_str()),
-        path: path
-            .and_then(|p| p.split(['?', '#']).next())
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| cut(p, MAX_PATH).into()),
+        method: method.and_then(clean_method),
+        path: path.and_then(clean_path),
         code,
         latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
     }
+}
+
+/// The method as stored: its token characters, upper-cased, at most [`MAX_METHOD`] bytes.
+fn clean_method(raw: &str) -> Option<Box<str>> {
+    let is_tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    let mut out: String = raw
+        .bytes()
+        .filter(is_tchar)
+        .take(MAX_METHOD)
+        .map(|b| char::from(b.to_ascii_uppercase()))
+        .collect();
+    out.shrink_to_fit();
+    (!out.is_empty()).then(|| out.into_boxed_str())
+}
+
+/// The path as stored: before any `?` or `#`, without control characters, trimmed, at most
+/// [`MAX_PATH`] bytes. Borrowed as is when already clean (the usual case).
+fn clean_path(raw: &str) -> Option<Box<str>> {
+    let before = raw.split(['?', '#']).next().unwrap_or_default();
+    let path: std::borrow::Cow<'_, str> = if before.chars().any(char::is_control) {
+        before
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect::<String>()
+            .into()
+    } else {
+        before.into()
+    };
+    let path = cut(path.trim(), MAX_PATH);
+    (!path.is_empty()).then(|| path.into())
 }
 
 /// `s` cut to at most `max` bytes, on a character boundary.
@@ -269,6 +305,23 @@ mod tests {
         assert_eq!(cut("abc", 5), "abc");
         assert_eq!(cut("abcdef", 3), "abc");
         assert_eq!(cut("aé", 2), "a");
+    }
+
+    #[test]
+    fn methods_and_paths_are_sanitised() {
+        assert_eq!(clean_method(" get ").as_deref(), Some("GET"));
+        assert_eq!(clean_method("G\0E\u{1b}T\n").as_deref(), Some("GET"));
+        assert_eq!(clean_method("\0\0").as_deref(), None);
+        assert_eq!(
+            clean_method(&"X".repeat(100)).map(|m| m.len()),
+            Some(MAX_METHOD)
+        );
+        assert_eq!(clean_path("/a\0b\u{85}c?x=\0").as_deref(), Some("/abc"));
+        assert_eq!(clean_path("/orders/1#frag").as_deref(), Some("/orders/1"));
+        assert_eq!(clean_path("\0").as_deref(), None);
+        let long = format!("/{}", "é".repeat(MAX_PATH));
+        let cut_path = clean_path(&long).unwrap();
+        assert!(cut_path.len() <= MAX_PATH && cut_path.starts_with("/é"));
     }
 
     #[test]

@@ -55,6 +55,36 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// The key that seals audit events and signs checkpoints; kept outside the database.
     pub chain_key: keyward_core::audit::ChainKey,
+    /// SQLite only: when a commit counts as done.
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// When SQLite acknowledges a commit (`PRAGMA synchronous`, in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// After the WAL is synced to disk at every commit: an acknowledged change (a revocation
+    /// among them) survives an OS crash or power loss. The default.
+    #[default]
+    Full,
+    /// Before the WAL is synced (it is synced at checkpoints): faster writes, but an OS crash
+    /// or power loss can lose the last acknowledged transactions. A process crash loses
+    /// nothing either way.
+    Normal,
+}
+
+/// Refuses a database url neither backend takes, before anything is opened or created.
+pub fn check_url(url: &str) -> Result<()> {
+    if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url.starts_with("sqlite:")
+    {
+        Ok(())
+    } else {
+        Err(StoreError::Config(
+            "database url must start with sqlite: or postgres://".into(),
+        ))
+    }
 }
 
 /// Opens (creating and migrating as needed) the store that `options.url` names.

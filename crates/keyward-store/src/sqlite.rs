@@ -1,4 +1,8 @@
 //! The embedded default: SQLite in one WAL file, created on first use.
+//!
+//! Commits are durable by default: `synchronous=FULL` syncs the WAL at every commit, so an
+//! acknowledged revocation survives an OS crash or power loss. `[database] sqlite_synchronous
+//! = "normal"` trades that for faster writes (the WAL is then synced at checkpoints only).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,7 +28,10 @@ impl SqliteStore {
             .map_err(|e| StoreError::Config(format!("invalid SQLite url: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match options.sqlite_synchronous {
+                crate::SqliteSync::Full => SqliteSynchronous::Full,
+                crate::SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
@@ -58,5 +65,47 @@ impl crate::Store for SqliteStore {
     async fn ping(&self) -> crate::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn synchronous_of(sync: crate::SqliteSync) -> i64 {
+        let mut b = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
+        let path = std::env::temp_dir().join(format!("keyward-sync-{}.db", u64::from_le_bytes(b)));
+        let store = SqliteStore::open(&StoreOptions {
+            url: format!("sqlite://{}", path.display()),
+            schema: None,
+            max_connections: 2,
+            chain_key: keyward_core::audit::ChainKey::from_bytes([7; 32]),
+            sqlite_synchronous: sync,
+        })
+        .await
+        .unwrap();
+        let (level,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        store.pool.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        level
+    }
+
+    #[tokio::test]
+    async fn commits_are_durable_unless_told_otherwise() {
+        assert_eq!(crate::SqliteSync::default(), crate::SqliteSync::Full);
+        assert_eq!(synchronous_of(crate::SqliteSync::Full).await, 2);
+        assert_eq!(synchronous_of(crate::SqliteSync::Normal).await, 1);
     }
 }

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use keyward_core::api::Page;
 use keyward_core::audit::{AuditEventView, AuditQuery, AuditVerification, Checkpoint};
-use keyward_core::{DomainError, TokenId, UserId};
+use keyward_core::{validate, DomainError, TokenId, UserId};
 use keyward_store::AuditFilter;
 
 use crate::error::ApiError;
@@ -72,7 +72,14 @@ fn filter(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
                 .map_err(|_| invalid("INVALID_ID", "token", "token must be a token id"))
         })
         .transpose()?;
-    if let (Some(from), Some(to)) = (q.from, q.to) {
+    let action = q
+        .action
+        .as_deref()
+        .map(|a| validate::text(a, "action", false).map(|()| a.trim().to_owned()))
+        .transpose()?;
+    let from = validate::optional_time(q.from, "from")?;
+    let to = validate::optional_time(q.to, "to")?;
+    if let (Some(from), Some(to)) = (from, to) {
         if from >= to {
             return Err(invalid("INVALID_RANGE", "to", "to must be later than from"));
         }
@@ -80,9 +87,9 @@ fn filter(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
     Ok(AuditFilter {
         actor,
         token,
-        action: q.action.as_ref().map(|a| a.trim().to_owned()),
-        from: q.from,
-        to: q.to,
+        action,
+        from,
+        to,
         cursor,
         descending,
         limit: limit + 1,

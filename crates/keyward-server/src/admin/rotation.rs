@@ -95,17 +95,15 @@ async fn rotate_once(
         .await?
         .ok_or(ApiError::NotFound("workspace"))?;
     // Without an explicit expiry the new token lives as long as the old one was meant to.
-    let renewed = match old.expires_at {
-        Some(e) => Some(now.checked_add_signed(e - old.created_at).ok_or_else(|| {
-            DomainError::field(
-                "INVALID_EXPIRY",
-                "expires_at",
-                "the token's lifetime cannot be renewed from now: give an expires_at",
-            )
-        })?),
-        None => None,
+    // Checked: a lifetime counted from now may end past the latest date accepted (9999).
+    let renewal = old
+        .expires_at
+        .map(|e| validate::add(now, e - old.created_at, "expires_at"));
+    let wanted = match req.expires_at {
+        Some(e) => Some(e),
+        None => renewal.clone().transpose()?,
     };
-    let wanted = req.expires_at.or(renewed);
+    let renewed = renewal.and_then(Result::ok);
     let expires_at = validate::validity_window(
         now,
         now,
@@ -153,7 +151,8 @@ async fn rotate_once(
     let audit = caller
         .audit(state, "token.rotated", "token", new.id.to_string())
         .before(&TokenView::of(old, now));
-    let end = now + Duration::seconds(i64::try_from(req.grace_period_secs).unwrap_or(i64::MAX));
+    let grace = Duration::seconds(i64::try_from(req.grace_period_secs).unwrap_or(0));
+    let end = validate::add(now, grace, "grace_period_secs")?;
     old.expires_at = Some(old.expires_at.map_or(end, |e| e.min(end)));
     old.updated_at = now;
     let answer = RotatedToken {

@@ -419,7 +419,7 @@ async fn update_once(
             .ok_or(ApiError::NotFound("workspace"))?;
         let max = ws.settings.token_max_lifetime_days;
         if let Some(nb) = patch.not_before {
-            token.not_before = nb;
+            token.not_before = validate::optional_time(nb, "not_before")?;
         }
         let before = token.expires_at;
         match patch.expires_at {

@@ -13,7 +13,7 @@ use keyward_core::api::TokenView;
 use keyward_core::usage::{
     EndpointCount, Granularity, IpCount, LastUsed, UsageBucket, UsageReport,
 };
-use keyward_core::DomainError;
+use keyward_core::{validate, DomainError};
 use keyward_store::UsageQuery;
 use serde::Deserialize;
 
@@ -51,7 +51,6 @@ fn range(
         raw.as_deref()
             .map(|s| {
                 DateTime::parse_from_rfc3339(s.trim())
-                    .map(|t| t.with_timezone(&Utc))
                     .map_err(|_| {
                         DomainError::field(
                             "INVALID_TIME",
@@ -61,6 +60,7 @@ fn range(
                             ),
                         )
                     })
+                    .and_then(|t| validate::time(t.with_timezone(&Utc), field))
             })
             .transpose()
     };
@@ -76,9 +76,18 @@ fn range(
     };
     // By default the range ends with the bucket holding `now`, so every bucket is whole and
     // a request made this very millisecond is counted.
-    let to = time(&p.to, "to")?
-        .unwrap_or_else(|| granularity.floor(now) + Duration::milliseconds(granularity.millis()));
-    let from = time(&p.from, "from")?.unwrap_or(to - Duration::days(DEFAULT_DAYS));
+    let to = match time(&p.to, "to")? {
+        Some(to) => to,
+        None => validate::add(
+            granularity.floor(now),
+            Duration::milliseconds(granularity.millis()),
+            "to",
+        )?,
+    };
+    let from = match time(&p.from, "from")? {
+        Some(from) => from,
+        None => validate::add(to, Duration::days(-DEFAULT_DAYS), "from")?,
+    };
     if from >= to {
         return Err(
             DomainError::field("INVALID_RANGE", "from", "from must be earlier than to").into(),

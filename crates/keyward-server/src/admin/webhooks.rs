@@ -21,7 +21,7 @@ use keyward_core::api::Page;
 use keyward_core::events::{
     CreateWebhook, CreatedWebhook, DeliveryAttempt, EventType, Webhook, WebhookPatch, WebhookView,
 };
-use keyward_core::{DomainError, WebhookId};
+use keyward_core::{validate, DomainError, WebhookId};
 use keyward_store::Cursor;
 
 use super::{into_page, PageParams};
@@ -106,16 +106,12 @@ fn event_types(items: Option<&[String]>) -> Result<Option<Vec<EventType>>, ApiEr
 }
 
 fn description(text: Option<&str>) -> Result<String, ApiError> {
-    let text = text.unwrap_or_default().trim();
-    if text.chars().count() > MAX_DESCRIPTION {
-        return Err(DomainError::field(
-            "INVALID_DESCRIPTION",
-            "description",
-            format!("description must be at most {MAX_DESCRIPTION} characters"),
-        )
-        .into());
-    }
-    Ok(text.to_owned())
+    let text = text.unwrap_or_default();
+    Ok(validate::description_of_at_most(
+        text,
+        "description",
+        MAX_DESCRIPTION,
+    )?)
 }
 
 async fn create(

@@ -15,7 +15,10 @@ use super::{Usage, UsageConfig};
 
 /// The hour before which records (and roll-ups) are too old, `days` before `now`.
 pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    Granularity::Hour.floor(now - chrono::Duration::days(i64::from(days)))
+    let before = now
+        .checked_sub_signed(chrono::Duration::days(i64::from(days)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    Granularity::Hour.floor(before)
 }
 
 /// One pass, as of `now`.

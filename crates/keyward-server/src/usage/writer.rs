@@ -1,15 +1,18 @@
 //! The batch writer: drains the usage channel into batches, each stored in one transaction.
 //!
 //! A batch is written when it holds `batch_size` records, or `flush_interval_ms` after its
-//! first record arrived. A failed write is retried with a growing pause (records keep queueing
-//! meanwhile, and the `when_full` policy applies); after the last attempt its records count as
-//! dropped. On stop the channel is closed (senders fail from then on), whatever it holds is
-//! written, and the task ends.
+//! first record arrived. A batch that storage cannot be reached for is retried with a growing
+//! pause (records keep queueing meanwhile, and the `when_full` policy applies); after the last
+//! attempt its records count as dropped. A batch that storage refuses for another reason may
+//! hold one record it cannot store: its records are then written one by one, so only the
+//! records refused on their own are dropped (and counted), never the rest of the batch. On
+//! stop the channel is closed (senders fail from then on), whatever it holds is written, and
+//! the task ends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_store::UsageRecord;
+use keyward_store::{StoreError, UsageRecord};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -89,6 +92,10 @@ async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>) {
             Err(e) => {
                 UsageCounters::add(&counters.write_errors, 1);
                 tracing::warn!(error = %e, attempt, records = batch.len(), "storing usage records failed");
+                if batch.len() > 1 && !matches!(e, StoreError::Unavailable(_)) {
+                    one_by_one(usage, batch).await;
+                    return;
+                }
                 if attempt < ATTEMPTS {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
@@ -102,4 +109,120 @@ async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>) {
     );
     UsageCounters::add(&counters.dropped, batch.len());
     batch.clear();
+}
+
+/// Stores the records of a refused batch one at a time (each retried once after a pause), so
+/// one record storage cannot take costs only itself. Empties `batch`.
+async fn one_by_one(usage: &Usage, batch: &mut Vec<UsageRecord>) {
+    let counters = &usage.counters;
+    let mut refused = 0usize;
+    for record in batch.drain(..) {
+        let one = std::slice::from_ref(&record);
+        let mut stored = usage.store.insert_usage(one).await.is_ok();
+        if !stored {
+            UsageCounters::add(&counters.write_errors, 1);
+            tokio::time::sleep(FIRST_PAUSE).await;
+            stored = usage.store.insert_usage(one).await.is_ok();
+        }
+        if stored {
+            UsageCounters::add(&counters.written, 1);
+        } else {
+            UsageCounters::add(&counters.write_errors, 1);
+            refused += 1;
+        }
+    }
+    if refused > 0 {
+        tracing::error!(
+            records = refused,
+            "usage records dropped: storage refused them on their own"
+        );
+        UsageCounters::add(&counters.dropped, refused);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use keyward_core::{Code, TokenId, WorkspaceId};
+    use keyward_store::{LastUse, UsageAggregate, UsageMaintenance, UsageQuery, UsageStore};
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
+
+    /// Refuses any batch holding a record whose path is `/poison`, like a database refusing
+    /// one value; stores everything else.
+    #[derive(Default)]
+    struct Picky(Mutex<Vec<UsageRecord>>);
+
+    #[async_trait::async_trait]
+    impl UsageStore for Picky {
+        async fn insert_usage(&self, records: &[UsageRecord]) -> keyward_store::Result<()> {
+            if records.iter().any(|r| r.path.as_deref() == Some("/poison")) {
+                return Err(StoreError::Internal("invalid byte sequence".into()));
+            }
+            self.0.lock().unwrap().extend_from_slice(records);
+            Ok(())
+        }
+        async fn last_use(
+            &self,
+            _: WorkspaceId,
+            _: TokenId,
+        ) -> keyward_store::Result<Option<LastUse>> {
+            Ok(None)
+        }
+        async fn usage(&self, _: &UsageQuery) -> keyward_store::Result<UsageAggregate> {
+            Ok(UsageAggregate::default())
+        }
+        async fn recent_usage(
+            &self,
+            _: WorkspaceId,
+            _: TokenId,
+            _: u32,
+        ) -> keyward_store::Result<Vec<UsageRecord>> {
+            Ok(vec![])
+        }
+        async fn maintain_usage(
+            &self,
+            _: DateTime<Utc>,
+            _: DateTime<Utc>,
+        ) -> keyward_store::Result<UsageMaintenance> {
+            Ok(UsageMaintenance::default())
+        }
+    }
+
+    fn record(path: &str) -> UsageRecord {
+        UsageRecord {
+            at: DateTime::<Utc>::UNIX_EPOCH,
+            token_id: TokenId::random(&mut rand_core::OsRng),
+            workspace_id: WorkspaceId::random(&mut rand_core::OsRng),
+            ip: None,
+            method: None,
+            path: Some(path.into()),
+            code: Code::Valid,
+            latency_us: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_bad_record_costs_only_itself() {
+        let store = Arc::new(Picky::default());
+        let clock: Arc<dyn keyward_core::Clock> = Arc::new(crate::clock::SystemClock);
+        let (usage, _rx) = Usage::new(&crate::usage::UsageConfig::default(), store.clone(), clock);
+        let mut batch = vec![record("/a"), record("/poison"), record("/b"), record("/c")];
+        write(&usage, &mut batch).await;
+        assert!(batch.is_empty());
+        let stored: Vec<_> = store
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(
+            stored,
+            vec![Some("/a".into()), Some("/b".into()), Some("/c".into())]
+        );
+        assert_eq!(usage.counters.written.load(Ordering::Relaxed), 3);
+        assert_eq!(usage.counters.dropped.load(Ordering::Relaxed), 1);
+    }
 }

@@ -54,6 +54,7 @@ where
         schema: None,
         max_connections: MAX_CONNECTIONS,
         chain_key: chain_key(),
+        sqlite_synchronous: keyward_store::SqliteSync::Full,
     };
     let store = keyward_store::open(&options)
         .await
@@ -84,6 +85,7 @@ where
         schema: Some(schema.clone()),
         max_connections: MAX_CONNECTIONS,
         chain_key: chain_key(),
+        sqlite_synchronous: keyward_store::SqliteSync::Full,
     };
     let store = keyward_store::open(&options)
         .await

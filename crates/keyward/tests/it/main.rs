@@ -4,6 +4,8 @@
 //! webhook (its secret shown once, never listed) and deletes it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod startup;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
