@@ -277,6 +277,31 @@ pub fn builtin_catalogue() -> Vec<CatalogueEntry> {
         .collect()
 }
 
+/// Refuses a token narrowing entry that keeps nothing of its role (`PERMISSION_NOT_IN_ROLE`,
+/// naming `field[i]`): each entry must match a catalogue permission the role grants, or the
+/// token would silently hold less than it says.
+pub fn check_within_role(
+    narrowing: &[PermissionPattern],
+    role: &[PermissionPattern],
+    catalogue: &[CatalogueEntry],
+    field: &str,
+) -> Result<(), DomainError> {
+    for (i, pat) in narrowing.iter().enumerate() {
+        let kept = catalogue
+            .iter()
+            .any(|e| pat.matches(&e.permission) && role.iter().any(|r| r.matches(&e.permission)));
+        if !kept {
+            return Err(DomainError::field(
+                "PERMISSION_NOT_IN_ROLE",
+                format!("{field}[{i}]"),
+                "this narrowing entry keeps nothing of the token's role: narrow only to \
+                 permissions the role grants",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `patterns` against a catalogue so typos are refused: an exact permission must be in
 /// the catalogue; a wildcard must match at least one entry, except `*` and `*:action`, which may
 /// precede the permissions they will cover. Duplicates are refused too.

@@ -47,10 +47,12 @@ pub fn text(value: &str, field: &str, multiline: bool) -> Result<(), DomainError
     Ok(())
 }
 
-/// A date taken from input: in the years [`MIN_YEAR`] to [`MAX_YEAR`] (`INVALID_TIME`).
+/// A date taken from input: in the years [`MIN_YEAR`] to [`MAX_YEAR`] (`INVALID_TIME`), cut
+/// to whole milliseconds, as storage keeps it, so the answer of a change shows what reading
+/// the object back will show.
 pub fn time(value: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, DomainError> {
     if (MIN_YEAR..=MAX_YEAR).contains(&value.year()) {
-        return Ok(value);
+        return Ok(DateTime::from_timestamp_millis(value.timestamp_millis()).unwrap_or(value));
     }
     Err(DomainError::field(
         "INVALID_TIME",

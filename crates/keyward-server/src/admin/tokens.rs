@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyward_core::api::{CreateToken, CreatedToken, Page, TokenPatch, TokenView};
 use keyward_core::model::{RoleKind, Scope, ShownStatus, Token, TokenStatus, User, UserKind};
-use keyward_core::permission::{check_against_catalogue, parse_patterns};
+use keyward_core::permission::{check_against_catalogue, check_within_role, parse_patterns};
 use keyward_core::{
     validate, DomainError, PermissionPattern, Role, RoleId, TokenId, TokenSecret, UserId,
 };
@@ -58,6 +58,9 @@ async fn create(
     ensure_scope(&caller, &role)?;
     let cat = catalogue(&state, ws_id).await?;
     let narrowing = narrowing(req.permissions.as_deref(), &cat)?;
+    if let Some(n) = &narrowing {
+        check_within_role(n, &role.permissions, &cat, "permissions")?;
+    }
     let metadata = req.metadata.unwrap_or_else(|| serde_json::json!({}));
     validate::metadata(&metadata, "metadata")?;
     let ws = state
@@ -403,6 +406,9 @@ async fn update_once(
             .ok_or(ApiError::NotFound("owner"))?;
         let role = acting_role(state, &owner, token.role_id).await?;
         ensure_scope(caller, &role)?;
+        if let Some(n) = &token.permissions {
+            check_within_role(n, &role.permissions, &cat, "permissions")?;
+        }
         ensure_no_escalation(
             caller,
             &role.permissions,

@@ -164,6 +164,19 @@ async fn lists_share_one_shape_and_times_are_what_is_stored(app: TestApp) {
     );
     let user = app.admin.user(owner.id).await.unwrap();
     assert_eq!(user, owner);
+    // A date given with nanoseconds is kept, and answered, to the millisecond.
+    let mut req = crate::support::token_request(&owner);
+    let at =
+        app.state.now() + chrono::Duration::days(3) + chrono::Duration::nanoseconds(123_456_789);
+    req.expires_at = Some(at);
+    let created = app.admin.create_token(&req).await.unwrap();
+    let read = app.admin.token(created.token.id).await.unwrap();
+    assert_eq!(created.token.expires_at, read.expires_at);
+    assert_eq!(
+        read.expires_at.unwrap().timestamp_subsec_nanos() % 1_000_000,
+        0,
+        "{read:?}"
+    );
 }
 both_backends!(lists_share_one_shape_and_times_are_what_is_stored);
 

@@ -15,7 +15,15 @@ async fn valid_token_gets_its_principal(app: TestApp) {
     let owner = app.service_user("shop-sync", Some(role.id)).await;
     let mut req = token_request(&owner);
     req.metadata = Some(serde_json::json!({"team": "web"}));
+    // Narrowing to a permission the role lacks would leave a token that silently holds less
+    // than it says: refused, naming the entry.
     req.permissions = Some(vec!["cart:write".into(), "orders:read".into()]);
+    let p = crate::support::problem_of(app.admin.create_token(&req).await);
+    assert_eq!(
+        (p.status, p.code.as_str(), p.field.as_deref()),
+        (422, "PERMISSION_NOT_IN_ROLE", Some("permissions[1]"))
+    );
+    req.permissions = Some(vec!["cart:write".into()]);
     let created = app.admin.create_token(&req).await.unwrap();
 
     let v = app.verify(&created.secret, &["cart:write"]).await;
@@ -31,7 +39,7 @@ async fn valid_token_gets_its_principal(app: TestApp) {
         Some("Cart Editor")
     );
     assert_eq!(v.scope, Some(Scope::User));
-    // Effective = role (cart:*) ∩ narrowing (cart:write, orders:read).
+    // Effective = role (cart:*) ∩ narrowing (cart:write).
     let perms: Vec<String> = v
         .permissions
         .unwrap()
