@@ -4,6 +4,7 @@
 //! webhook (its secret shown once, never listed) and deletes it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod readme;
 mod startup;
 
 use std::io::{BufRead, BufReader};
