@@ -399,6 +399,23 @@ fn set_from_env(tree: &mut Value, name: &str, raw: &str) -> Result<(), ConfigErr
 mod tests {
     use super::*;
 
+    /// The README's configuration block, as written, is the defaults: every key it shows
+    /// exists, and every value it shows is the one keyward uses without it.
+    #[test]
+    fn the_readme_block_is_the_defaults() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split_once("\n## Configuration\n")
+            .map_or("", |(_, rest)| rest);
+        let block = section
+            .split_once("```toml\n")
+            .and_then(|(_, rest)| rest.split_once("```"))
+            .map_or("", |(block, _)| block);
+        assert!(block.contains("[server]") && block.contains("[leaks]"), "{block}");
+        let loaded = Config::from_layers(Some(("README.md", block)), Vec::new()).unwrap();
+        assert_eq!(loaded, Config::default());
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
