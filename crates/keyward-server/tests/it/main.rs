@@ -18,6 +18,7 @@ mod leaks;
 mod lifecycle;
 mod limits;
 mod policy;
+mod postgres_skip;
 mod races;
 mod rotation;
 mod secrecy;
