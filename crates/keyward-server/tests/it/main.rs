@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod admin_rate_limit;
 mod audit;
 mod audit_chain;
 mod contract;
@@ -14,6 +15,7 @@ mod durability;
 mod events;
 mod expiry;
 mod inputs;
+mod leak_signature;
 mod leaks;
 mod lifecycle;
 mod limits;
@@ -24,6 +26,7 @@ mod rotation;
 mod secrecy;
 mod tenancy;
 mod usage;
+mod usage_unknown;
 mod verify;
 mod verify_auth;
 mod webhook_delivery;
