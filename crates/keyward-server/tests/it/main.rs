@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod admin_rate_limit;
 mod audit;
 mod audit_chain;
 mod contract;
@@ -14,15 +15,18 @@ mod durability;
 mod events;
 mod expiry;
 mod inputs;
+mod leak_signature;
 mod leaks;
 mod lifecycle;
 mod limits;
 mod policy;
+mod postgres_skip;
 mod races;
 mod rotation;
 mod secrecy;
 mod tenancy;
 mod usage;
+mod usage_unknown;
 mod verify;
 mod verify_auth;
 mod webhook_delivery;

@@ -2,6 +2,7 @@
 //! helpers to set up users, roles and tokens.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{TimeZone, Utc};
@@ -95,9 +96,61 @@ pub struct TestApp {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-fn postgres_url() -> String {
+/// `KEYWARD_TEST_DATABASE_URL`, or the local default.
+pub fn postgres_url() -> String {
     std::env::var("KEYWARD_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// How many PostgreSQL halves of tests this run skipped so far.
+pub static POSTGRES_SKIPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Why PostgreSQL at `url` cannot be reached at all, if it cannot: no TCP (or Unix socket)
+/// connection to its host and port within a few seconds. Only this lets a PostgreSQL test
+/// skip; any other start-up error fails the test.
+pub async fn postgres_unreachable(url: &str) -> Option<String> {
+    use std::str::FromStr as _;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .unwrap_or_else(|e| panic!("the PostgreSQL test URL does not parse: {e}"));
+    let (host, port) = (options.get_host().to_owned(), options.get_port());
+    let socket = options
+        .get_socket()
+        .cloned()
+        .or_else(|| host.starts_with('/').then(|| host.clone().into()))
+        .map(|dir: std::path::PathBuf| dir.join(format!(".s.PGSQL.{port}")));
+    let place = match &socket {
+        Some(path) => path.display().to_string(),
+        None => format!("{host}:{port}"),
+    };
+    let attempt = async {
+        match &socket {
+            Some(path) => tokio::net::UnixStream::connect(path).await.map(drop),
+            None => tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map(drop),
+        }
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), attempt).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("no connection to {place}: {e}")),
+        Err(_) => Some(format!("no connection to {place} within 3 s")),
+    }
+}
+
+/// Skips the PostgreSQL half of the running test, or fails it under `CI=true`. The line goes
+/// to the process's stderr directly (libtest captures only the print macros), so it shows in
+/// `cargo test`'s output, numbered: the last one tells how many were skipped.
+pub fn skip_postgres(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("PostgreSQL is required under CI=true: {why}");
+    }
+    let n = POSTGRES_SKIPS.fetch_add(1, Ordering::SeqCst) + 1;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED on PostgreSQL ({why}): `{test}` did not run there [{n} PostgreSQL test(s) skipped so far]"
+    );
 }
 
 /// Sixteen random hex digits, for unique file and schema names.
@@ -108,8 +161,9 @@ pub fn random_hex() -> String {
 }
 
 impl TestApp {
-    /// Starts the app on a fresh database; `None` (after saying so loudly) when PostgreSQL is
-    /// not reachable outside CI. Under `CI=true` an unreachable PostgreSQL fails the test.
+    /// Starts the app on a fresh database; `None` (after saying so on stderr, uncaptured) when
+    /// PostgreSQL does not accept connections at all, outside CI. Under `CI=true` an
+    /// unreachable PostgreSQL fails the test, and so does any other start-up error always.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         Self::spawn_with(backend, |_| {}).await
     }
@@ -145,22 +199,17 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap(),
         ));
-        let mut app = match Application::build_with_clock(&config, clock.clone()).await {
-            Ok(app) => app,
-            Err(e) if matches!(backend, Backend::Postgres) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!(
-                        "PostgreSQL at {} is required under CI=true: {e}",
-                        postgres_url()
-                    );
-                }
-                eprintln!(
-                    "SKIPPED (PostgreSQL not reachable at {}): {e}",
-                    postgres_url()
-                );
+        if matches!(backend, Backend::Postgres) {
+            if let Some(why) = postgres_unreachable(&config.database.url).await {
+                skip_postgres(&why);
                 return None;
             }
-            Err(e) => panic!("starting the app: {e}"),
+        }
+        // PostgreSQL answers: any error now (a refused login, a migration bug, a bad schema
+        // name) is a failure, never a skip.
+        let mut app = match Application::build_with_clock(&config, clock.clone()).await {
+            Ok(app) => app,
+            Err(e) => panic!("starting the app on {backend:?}: {e}"),
         };
         let created = app
             .take_bootstrap()

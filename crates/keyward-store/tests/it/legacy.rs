@@ -13,7 +13,7 @@ use keyward_store::{AuditFilter, Store, StoreOptions};
 use sqlx::Connection as _;
 
 use crate::fixtures::now;
-use crate::support::{chain_key, drop_schema, random_hex, reachable};
+use crate::support::{chain_key, drop_schema, postgres_or_skip, random_hex};
 
 const SQLITE_V6: [&str; 6] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
@@ -140,11 +140,8 @@ where
 {
     let url = std::env::var("KEYWARD_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if let Err(why) = reachable(&url).await {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("PostgreSQL not reachable: {why}");
-        }
-        eprintln!("SKIPPED: PostgreSQL not reachable ({why}): legacy upgrade test");
+    let thread = std::thread::current();
+    if !postgres_or_skip(&url, thread.name().unwrap_or("a legacy upgrade test")).await {
         return;
     }
     let schema = format!("kwlegacy_{}", random_hex());

@@ -3,8 +3,10 @@
 //! so tests run in parallel without seeing each other).
 //!
 //! PostgreSQL is found through `KEYWARD_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`). When it cannot be reached, its half of each test
-//! is skipped with a loud `SKIPPED:` line, or fails when `CI=true`.
+//! `postgres://postgres@127.0.0.1:5432/test`). When nothing accepts connections at its host and
+//! port, its half of each test is skipped with a numbered `SKIPPED on PostgreSQL` line written
+//! past libtest's capture (so `cargo test` shows it), or fails when `CI=true`; any other
+//! PostgreSQL error (login, missing database, migrations) fails the test.
 //!
 //! # Layout
 //! - `support`: the `conformance!` macro, per-backend set-up and clean-up, pagination and error
@@ -27,6 +29,7 @@ mod concurrency;
 mod events;
 mod isolation;
 mod legacy;
+mod postgres_skip;
 mod roles;
 mod rotation;
 mod round_trip;

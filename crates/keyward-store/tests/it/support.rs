@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::future::Future;
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,12 +73,7 @@ where
 {
     let url =
         std::env::var("KEYWARD_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned());
-    if let Err(why) = reachable(&url).await {
-        let msg = format!("PostgreSQL not reachable at {} ({why})", redact(&url));
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{msg}: CI=true requires it; set KEYWARD_TEST_DATABASE_URL");
-        }
-        eprintln!("SKIPPED: {msg}: `{name}` did not run against PostgreSQL");
+    if !postgres_or_skip(&url, name).await {
         return;
     }
     let schema = format!("kwtest_{}", random_hex());
@@ -105,14 +102,64 @@ fn finish(outcome: Result<(), tokio::task::JoinError>) {
     }
 }
 
-pub async fn reachable(url: &str) -> Result<(), String> {
-    match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(url)).await {
-        Err(_) => Err("connecting timed out".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(conn)) => {
-            let _ = conn.close().await;
-            Ok(())
+/// How many PostgreSQL halves of tests this run skipped so far.
+pub static POSTGRES_SKIPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the PostgreSQL half of test `name` runs. It is skipped only when PostgreSQL at
+/// `url` does not accept connections at all (no TCP or Unix-socket connection to its host and
+/// port), and then only outside CI: under `CI=true` that fails the test. Any later error (a
+/// refused login, a missing database, a migration bug) fails the test, never skips it.
+///
+/// The skip line goes to the process's stderr directly (libtest captures only the print
+/// macros), so it shows in `cargo test`'s output, numbered: the last one tells how many.
+pub async fn postgres_or_skip(url: &str, name: &str) -> bool {
+    let Some(why) = unreachable(url).await else {
+        return true;
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("PostgreSQL is required under CI=true ({why}); set KEYWARD_TEST_DATABASE_URL");
+    }
+    let n = POSTGRES_SKIPS.fetch_add(1, Ordering::SeqCst) + 1;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED on PostgreSQL ({why}): `{name}` did not run there \
+         [{n} PostgreSQL test(s) skipped so far]"
+    );
+    false
+}
+
+/// Why PostgreSQL at `url` cannot be reached at all, if it cannot: no connection to its host
+/// and port within a few seconds.
+pub async fn unreachable(url: &str) -> Option<String> {
+    use std::str::FromStr as _;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).unwrap_or_else(|e| {
+        panic!(
+            "the PostgreSQL test URL {} does not parse: {e}",
+            redact(url)
+        )
+    });
+    let (host, port) = (options.get_host().to_owned(), options.get_port());
+    let socket = options
+        .get_socket()
+        .cloned()
+        .or_else(|| host.starts_with('/').then(|| host.clone().into()))
+        .map(|dir: PathBuf| dir.join(format!(".s.PGSQL.{port}")));
+    let place = match &socket {
+        Some(path) => path.display().to_string(),
+        None => format!("{host}:{port}"),
+    };
+    let attempt = async {
+        match &socket {
+            Some(path) => tokio::net::UnixStream::connect(path).await.map(drop),
+            None => tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .map(drop),
         }
+    };
+    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("no connection to {place}: {e}")),
+        Err(_) => Some(format!("no connection to {place} within 3 s")),
     }
 }
 
