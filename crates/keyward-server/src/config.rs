@@ -411,7 +411,10 @@ mod tests {
             .split_once("```toml\n")
             .and_then(|(_, rest)| rest.split_once("```"))
             .map_or("", |(block, _)| block);
-        assert!(block.contains("[server]") && block.contains("[leaks]"), "{block}");
+        assert!(
+            block.contains("[server]") && block.contains("[leaks]"),
+            "{block}"
+        );
         let loaded = Config::from_layers(Some(("README.md", block)), Vec::new()).unwrap();
         assert_eq!(loaded, Config::default());
     }
