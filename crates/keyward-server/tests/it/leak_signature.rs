@@ -9,10 +9,8 @@ use base64::Engine as _;
 use keyward_core::events::EventType;
 use keyward_core::model::Scope;
 use keyward_core::Code;
-use keyward_server::leaks::GithubKey;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
-use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 use serde_json::{json, Value};
 
 use crate::support::{Backend, TestApp};
@@ -30,23 +28,9 @@ mod signature_missing_revokes_nothing {
 }
 
 async fn run(backend: Backend) {
-    let key = SigningKey::random(&mut rand_core::OsRng);
-    let pem = key
-        .verifying_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap();
-    let configured = GithubKey {
-        key_identifier: "gh-key-1".into(),
-        key: pem,
-    };
-    let Some(app) = TestApp::spawn_with(backend, |c| {
-        c.leaks.github_public_keys = vec![configured];
-    })
-    .await
-    else {
-        return;
-    };
-    signature_missing(app, key).await;
+    if let Some((app, key)) = crate::leaks::spawn_with_leak_key(backend).await {
+        signature_missing(app, key).await;
+    }
 }
 
 /// Posts `body` to the leak route with the given signature headers; the status, the content

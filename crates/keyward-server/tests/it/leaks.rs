@@ -29,6 +29,13 @@ mod github_alerts {
 }
 
 async fn run(backend: Backend) {
+    if let Some((app, key)) = spawn_with_leak_key(backend).await {
+        alerts(app, key).await;
+    }
+}
+
+/// The app with a fresh GitHub signing key configured as `gh-key-1`, and that key.
+pub(crate) async fn spawn_with_leak_key(backend: Backend) -> Option<(TestApp, SigningKey)> {
     let key = SigningKey::random(&mut rand_core::OsRng);
     let pem = key
         .verifying_key()
@@ -38,14 +45,11 @@ async fn run(backend: Backend) {
         key_identifier: "gh-key-1".into(),
         key: pem,
     };
-    let Some(app) = TestApp::spawn_with(backend, |c| {
+    let app = TestApp::spawn_with(backend, |c| {
         c.leaks.github_public_keys = vec![configured];
     })
-    .await
-    else {
-        return;
-    };
-    alerts(app, key).await;
+    .await?;
+    Some((app, key))
 }
 
 fn sign(key: &SigningKey, body: &[u8]) -> String {
