@@ -49,6 +49,14 @@ impl Verdict {
             rate: None,
         }
     }
+
+    /// The brute-force guard's refusal, with the guard's rate state.
+    fn refused_by_guard(o: Outcome) -> Self {
+        Self {
+            rate: Some(o),
+            ..Self::of(Code::RateLimited)
+        }
+    }
 }
 
 /// One question to the verifier.
@@ -187,30 +195,22 @@ impl Verifier {
                 guard_refusal = Some(o);
             }
         }
-        let refused_by_guard = |o: Outcome| Verdict {
-            rate: Some(o),
-            ..Verdict::of(Code::RateLimited)
-        };
         let Ok(secret) = TokenSecret::check(raw.trim()) else {
-            if let Some(o) = guard_refusal {
-                return Ok(refused_by_guard(o));
-            }
-            self.failed(guard, now_ns).await?;
-            return Ok(Verdict::of(Code::Malformed));
+            return self
+                .failure(Code::Malformed, guard_refusal, guard, now_ns)
+                .await;
         };
         let hash = self.hasher.hash_checked(secret);
         let token = match self.cache.get(&hash) {
             Lookup::Hit(token) => token,
             Lookup::Unknown => {
-                if let Some(o) = guard_refusal {
-                    return Ok(refused_by_guard(o));
-                }
-                self.failed(guard, now_ns).await?;
-                return Ok(Verdict::of(Code::NotFound));
+                return self
+                    .failure(Code::NotFound, guard_refusal, guard, now_ns)
+                    .await;
             }
             Lookup::Miss => {
                 if let Some(o) = guard_refusal {
-                    return Ok(refused_by_guard(o));
+                    return Ok(Verdict::refused_by_guard(o));
                 }
                 let epoch = self.cache.epoch();
                 match self.store.load_verification(&hash).await? {
@@ -244,11 +244,9 @@ impl Verifier {
         // Another tenant's token is unknown to this asker: no answer, no usage, no denial
         // and no rate-limit budget spent in that tenant.
         if !ask.asker.may_see(&token) {
-            if let Some(o) = guard_refusal {
-                return Ok(refused_by_guard(o));
-            }
-            self.failed(guard, now_ns).await?;
-            return Ok(Verdict::of(Code::NotFound));
+            return self
+                .failure(Code::NotFound, guard_refusal, guard, now_ns)
+                .await;
         }
         let required = ask.required;
         let req = DecisionRequest {
@@ -315,6 +313,22 @@ impl Verifier {
             ip,
             missing_permission,
         });
+    }
+
+    /// A guess (malformed or unknown secret, or another tenant's token): refused by the guard
+    /// when its key is exhausted, else counted against the key and answered with `code`.
+    async fn failure(
+        &self,
+        code: Code,
+        guard_refusal: Option<Outcome>,
+        guard: Option<(&Quota, LimitKey)>,
+        now_ns: i64,
+    ) -> Result<Verdict, ApiError> {
+        if let Some(o) = guard_refusal {
+            return Ok(Verdict::refused_by_guard(o));
+        }
+        self.failed(guard, now_ns).await?;
+        Ok(Verdict::of(code))
     }
 
     /// Counts a guessing attempt (malformed or unknown secret) against its guard key.
