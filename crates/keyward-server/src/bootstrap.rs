@@ -98,6 +98,7 @@ pub async fn create_workspace(
     let bootstrap = WorkspaceBootstrap {
         workspace,
         role,
+        extra_roles: vec![],
         user,
         token,
     };

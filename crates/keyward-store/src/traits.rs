@@ -41,6 +41,9 @@ pub struct WorkspaceBootstrap {
     pub workspace: Workspace,
     /// Its admin role.
     pub role: Role,
+    /// Further roles the workspace starts with (stored after the admin role, before the user,
+    /// so the user may hold one of them).
+    pub extra_roles: Vec<Role>,
     /// Its admin service user.
     pub user: User,
     /// The admin user's first token.
@@ -50,7 +53,8 @@ pub struct WorkspaceBootstrap {
 /// Workspaces.
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
-    /// Creates a workspace with its admin role, user and token, in one transaction.
+    /// Creates a workspace with its admin role, further roles, user and token, in one
+    /// transaction.
     async fn bootstrap_workspace(&self, b: &WorkspaceBootstrap, audit: &AuditDraft) -> Result<()>;
     /// One workspace.
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;

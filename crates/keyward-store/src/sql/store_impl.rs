@@ -332,6 +332,9 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await?;
                 insert_role!(&mut *tx, b.role)?;
+                for r in &b.extra_roles {
+                    insert_role!(&mut *tx, r)?;
+                }
                 insert_user!(&mut *tx, b.user)?;
                 insert_token!(&mut *tx, b.token)?;
                 append_audit!(tx, &self.chain, audit)?;

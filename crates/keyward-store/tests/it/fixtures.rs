@@ -194,6 +194,7 @@ pub fn bootstrap(name: &str) -> WorkspaceBootstrap {
     WorkspaceBootstrap {
         workspace: ws,
         role: admin_role,
+        extra_roles: vec![],
         user: admin,
         token: admin_token,
     }
