@@ -12,6 +12,8 @@
 //! - [`usage`]: [`UsageStore`], usage records, their roll-ups and each token's last use.
 //! - [`events`]: [`EventStore`], webhook subscriptions, the event outbox, deliveries and
 //!   expiry notices.
+//! - [`people`]: [`PeopleStore`], what lets a human user sign in to the dashboard: credentials
+//!   (password hash, TOTP), recovery codes, invitations and sessions.
 //! - [`error`]: [`StoreError`], the store's error tier.
 //! - [`page`]: cursor pagination.
 //! - `sql`: the shared implementation (a macro instantiated by each backend).
@@ -25,6 +27,7 @@ pub mod events;
 mod sql;
 mod migrate;
 pub mod page;
+pub mod people;
 pub mod postgres;
 pub mod sqlite;
 pub mod traits;
@@ -38,6 +41,7 @@ pub use events::{
     AttemptResult, AttemptRow, Claim, DueDelivery, EventStore, EventsPruned, NextStep, NoticeKind,
 };
 pub use page::{Cursor, PageRequest};
+pub use people::{Credentials, Invitation, PeopleStore, Session, SessionStage};
 pub use traits::{
     CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,
     VerificationRecord, Versioned, WorkspaceBootstrap, WorkspaceStore, CONCURRENT_UPDATE,

@@ -55,6 +55,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "row_versions",
         sql: include_str!("../migrations/sqlite/0009_row_versions.sql"),
     },
+    Migration {
+        version: 10,
+        name: "people",
+        sql: include_str!("../migrations/sqlite/0010_people.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -103,6 +108,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 9,
         name: "row_versions",
         sql: include_str!("../migrations/postgres/0009_row_versions.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "people",
+        sql: include_str!("../migrations/postgres/0010_people.sql"),
     },
 ];
 

@@ -132,17 +132,25 @@ pub struct Session {
 #[async_trait]
 pub trait PeopleStore: Send + Sync {
     /// The human users with this e-mail address, in any workspace, with their credentials
-    /// (empty ones when they have none yet). E-mail addresses compare case-insensitively.
+    /// (empty ones, as of the user's creation, when they have none yet), by creation. E-mail
+    /// addresses compare case-insensitively (by their Unicode lower case; the server stores
+    /// them lower-cased). Disabled users are included: refusing them is the caller's call.
     async fn people_by_email(&self, email: &str) -> Result<Vec<(User, Credentials)>>;
     /// One person's credentials, if they have any.
     async fn credentials(&self, ws: WorkspaceId, user: UserId) -> Result<Option<Credentials>>;
-    /// Inserts or replaces a person's credentials, appending `audit`.
+    /// Inserts or replaces a person's credentials, appending `audit`. `NotFound` when the
+    /// user is not one of `c.workspace_id`'s. The TOTP step never goes back: the later of the
+    /// stored and the given step is kept, so a write computed from a read older than a
+    /// [`claim_totp_step`](Self::claim_totp_step) cannot make a used code acceptable again.
     async fn put_credentials(&self, c: &Credentials, audit: &AuditDraft) -> Result<()>;
     /// Records `step` as the last accepted TOTP step, if it is later than the stored one.
-    /// Returns whether it was (a `false` means the code was already used: refuse it).
+    /// Returns whether it was (a `false` means the code was already used: refuse it; also
+    /// `false` when the person has no credentials). One conditional update, so of two
+    /// concurrent claims of one step exactly one wins.
     async fn claim_totp_step(&self, ws: WorkspaceId, user: UserId, step: i64) -> Result<bool>;
 
-    /// Replaces the person's recovery codes by these hashes, appending `audit`.
+    /// Replaces the person's recovery codes (used ones included) by these hashes, appending
+    /// `audit`. `NotFound` when the user is not one of `ws`'s.
     async fn replace_recovery_codes(
         &self,
         ws: WorkspaceId,
@@ -151,7 +159,8 @@ pub trait PeopleStore: Send + Sync {
         audit: &AuditDraft,
     ) -> Result<()>;
     /// Marks the unused code with this hash used at `at`, appending `audit`. Returns whether
-    /// there was such a code (no event is stored otherwise).
+    /// there was such a code (no event is stored otherwise). One conditional update, so a
+    /// code is used once however many requests race for it.
     async fn use_recovery_code(
         &self,
         ws: WorkspaceId,
@@ -163,14 +172,17 @@ pub trait PeopleStore: Send + Sync {
     /// How many unused recovery codes the person has.
     async fn recovery_codes_left(&self, ws: WorkspaceId, user: UserId) -> Result<u32>;
 
-    /// Stores an invitation, making the person's earlier unused ones unusable, appending
-    /// `audit`.
+    /// Stores an invitation, deleting the person's earlier unused ones (so their links stop
+    /// working), appending `audit`, in one transaction. `NotFound` when the user is not one of
+    /// `inv.workspace_id`'s.
     async fn create_invitation(&self, inv: &Invitation, audit: &AuditDraft) -> Result<()>;
     /// The invitation with this hash.
     async fn invitation(&self, hash: &str) -> Result<Option<Invitation>>;
     /// Uses the invitation: if it is unused and not expired at `at`, marks it used and stores
-    /// `credentials` (replacing any), in one transaction with `audit`. Returns whether it was
-    /// used now.
+    /// `credentials` (replacing any, as [`put_credentials`](Self::put_credentials)), in one
+    /// transaction with `audit`. Returns whether it was used now; `false` (and nothing is
+    /// stored) when it is unknown, used, expired, or `credentials` are not those of the person
+    /// it invites.
     async fn accept_invitation(
         &self,
         hash: &str,
@@ -179,20 +191,25 @@ pub trait PeopleStore: Send + Sync {
         audit: &AuditDraft,
     ) -> Result<bool>;
 
-    /// Inserts a session.
+    /// Inserts a session. `NotFound` when the user is not one of `s.workspace_id`'s.
     async fn create_session(&self, s: &Session) -> Result<()>;
     /// The session with this hash.
     async fn session(&self, hash: &str) -> Result<Option<Session>>;
-    /// Sets a session's stage and last-seen time.
-    async fn update_session(&self, hash: &str, stage: SessionStage, at: DateTime<Utc>)
-        -> Result<()>;
+    /// Sets a session's stage and last-seen time. `NotFound` when it is gone.
+    async fn update_session(
+        &self,
+        hash: &str,
+        stage: SessionStage,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// A person's sessions, newest first.
     async fn list_sessions(&self, ws: WorkspaceId, user: UserId) -> Result<Vec<Session>>;
     /// Ends one of a person's sessions. Returns whether it existed.
     async fn delete_session(&self, ws: WorkspaceId, user: UserId, hash: &str) -> Result<bool>;
     /// Ends all of a person's sessions. Returns how many there were.
     async fn delete_user_sessions(&self, ws: WorkspaceId, user: UserId) -> Result<u64>;
-    /// Deletes sessions last seen before `idle_before` or created before `created_before`.
+    /// Deletes sessions last seen before `idle_before` or created before `created_before`, in
+    /// every workspace. Returns how many there were.
     async fn delete_stale_sessions(
         &self,
         idle_before: DateTime<Utc>,

@@ -236,6 +236,7 @@ pub trait Store:
     + crate::UsageStore
     + crate::AuditStore
     + crate::EventStore
+    + crate::PeopleStore
     + Send
     + Sync
 {

@@ -2,9 +2,9 @@
 //! trait implementations are written once, in `sql_store!`, and instantiated by
 //! `sqlite.rs` and `postgres.rs` with their pool and row types; usage, likewise, in
 //! `usage_store!` (`usage_impl.rs`); the audit trail in `audit_store!` and
-//! `append_audit!` (`audit_impl.rs`); events in `events_store!` (`events_impl.rs`). Helpers
-//! here convert between
-//! domain values and column values.
+//! `append_audit!` (`audit_impl.rs`); events in `events_store!` (`events_impl.rs`); people's
+//! credentials, invitations and sessions in `people_store!` (`people_impl.rs`). Helpers here
+//! convert between domain values and column values.
 
 mod codec;
 #[macro_use]
@@ -15,6 +15,8 @@ mod store_impl;
 pub(crate) mod usage_impl;
 #[macro_use]
 pub(crate) mod events_impl;
+#[macro_use]
+pub(crate) mod people_impl;
 
 pub(crate) use codec::*;
 

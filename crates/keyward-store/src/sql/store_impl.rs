@@ -21,7 +21,7 @@ macro_rules! sql_store {
         use $crate::{PageRequest, Result, StoreError};
 
         const WS_COLS: &str = "id, name, operator, settings, created_at, updated_at";
-        const USER_COLS: &str =
+        pub(super) const USER_COLS: &str =
             "id, workspace_id, kind, name, email, role_id, disabled, created_at, updated_at";
         const ROLE_COLS: &str = "id, workspace_id, name, description, kind, scope, permissions, \
                                  ip_allowlist, rate_limit, created_at, updated_at";
@@ -41,7 +41,7 @@ macro_rules! sql_store {
             })
         }
 
-        fn user_row(r: &$row) -> Result<User> {
+        pub(super) fn user_row(r: &$row) -> Result<User> {
             Ok(User {
                 id: UserId::from_uuid(sql::uuid(r.try_get("id")?)?),
                 workspace_id: WorkspaceId::from_uuid(sql::uuid(r.try_get("workspace_id")?)?),
