@@ -15,7 +15,9 @@
 //! - one module per area: `audit` (the trail and its chain), `workspaces`, `users`, `roles`, `catalogue`, `tokens`,
 //!   `verification`, `isolation` (one workspace cannot see or change another's objects),
 //!   `round_trip` (timestamps, JSON), `concurrency` (writes from several connections),
-//!   `events` (webhooks, the outbox, delivery claims and expiry notices) and `usage` (usage batches, aggregates, last use, roll-up and pruning).
+//!   `events` (webhooks, the outbox, delivery claims and expiry notices), `usage` (usage
+//!   batches, aggregates, last use, roll-up and pruning) and `people` (credentials, TOTP
+//!   steps, recovery codes, invitations, sessions).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -29,6 +31,7 @@ mod concurrency;
 mod events;
 mod isolation;
 mod legacy;
+mod people;
 mod postgres_skip;
 mod roles;
 mod rotation;
