@@ -98,6 +98,15 @@ impl Actor {
             user_id: Some(owner),
         }
     }
+
+    /// A person acting for themselves (signed in to the dashboard), with no token.
+    pub fn person(user_id: UserId) -> Self {
+        Self {
+            kind: ActorKind::User,
+            token_id: None,
+            user_id: Some(user_id),
+        }
+    }
 }
 
 /// An event about to be appended: everything but its place in the chain.

@@ -175,6 +175,45 @@ fn expiry_within(caller: Option<DateTime<Utc>>, new: Option<DateTime<Utc>>) -> b
     }
 }
 
+/// What a principal holds, as the escalation check reads it: a token (its role ∩ its
+/// narrowing) or a person (their `human` role's patterns, as a slice). One check for both, so
+/// the dashboard cannot hand out what the admin API would refuse.
+pub trait Grants {
+    /// Whether the holder is granted `p`.
+    fn grants(&self, p: &Permission) -> bool;
+    /// Whether the holder holds everything `p` could grant, beyond the catalogue too.
+    fn covers(&self, p: &PermissionPattern) -> bool;
+}
+
+impl Grants for CompiledToken {
+    fn grants(&self, p: &Permission) -> bool {
+        CompiledToken::grants(self, p)
+    }
+
+    /// Its role covers `p`, and so does its narrowing, if any.
+    fn covers(&self, p: &PermissionPattern) -> bool {
+        let Some(role) = &self.role else {
+            return false;
+        };
+        role.permissions.iter().any(|c| c.covers(p))
+            && self
+                .narrowing
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|c| c.covers(p)))
+    }
+}
+
+/// A role's patterns held without a narrowing (a person's grants).
+impl Grants for [PermissionPattern] {
+    fn grants(&self, p: &Permission) -> bool {
+        any_grants(self, p)
+    }
+
+    fn covers(&self, p: &PermissionPattern) -> bool {
+        self.iter().any(|c| c.covers(p))
+    }
+}
+
 /// The first permission (or pattern) that `patterns` ∩ `narrowing` would grant and `caller`
 /// does not hold, or `None` when the grant is within the caller's own.
 ///
@@ -182,8 +221,8 @@ fn expiry_within(caller: Option<DateTime<Utc>>, new: Option<DateTime<Utc>>) -> b
 /// must hold. Beyond it: wildcards also reach permissions not (yet) in the catalogue, and the
 /// decision matches any name; so the grant must be bounded by patterns the caller covers:
 /// either all of the role's patterns, or all of the narrowing's.
-pub fn first_escalation(
-    caller: &CompiledToken,
+pub fn first_escalation<G: Grants + ?Sized>(
+    caller: &G,
     patterns: &[PermissionPattern],
     narrowing: Option<&[PermissionPattern]>,
     catalogue: &[CatalogueEntry],
@@ -196,7 +235,7 @@ pub fn first_escalation(
     {
         return Some(e.permission.as_str().to_owned());
     }
-    let held = |p: &PermissionPattern| covered_by(caller, p);
+    let held = |p: &PermissionPattern| caller.covers(p);
     if patterns.iter().all(held) || narrowing.is_some_and(|n| n.iter().all(held)) {
         return None;
     }
@@ -204,19 +243,6 @@ pub fn first_escalation(
         .iter()
         .find(|p| !held(p))
         .map(|p| p.as_str().to_owned())
-}
-
-/// Whether `caller` holds everything `p` could grant: its role covers it, and so does its
-/// narrowing, if any.
-fn covered_by(caller: &CompiledToken, p: &PermissionPattern) -> bool {
-    let Some(role) = &caller.role else {
-        return false;
-    };
-    role.permissions.iter().any(|c| c.covers(p))
-        && caller
-            .narrowing
-            .as_ref()
-            .is_none_or(|n| n.iter().any(|c| c.covers(p)))
 }
 
 #[cfg(test)]
@@ -505,6 +531,25 @@ mod tests {
         assert_eq!(
             first_escalation(&full, &pats(&["*:read"]), None, &cat),
             None
+        );
+    }
+
+    #[test]
+    fn a_persons_patterns_are_checked_like_a_tokens_role_without_narrowing() {
+        let cat = catalogue();
+        let person = pats(&["keyward.tokens:*", "cart:read"]);
+        let token = caller(&["keyward.tokens:*", "cart:read"]);
+        for grant in [&["cart:read"][..], &["cart:*"], &["keyward.*"], &["*"]] {
+            assert_eq!(
+                first_escalation(person.as_slice(), &pats(grant), None, &cat),
+                first_escalation(&token, &pats(grant), None, &cat),
+                "{grant:?}"
+            );
+        }
+        let none: &[PermissionPattern] = &[];
+        assert_eq!(
+            first_escalation(none, &pats(&["cart:read"]), None, &cat).as_deref(),
+            Some("cart:read")
         );
     }
 }

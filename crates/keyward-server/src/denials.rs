@@ -1,7 +1,7 @@
 //! Security denials in the audit trail, aggregated so a flood cannot fill the disk.
 //!
 //! The verifier (for `POST /v1/verify` and the admin API's authentication) and
-//! [`crate::extract::Caller::require`] report each `IP_NOT_ALLOWED`, `INTERNAL_ONLY`,
+//! [`crate::ops::Caller::require`] (for a token caller) report each `IP_NOT_ALLOWED`, `INTERNAL_ONLY`,
 //! `RATE_LIMITED` and `INSUFFICIENT_PERMISSIONS` of a token that was found to
 //! [`Denials::record`]: one short mutex-protected map update, no storage I/O, no allocation
 //! unless the key is new. Refusals that name no token (malformed or unknown secrets, the

@@ -1,5 +1,6 @@
 //! Request extractors that fail with problem+json: JSON bodies, query strings, path ids, and
-//! the authenticated caller of the admin API.
+//! the authenticated callers: of the admin API (a token [`Caller`], built here; the type is
+//! the operations layer's) and of the verify API ([`VerifierCaller`]).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,17 +11,17 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
-use keyward_core::model::Scope;
-use keyward_core::{Code, DomainError, Permission, UserId, WorkspaceId};
+use keyward_core::{Code, DomainError, Permission};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::error::Category;
 
+use crate::cache::CachedToken;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
+use crate::ops::Caller;
 use crate::state::AppState;
 use crate::verifier::Ask;
-use keyward_core::audit::{Actor, AuditDraft};
 use keyward_core::decision::IpLevel;
 
 /// A JSON body; a bad one is a 400 (syntax) or 422 (shape) problem that never echoes values.
@@ -148,17 +149,6 @@ pub fn redact_values(message: &str) -> String {
     out
 }
 
-/// The authenticated caller of the admin API: a keyward token that passed the decision,
-/// including the workspace's, role's and token's allowlists and the rate limit.
-pub struct Caller {
-    /// The caller's compiled token.
-    pub token: Arc<crate::cache::CachedToken>,
-    /// The client address the request came from.
-    pub ip: Option<IpAddr>,
-    /// Where a refused permission is counted for the audit trail.
-    denials: Arc<crate::denials::Denials>,
-}
-
 /// The explanation of a network refusal: the level that refused, never the list.
 pub fn denial_message(code: Code, level: Option<IpLevel>) -> String {
     match level {
@@ -171,33 +161,40 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state, &[], true).await
+        let (token, ip) = authenticate(parts, state, &[], true).await?;
+        Ok(Caller::of_token(token, ip, state.denials.clone()))
     }
 }
 
 /// The caller of the verify API: a credential holding `keyward.verify:tokens`. Its own
 /// allowlists and internal-only flag apply to the address it calls from; its rate limit does
-/// not (the tokens it asks about are limited one by one).
-pub struct VerifierCaller(pub Caller);
+/// not (the tokens it asks about are limited one by one). It keeps the cached token itself,
+/// which the hot path reads directly.
+pub struct VerifierCaller {
+    /// The verifier credential's compiled token.
+    pub token: Arc<CachedToken>,
+    /// The client address the request came from.
+    pub ip: Option<IpAddr>,
+}
 
 impl FromRequestParts<AppState> for VerifierCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let required = std::slice::from_ref(&state.verify_permission);
-        let caller = authenticate(parts, state, required, false).await?;
-        Ok(VerifierCaller(caller))
+        let (token, ip) = authenticate(parts, state, required, false).await?;
+        Ok(VerifierCaller { token, ip })
     }
 }
 
 /// Checks the request's bearer credential through the verifier, from the request's client
-/// address, needing `required`.
+/// address, needing `required`; answers the token and that address.
 async fn authenticate(
     parts: &Parts,
     state: &AppState,
     required: &[Permission],
     count_rate: bool,
-) -> Result<Caller, ApiError> {
+) -> Result<(Arc<CachedToken>, Option<IpAddr>), ApiError> {
     let raw = bearer(parts).ok_or(ApiError::Unauthenticated)?;
     let ip = parts
         .extensions
@@ -209,11 +206,7 @@ async fn authenticate(
     };
     let verdict = state.verifier.verify(raw, &ask).await?;
     match (verdict.code, verdict.token) {
-        (Code::Valid, Some(token)) => Ok(Caller {
-            token,
-            ip,
-            denials: state.denials.clone(),
-        }),
+        (Code::Valid, Some(token)) => Ok((token, ip)),
         (Code::RateLimited, _) => match verdict.rate {
             Some(o) => Err(ApiError::RateLimited(o)),
             None => Err(ApiError::Unavailable),
@@ -237,78 +230,6 @@ fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-impl Caller {
-    /// Fails with 403 unless the caller holds `permission`; a refusal is counted as a security
-    /// denial of the caller's token.
-    pub fn require(&self, permission: &str) -> Result<(), ApiError> {
-        let p = Permission::parse(permission).map_err(ApiError::Invalid)?;
-        if self.token.grants(&p) {
-            return Ok(());
-        }
-        self.denials.record(crate::denials::Denial {
-            workspace: self.token.workspace_id,
-            token: self.token.token_id,
-            owner: self.token.owner_id,
-            code: Code::InsufficientPermissions,
-            refused_by: None,
-            ip: self.ip,
-            missing_permission: Some(p.as_str()),
-        });
-        Err(ApiError::MissingPermission(permission.to_owned()))
-    }
-
-    /// Fails with 403 unless the caller's role has workspace scope.
-    pub fn require_workspace_scope(&self) -> Result<(), ApiError> {
-        match self.token.scope() {
-            Scope::Workspace => Ok(()),
-            Scope::User => Err(ApiError::forbidden(
-                "WORKSPACE_SCOPE_REQUIRED",
-                "this action needs a token whose role has workspace scope",
-            )),
-        }
-    }
-
-    /// Who the caller is, for the audit trail: its token, acting for its owner.
-    pub fn actor(&self) -> Actor {
-        Actor::token(self.token.token_id, self.token.owner_id)
-    }
-
-    /// The audit event of a change this caller makes in its workspace, from its address.
-    pub fn audit(
-        &self,
-        state: &AppState,
-        action: &str,
-        target_kind: &str,
-        target_id: impl Into<String>,
-    ) -> AuditDraft {
-        let ws = self.workspace_id();
-        AuditDraft::new(
-            ws,
-            state.now(),
-            self.actor(),
-            action,
-            target_kind,
-            target_id,
-        )
-        .ip(self.ip)
-    }
-
-    /// The caller's workspace.
-    pub fn workspace_id(&self) -> WorkspaceId {
-        self.token.workspace_id
-    }
-
-    /// The user the caller acts for.
-    pub fn owner_id(&self) -> UserId {
-        self.token.owner_id
-    }
-
-    /// For user-scoped callers, the only owner whose objects they may see.
-    pub fn only_owner(&self) -> Option<UserId> {
-        (self.token.scope() == Scope::User).then_some(self.token.owner_id)
-    }
 }
 
 #[cfg(test)]

@@ -1,22 +1,17 @@
 //! `/v1/audit`: the workspace's audit trail, filtered and paged; the check of its keyed hash
 //! chain (`GET /v1/audit/verify`, or `POST` with a checkpoint to check against); and signed
-//! checkpoints of its head (`GET /v1/audit/checkpoint`). Each needs `keyward.audit:read` and a
-//! workspace-scoped token. The chain key stays in the store, which seals, signs and checks.
+//! checkpoints of its head (`GET /v1/audit/checkpoint`); over [`crate::ops::audit`].
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use keyward_core::api::Page;
 use keyward_core::audit::{AuditEventView, AuditQuery, AuditVerification, Checkpoint};
-use keyward_core::{validate, DomainError, TokenId, UserId};
-use keyward_store::AuditFilter;
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::ops::{audit, Caller};
 use crate::state::AppState;
-
-const DEFAULT_LIMIT: u32 = 100;
-const MAX_LIMIT: u32 = 1000;
 
 /// The routes of this resource.
 pub fn routes() -> Router<AppState> {
@@ -26,149 +21,32 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/audit/checkpoint", get(checkpoint))
 }
 
-fn invalid(code: &'static str, field: &str, message: &str) -> ApiError {
-    DomainError::field(code, field, message).into()
-}
-
-/// Turns the query into a store filter, refusing bad values by field.
-fn filter(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(invalid("INVALID_LIMIT", "limit", "limit must be 1 to 1000"));
-    }
-    let descending = match q.order.as_deref() {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => {
-            return Err(invalid(
-                "INVALID_ORDER",
-                "order",
-                "order must be asc or desc",
-            ))
-        }
-    };
-    let cursor = q
-        .cursor
-        .as_deref()
-        .map(|c| c.parse::<i64>().ok().filter(|n| *n >= 0))
-        .map(|c| c.ok_or_else(|| invalid("INVALID_CURSOR", "cursor", "cursor is not valid")))
-        .transpose()?;
-    let actor = q
-        .actor
-        .as_deref()
-        .map(|a| {
-            let a = a.trim();
-            let known = TokenId::parse(a).map(|t| t.to_string());
-            known
-                .or_else(|_| UserId::parse(a).map(|u| u.to_string()))
-                .map_err(|_| invalid("INVALID_ID", "actor", "actor must be a token or user id"))
-        })
-        .transpose()?;
-    let token = q
-        .token
-        .as_deref()
-        .map(|t| {
-            TokenId::parse(t.trim())
-                .map_err(|_| invalid("INVALID_ID", "token", "token must be a token id"))
-        })
-        .transpose()?;
-    let action = q
-        .action
-        .as_deref()
-        .map(|a| validate::text(a, "action", false).map(|()| a.trim().to_owned()))
-        .transpose()?;
-    let from = validate::optional_time(q.from, "from")?;
-    let to = validate::optional_time(q.to, "to")?;
-    if let (Some(from), Some(to)) = (from, to) {
-        if from >= to {
-            return Err(invalid("INVALID_RANGE", "to", "to must be later than from"));
-        }
-    }
-    Ok(AuditFilter {
-        actor,
-        token,
-        action,
-        from,
-        to,
-        cursor,
-        descending,
-        limit: limit + 1,
-    })
-}
-
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Page<AuditEventView>>, ApiError> {
-    caller.require("keyward.audit:read")?;
-    caller.require_workspace_scope()?;
-    let f = filter(&q)?;
-    let size = (f.limit - 1) as usize;
-    let mut events = state.store.list_audit(caller.workspace_id(), &f).await?;
-    let more = events.len() > size;
-    events.truncate(size);
-    Ok(Json(Page {
-        next_cursor: more
-            .then(|| events.last().map(|e| e.seq.to_string()))
-            .flatten(),
-        items: events.iter().map(AuditEventView::from).collect(),
-    }))
+    Ok(Json(audit::list(&state, &caller, &q).await?))
 }
 
-/// Checks the whole chain.
 async fn verify(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<AuditVerification>, ApiError> {
-    caller.require("keyward.audit:read")?;
-    caller.require_workspace_scope()?;
-    let v = state
-        .store
-        .verify_audit(caller.workspace_id(), None)
-        .await?;
-    Ok(Json(v))
+    Ok(Json(audit::verify(&state, &caller).await?))
 }
 
-/// Checks the whole chain and that it still passes through the checkpoint unchanged. A
-/// checkpoint of another workspace, or not signed with the chain key, is refused (422).
 async fn verify_checkpoint(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(cp): ApiJson<Checkpoint>,
 ) -> Result<Json<AuditVerification>, ApiError> {
-    caller.require("keyward.audit:read")?;
-    caller.require_workspace_scope()?;
-    let ws = caller.workspace_id();
-    if cp.workspace_id != ws {
-        return Err(invalid(
-            "INVALID_CHECKPOINT",
-            "workspace_id",
-            "the checkpoint is of another workspace",
-        ));
-    }
-    if !state.store.checkpoint_is_authentic(&cp) {
-        tracing::warn!(workspace = %ws, seq = cp.seq, "a forged audit checkpoint was refused");
-        return Err(invalid(
-            "INVALID_CHECKPOINT",
-            "signature",
-            "the checkpoint's signature is not the chain key's",
-        ));
-    }
-    let v = state.store.verify_audit(ws, Some(&cp)).await?;
-    Ok(Json(v))
+    Ok(Json(audit::verify_checkpoint(&state, &caller, &cp).await?))
 }
 
-/// The chain's head, signed.
 async fn checkpoint(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Checkpoint>, ApiError> {
-    caller.require("keyward.audit:read")?;
-    caller.require_workspace_scope()?;
-    let cp = state
-        .store
-        .audit_checkpoint(caller.workspace_id(), state.now())
-        .await?;
-    Ok(Json(cp))
+    Ok(Json(audit::checkpoint(&state, &caller).await?))
 }

@@ -1,19 +1,16 @@
-//! `/v1/roles`: roles with a kind, a scope and permission patterns checked against the
-//! catalogue. Editing a role changes every token acting with it on its next request.
+//! `/v1/roles`: roles with a kind, a scope and permission patterns, over
+//! [`crate::ops::roles`].
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyward_core::api::{CreateRole, Page, RolePatch};
-use keyward_core::permission::{check_against_catalogue, parse_patterns};
-use keyward_core::{validate, PermissionPattern, Role, RoleId};
-use keyward_store::Cursor;
+use keyward_core::Role;
 
-use super::concurrency::retrying;
-use super::{catalogue, ensure_no_escalation, into_page, limits, PageParams};
 use crate::error::ApiError;
-use crate::extract::{path_id, ApiJson, ApiQuery, Caller};
+use crate::extract::{path_id, ApiJson, ApiQuery};
+use crate::ops::{roles, Caller, PageParams};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -23,51 +20,12 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/roles/{id}", get(show).patch(update).delete(remove))
 }
 
-/// Parses, checks against the catalogue, and refuses escalation.
-async fn permissions(
-    state: &AppState,
-    caller: &Caller,
-    items: &[String],
-) -> Result<Vec<PermissionPattern>, ApiError> {
-    let patterns = parse_patterns(items, "permissions")?;
-    let cat = catalogue(state, caller.workspace_id()).await?;
-    check_against_catalogue(&patterns, &cat, "permissions")?;
-    ensure_no_escalation(caller, &patterns, None, &cat)?;
-    Ok(patterns)
-}
-
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateRole>,
 ) -> Result<(StatusCode, Json<Role>), ApiError> {
-    caller.require("keyward.roles:write")?;
-    caller.require_workspace_scope()?;
-    let now = state.now();
-    let role = Role {
-        id: RoleId::random(&mut rand_core::OsRng),
-        workspace_id: caller.workspace_id(),
-        name: validate::name(&req.name, "name")?,
-        description: validate::description(&req.description, "description")?,
-        kind: req.kind,
-        scope: req.scope,
-        permissions: permissions(&state, &caller, &req.permissions).await?,
-        ip_allowlist: req
-            .ip_allowlist
-            .as_ref()
-            .map(|l| l.parse("ip_allowlist"))
-            .transpose()?
-            .unwrap_or_default(),
-        rate_limit_per_minute: req
-            .rate_limit_per_minute
-            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
-            .transpose()?,
-        created_at: now,
-        updated_at: now,
-    };
-    ensure_within_caller(&state, &caller, &role).await?;
-    let audit = caller.audit(&state, "role.created", "role", role.id.to_string());
-    state.store.create_role(&role, &audit.after(&role)).await?;
+    let role = roles::create(&state, &caller, &req).await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -76,42 +34,7 @@ async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> Result<Json<Page<Role>>, ApiError> {
-    caller.require("keyward.roles:read")?;
-    let (page, size) = q.request()?;
-    let items = state.store.list_roles(caller.workspace_id(), &page).await?;
-    Ok(Json(into_page(
-        items,
-        size,
-        |r| Cursor {
-            created_at: r.created_at,
-            id: r.id.uuid(),
-        },
-        |r| r,
-    )))
-}
-
-async fn find(state: &AppState, caller: &Caller, raw_id: &str) -> Result<Role, ApiError> {
-    let id: RoleId = path_id(raw_id)?;
-    state
-        .store
-        .role(caller.workspace_id(), id)
-        .await?
-        .ok_or(ApiError::NotFound("role"))
-}
-
-/// Refuses (403) `role`, as it would be stored, if its tokens would be less restricted than the
-/// caller (its allowlist with the workspace's, its rate limit or the default).
-async fn ensure_within_caller(
-    state: &AppState,
-    caller: &Caller,
-    role: &Role,
-) -> Result<(), ApiError> {
-    let ws = state
-        .store
-        .workspace(role.workspace_id)
-        .await?
-        .ok_or(ApiError::NotFound("workspace"))?;
-    limits::ensure_role_within(caller, role, &ws.settings)
+    Ok(Json(roles::list(&state, &caller, &q).await?))
 }
 
 async fn show(
@@ -119,8 +42,7 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Role>, ApiError> {
-    caller.require("keyward.roles:read")?;
-    Ok(Json(find(&state, &caller, &id).await?))
+    Ok(Json(roles::get(&state, &caller, path_id(&id)?).await?))
 }
 
 async fn update(
@@ -129,60 +51,9 @@ async fn update(
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<RolePatch>,
 ) -> Result<Json<Role>, ApiError> {
-    caller.require("keyward.roles:write")?;
-    caller.require_workspace_scope()?;
-    let role = retrying(|| update_once(&state, &caller, &id, &patch)).await?;
-    state.cache.invalidate_role(role.id);
-    Ok(Json(role))
-}
-
-/// One read-check-write of a PATCH, on condition that the role did not change meanwhile.
-async fn update_once(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    patch: &RolePatch,
-) -> Result<Role, ApiError> {
-    let role_id: RoleId = path_id(id)?;
-    let mut current = state
-        .store
-        .role_versioned(caller.workspace_id(), role_id)
-        .await?
-        .ok_or(ApiError::NotFound("role"))?;
-    let role = &mut current.value;
-    let audit = caller
-        .audit(state, "role.updated", "role", role.id.to_string())
-        .before(role);
-    // Changing (or deleting) a role one does not fully hold would be escalation by other means.
-    let cat = catalogue(state, role.workspace_id).await?;
-    ensure_no_escalation(caller, &role.permissions, None, &cat)?;
-    if let Some(name) = &patch.name {
-        role.name = validate::name(name, "name")?;
-    }
-    if let Some(d) = &patch.description {
-        role.description = validate::description(d, "description")?;
-    }
-    if let Some(scope) = patch.scope {
-        role.scope = scope;
-    }
-    if let Some(items) = &patch.permissions {
-        role.permissions = permissions(state, caller, items).await?;
-    }
-    if let Some(list) = &patch.ip_allowlist {
-        role.ip_allowlist = list.parse("ip_allowlist")?;
-    }
-    if let Some(limit) = patch.rate_limit_per_minute {
-        role.rate_limit_per_minute = limit
-            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
-            .transpose()?;
-    }
-    ensure_within_caller(state, caller, role).await?;
-    role.updated_at = state.now();
-    state
-        .store
-        .update_role(&current, &audit.after(&current.value))
-        .await?;
-    Ok(current.value)
+    Ok(Json(
+        roles::update(&state, &caller, path_id(&id)?, &patch).await?,
+    ))
 }
 
 async fn remove(
@@ -190,18 +61,6 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require("keyward.roles:write")?;
-    caller.require_workspace_scope()?;
-    let role = find(&state, &caller, &id).await?;
-    let cat = catalogue(&state, role.workspace_id).await?;
-    ensure_no_escalation(&caller, &role.permissions, None, &cat)?;
-    let audit = caller
-        .audit(&state, "role.deleted", "role", role.id.to_string())
-        .before(&role);
-    state
-        .store
-        .delete_role(role.workspace_id, role.id, &audit)
-        .await?;
-    state.cache.invalidate_role(role.id);
+    roles::delete(&state, &caller, path_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

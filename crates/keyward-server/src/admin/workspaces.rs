@@ -1,21 +1,16 @@
-//! `/v1/workspace` (the caller's own) and `/v1/workspaces` (the operator's view of all).
-//! Only tokens of the operator's workspace may create or list workspaces; a new workspace
-//! comes with its own admin token, so the operator never needs access inside it.
+//! `/v1/workspace` (the caller's own) and `/v1/workspaces` (the operator's view of all), over
+//! [`crate::ops::workspaces`].
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use keyward_core::api::{CreateWorkspace, CreatedWorkspace, Page, WorkspacePatch};
-use keyward_core::model::{Workspace, WorkspaceSettings};
-use keyward_core::validate;
-use keyward_store::Cursor;
+use keyward_core::model::Workspace;
 
-use super::concurrency::retrying;
-use super::{into_page, PageParams};
-use crate::bootstrap::{create_workspace, patch_settings};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::ops::{workspaces, Caller, PageParams};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -25,17 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/workspaces", get(list).post(create))
 }
 
-async fn own(state: &AppState, caller: &Caller) -> Result<Workspace, ApiError> {
-    state
-        .store
-        .workspace(caller.workspace_id())
-        .await?
-        .ok_or(ApiError::NotFound("workspace"))
-}
-
 async fn show(State(state): State<AppState>, caller: Caller) -> Result<Json<Workspace>, ApiError> {
-    caller.require("keyward.workspace:read")?;
-    Ok(Json(own(&state, &caller).await?))
+    Ok(Json(workspaces::get(&state, &caller).await?))
 }
 
 async fn update(
@@ -43,84 +29,7 @@ async fn update(
     caller: Caller,
     ApiJson(patch): ApiJson<WorkspacePatch>,
 ) -> Result<Json<Workspace>, ApiError> {
-    caller.require("keyward.workspace:write")?;
-    caller.require_workspace_scope()?;
-    let ws = retrying(|| update_once(&state, &caller, &patch)).await?;
-    state.cache.invalidate_workspace(ws.id);
-    Ok(Json(ws))
-}
-
-/// One read-check-write of a PATCH, on condition that the workspace did not change meanwhile.
-async fn update_once(
-    state: &AppState,
-    caller: &Caller,
-    patch: &WorkspacePatch,
-) -> Result<Workspace, ApiError> {
-    let mut current = state
-        .store
-        .workspace_versioned(caller.workspace_id())
-        .await?
-        .ok_or(ApiError::NotFound("workspace"))?;
-    let ws = &mut current.value;
-    let audit = caller
-        .audit(state, "workspace.updated", "workspace", ws.id.to_string())
-        .before(ws);
-    if let Some(name) = &patch.name {
-        ws.name = validate::name(name, "name")?;
-    }
-    if let Some(p) = &patch.settings {
-        ws.settings = patch_settings(ws.settings.clone(), p)?;
-    }
-    ensure_no_self_lockout(state, caller, &ws.settings)?;
-    ws.updated_at = state.now();
-    state
-        .store
-        .update_workspace(&current, &audit.after(&current.value))
-        .await?;
-    Ok(current.value)
-}
-
-/// Refuses (409 `SELF_LOCKOUT`) settings under which the calling request itself would be
-/// refused: a workspace allowlist that does not allow its address, or, for an internal-only
-/// caller, internal networks (with the server's own) that no longer hold its address.
-fn ensure_no_self_lockout(
-    state: &AppState,
-    caller: &Caller,
-    settings: &WorkspaceSettings,
-) -> Result<(), ApiError> {
-    let list = &settings.ip_allowlist;
-    if !list.is_empty() && !caller.ip.is_some_and(|ip| list.contains(ip)) {
-        return Err(ApiError::conflict(
-            "SELF_LOCKOUT",
-            "the new workspace allowlist does not allow the address this request comes from",
-        ));
-    }
-    let internal = |ip| {
-        settings.internal_networks.contains(ip) || state.verifier.internal_networks().contains(ip)
-    };
-    if caller.token.internal_only && !caller.ip.is_some_and(internal) {
-        return Err(ApiError::conflict(
-            "SELF_LOCKOUT",
-            "the calling token is internal-only and the new internal networks do not hold \
-             the address this request comes from",
-        ));
-    }
-    Ok(())
-}
-
-async fn require_operator(
-    state: &AppState,
-    caller: &Caller,
-    permission: &str,
-) -> Result<(), ApiError> {
-    caller.require(permission)?;
-    if !own(state, caller).await?.operator {
-        return Err(ApiError::forbidden(
-            "OPERATOR_ONLY",
-            "only tokens of the operator's workspace may manage workspaces",
-        ));
-    }
-    Ok(())
+    Ok(Json(workspaces::update(&state, &caller, &patch).await?))
 }
 
 async fn create(
@@ -128,20 +37,7 @@ async fn create(
     caller: Caller,
     ApiJson(req): ApiJson<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<CreatedWorkspace>), ApiError> {
-    require_operator(&state, &caller, "keyward.workspaces:create").await?;
-    let settings = match &req.settings {
-        Some(p) => patch_settings(WorkspaceSettings::default(), p)?,
-        None => WorkspaceSettings::default(),
-    };
-    let created = create_workspace(
-        &state,
-        &req.name,
-        settings,
-        false,
-        caller.actor(),
-        caller.ip,
-    )
-    .await?;
+    let created = workspaces::create(&state, &caller, &req).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -150,16 +46,5 @@ async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<PageParams>,
 ) -> Result<Json<Page<Workspace>>, ApiError> {
-    require_operator(&state, &caller, "keyward.workspaces:read").await?;
-    let (page, size) = q.request()?;
-    let items = state.store.list_workspaces(&page).await?;
-    Ok(Json(into_page(
-        items,
-        size,
-        |w| Cursor {
-            created_at: w.created_at,
-            id: w.id.uuid(),
-        },
-        |w| w,
-    )))
+    Ok(Json(workspaces::list(&state, &caller, &q).await?))
 }

@@ -1,19 +1,15 @@
-//! Delegation of restrictions: a token may create or change a token or a role only as
+//! Delegation of restrictions: a caller may create or change a token or a role only as
 //! restricted as itself or more (internal-only, allowed addresses, rate limit, expiry), with
-//! the comparison in [`keyward_core::delegation`]. A refusal is 403 `PRIVILEGE_ESCALATION`
-//! naming the field that would loosen, never a value.
+//! the comparison in [`keyward_core::delegation`] and the caller's own limits from
+//! [`Caller::limits`]. A refusal is 403 `PRIVILEGE_ESCALATION` naming the field that would
+//! loosen, never a value.
 
 use keyward_core::delegation::{first_loosening, first_role_loosening, Limits, Restriction};
 use keyward_core::model::WorkspaceSettings;
 use keyward_core::{Role, Token};
 
+use super::Caller;
 use crate::error::ApiError;
-use crate::extract::Caller;
-
-/// The calling token's own effective limits.
-pub fn of_caller(caller: &Caller) -> Limits {
-    Limits::of_caller(&caller.token)
-}
 
 /// Refuses (403) a token, as it would be stored, that is less restricted than `bound` (the
 /// caller's limits, or what a rotation may renew them to).
@@ -36,7 +32,7 @@ pub fn ensure_role_within(
     role: &Role,
     settings: &WorkspaceSettings,
 ) -> Result<(), ApiError> {
-    match first_role_loosening(&of_caller(caller), role, settings) {
+    match first_role_loosening(&caller.limits(), role, settings) {
         None => Ok(()),
         Some(r) => Err(refusal(r, "role")),
     }

@@ -1,4 +1,4 @@
-//! Read-modify-write with optimistic concurrency: a handler reads the object with its row
+//! Read-modify-write with optimistic concurrency: an operation reads the object with its row
 //! version, checks and changes it, and stores it on condition that the row is still at that
 //! version. When another request changed it meanwhile the store answers `CONCURRENT_UPDATE`
 //! and the whole attempt runs again on a fresh read, checks included; so a PATCH racing a

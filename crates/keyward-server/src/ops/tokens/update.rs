@@ -1,0 +1,194 @@
+//! Changing a token: PATCH and activation. Each is a read-check-write on condition that the
+//! token did not change meanwhile ([`crate::ops::concurrency::retrying`]), its checks redone on
+//! every attempt, and drops the token's cache entry once committed.
+
+use keyward_core::api::{TokenPatch, TokenView};
+use keyward_core::model::{Token, TokenStatus};
+use keyward_core::permission::check_within_role;
+use keyward_core::{validate, DomainError, TokenId};
+
+use super::checks::{
+    acting_role, ensure_holds, ensure_scope, ensure_within_caller, is_replaced, narrowing,
+};
+use super::visible_versioned;
+use crate::error::ApiError;
+use crate::ops::concurrency::retrying;
+use crate::ops::{catalogue, ensure_no_escalation, Caller};
+use crate::state::AppState;
+
+/// Changes a token (`keyward.tokens:write`); needs everything the token holds.
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: TokenId,
+    patch: &TokenPatch,
+) -> Result<TokenView, ApiError> {
+    caller.require("keyward.tokens:write")?;
+    let token = retrying(|| update_once(state, caller, id, patch)).await?;
+    state.cache.invalidate_token(token.id);
+    Ok(TokenView::of(&token, state.now()))
+}
+
+/// One read-check-write of a PATCH, on condition that the token did not change meanwhile.
+async fn update_once(
+    state: &AppState,
+    caller: &Caller,
+    id: TokenId,
+    patch: &TokenPatch,
+) -> Result<Token, ApiError> {
+    let mut current = visible_versioned(state, caller, id).await?;
+    let token = &mut current.value;
+    let audit = caller
+        .audit(state, "token.updated", "token", token.id.to_string())
+        .before(&TokenView::of(token, state.now()));
+    let ws_id = caller.workspace_id();
+    let cat = catalogue(state, ws_id).await?;
+    ensure_holds(state, caller, token, &cat).await?;
+    if let Some(name) = &patch.name {
+        token.name = validate::name(name, "name")?;
+    }
+    if let Some(metadata) = &patch.metadata {
+        validate::metadata(metadata, "metadata")?;
+        token.metadata = metadata.clone();
+    }
+    if let Some(list) = &patch.ip_allowlist {
+        token.ip_allowlist = list.parse("ip_allowlist")?;
+    }
+    if let Some(internal_only) = patch.internal_only {
+        token.internal_only = internal_only;
+    }
+    if let Some(limit) = patch.rate_limit_per_minute {
+        token.rate_limit_per_minute = limit
+            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
+            .transpose()?;
+    }
+    if let Some(role_id) = patch.role_id {
+        token.role_id = role_id;
+    }
+    if let Some(items) = &patch.permissions {
+        token.permissions = narrowing(items.as_deref(), &cat)?;
+    }
+    if patch.role_id.is_some() || patch.permissions.is_some() {
+        let owner = state
+            .store
+            .user(ws_id, token.owner_id)
+            .await?
+            .ok_or(ApiError::NotFound("owner"))?;
+        let role = acting_role(state, &owner, token.role_id).await?;
+        ensure_scope(caller, &role)?;
+        if let Some(n) = &token.permissions {
+            check_within_role(n, &role.permissions, &cat, "permissions")?;
+        }
+        ensure_no_escalation(
+            caller,
+            &role.permissions,
+            token.permissions.as_deref(),
+            &cat,
+        )?;
+    }
+    let now = state.now();
+    if patch.not_before.is_some() || patch.expires_at.is_some() {
+        let ws = state
+            .store
+            .workspace(ws_id)
+            .await?
+            .ok_or(ApiError::NotFound("workspace"))?;
+        let max = ws.settings.token_max_lifetime_days;
+        if let Some(nb) = patch.not_before {
+            token.not_before = validate::optional_time(nb, "not_before")?;
+        }
+        let before = token.expires_at;
+        match patch.expires_at {
+            Some(None) if max.is_some() => {
+                return Err(DomainError::field(
+                    "TOKEN_LIFETIME_EXCEEDED",
+                    "expires_at",
+                    "this workspace has a maximum token lifetime; the expiry cannot be removed",
+                )
+                .into())
+            }
+            Some(expires_at) => {
+                // In the future, and within the maximum counted from the token's creation.
+                token.expires_at = validate::validity_window(
+                    now,
+                    token.created_at,
+                    token.not_before,
+                    expires_at,
+                    max,
+                )?;
+            }
+            None => {
+                if let (Some(nb), Some(e)) = (token.not_before, token.expires_at) {
+                    if nb >= e {
+                        return Err(DomainError::field(
+                            "INVALID_EXPIRY",
+                            "not_before",
+                            "not_before must be earlier than expires_at",
+                        )
+                        .into());
+                    }
+                }
+            }
+        }
+        // A replaced token's expiry is where its rotation's grace period ends: extending it
+        // would bring back the secret the rotation retired.
+        let later = match (before, token.expires_at) {
+            (Some(b), Some(a)) => a > b,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if later && is_replaced(state, token).await? {
+            return Err(ApiError::conflict(
+                "TOKEN_ROTATED",
+                "this token was replaced by rotation; its expiry can be brought forward, \
+                 not extended (its replacement carries on)",
+            ));
+        }
+    }
+    ensure_within_caller(state, caller, token).await?;
+    token.updated_at = now;
+    let audit = audit.after(&TokenView::of(token, now));
+    state.store.update_token(&current, &audit).await?;
+    Ok(current.value)
+}
+
+/// Switches a pending token on (`keyward.tokens:write`); an active one stays as it is.
+pub async fn activate(
+    state: &AppState,
+    caller: &Caller,
+    id: TokenId,
+) -> Result<TokenView, ApiError> {
+    caller.require("keyward.tokens:write")?;
+    let token = retrying(|| activate_once(state, caller, id)).await?;
+    state.cache.invalidate_token(token.id);
+    Ok(TokenView::of(&token, state.now()))
+}
+
+/// One read-check-write of an activation.
+async fn activate_once(state: &AppState, caller: &Caller, id: TokenId) -> Result<Token, ApiError> {
+    let mut current = visible_versioned(state, caller, id).await?;
+    let token = &mut current.value;
+    let cat = catalogue(state, token.workspace_id).await?;
+    ensure_holds(state, caller, token, &cat).await?;
+    let now = state.now();
+    match token.status {
+        TokenStatus::Revoked => {
+            return Err(ApiError::conflict(
+                "TOKEN_REVOKED",
+                "a revoked token cannot be activated",
+            ))
+        }
+        TokenStatus::Active => return Ok(current.value),
+        TokenStatus::Pending => {}
+    }
+    // Switching a token on hands out what it allows: no more than the caller is allowed.
+    ensure_within_caller(state, caller, token).await?;
+    let audit = caller
+        .audit(state, "token.activated", "token", token.id.to_string())
+        .before(&TokenView::of(token, now));
+    token.status = TokenStatus::Active;
+    token.updated_at = now;
+    let audit = audit.after(&TokenView::of(token, now));
+    state.store.update_token(&current, &audit).await?;
+    Ok(current.value)
+}
