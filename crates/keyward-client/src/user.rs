@@ -1,6 +1,6 @@
 //! Users: `/v1/users`.
 
-use keyward_core::api::{CreateUser, Page, UserPatch};
+use keyward_core::api::{CreateUser, CreatedInvitation, Page, UserPatch};
 use keyward_core::{User, UserId};
 use reqwest::Method;
 
@@ -31,6 +31,15 @@ impl Client {
             self.request(Method::PATCH, &["v1", "users", &id.to_string()])?
                 .json(patch),
         )
+        .await
+    }
+
+    /// `POST /v1/users/{id}/invitations`: a one-time link for a person to set their password.
+    pub async fn invite_user(&self, id: UserId) -> Result<CreatedInvitation, ClientError> {
+        self.call(self.request(
+            Method::POST,
+            &["v1", "users", &id.to_string(), "invitations"],
+        )?)
         .await
     }
 

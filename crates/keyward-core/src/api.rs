@@ -600,3 +600,15 @@ impl std::fmt::Debug for CreatedToken {
             .finish()
     }
 }
+
+/// A created invitation (`POST /v1/users/{id}/invitations`): the one-time link with which a
+/// person sets their password. Shown once: it is in no log, event or later answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedInvitation {
+    /// The person invited.
+    pub user_id: UserId,
+    /// The one-time link.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}

@@ -1,6 +1,9 @@
 //! Creating a workspace together with its first admin: a service user holding the api role
 //! "Workspace Admin" (`*` and `keyward.*` at workspace scope: everything in the product and in
-//! keyward, so it can delegate any permission), and that user's first token.
+//! keyward, so it can delegate any permission), and that user's first token; and the human
+//! role "Dashboard Admin" (the same permissions) for the first person, whom the operator
+//! creates and invites afterwards (`keyward user create --kind human … --role "Dashboard
+//! Admin"`, `keyward user invite`).
 //! Used on a fresh store (the operator's workspace) and by `POST /v1/workspaces`.
 
 use keyward_core::api::{CreatedWorkspace, TokenView};
@@ -18,6 +21,10 @@ use crate::state::AppState;
 
 /// Name of the admin role every workspace starts with.
 pub const ADMIN_ROLE: &str = "Workspace Admin";
+
+/// Name of the human role every workspace starts with, for the people who run it from the
+/// dashboard: the same permissions as [`ADMIN_ROLE`], for persons.
+pub const DASHBOARD_ADMIN_ROLE: &str = "Dashboard Admin";
 
 /// The default rate limit of a new workspace's "Workspace Admin" role, and so of its first
 /// token (`tokens.admin_rate_limit_per_minute`).
@@ -54,12 +61,21 @@ pub async fn create_workspace(
         description: "Full control of this workspace through keyward's admin API".into(),
         kind: RoleKind::Api,
         scope: Scope::Workspace,
-        permissions: admin_patterns,
+        permissions: admin_patterns.clone(),
         ip_allowlist: Default::default(),
         // Scripting against the admin API should not meet the workspace default (150/min).
         rate_limit_per_minute: Some(state.admin_rate_limit),
         created_at: now,
         updated_at: now,
+    };
+    let dashboard_admin = Role {
+        id: RoleId::random(rng),
+        name: DASHBOARD_ADMIN_ROLE.into(),
+        description: "Full control of this workspace in the dashboard, for people".into(),
+        kind: RoleKind::Human,
+        permissions: admin_patterns,
+        rate_limit_per_minute: None,
+        ..role.clone()
     };
     let user = User {
         id: UserId::random(rng),
@@ -98,9 +114,9 @@ pub async fn create_workspace(
     let bootstrap = WorkspaceBootstrap {
         workspace,
         role,
-        extra_roles: vec![],
         user,
         token,
+        extra_roles: vec![dashboard_admin],
     };
     // The new workspace's trail starts with its creation (by the operator, or by keyward
     // itself on a fresh database), listing what it was created with.
@@ -116,6 +132,7 @@ pub async fn create_workspace(
     .after(&serde_json::json!({
         "workspace": &bootstrap.workspace,
         "admin_role": &bootstrap.role,
+        "roles": &bootstrap.extra_roles,
         "admin_user": &bootstrap.user,
         "admin_token": TokenView::of(&bootstrap.token, now),
     }));

@@ -35,6 +35,8 @@ pub struct Config {
     pub leaks: crate::leaks::LeaksConfig,
     /// The audit trail: how security denials are aggregated.
     pub audit: crate::denials::AuditConfig,
+    /// The web dashboard: sessions, invitations, the sign-in guard.
+    pub dashboard: crate::people::DashboardConfig,
 }
 
 /// Network policy.

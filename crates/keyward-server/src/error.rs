@@ -319,7 +319,9 @@ pub async fn problem_for_every_refusal(response: Response) -> Response {
         || response
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes())
+            .is_some_and(|v| {
+                v.as_bytes() == PROBLEM_JSON.as_bytes() || v.as_bytes().starts_with(b"text/html")
+            })
     {
         return response;
     }

@@ -1,8 +1,10 @@
 //! keyward-server: the HTTP face of keyward.
 //!
-//! Data flows one way: HTTP → handler → the pure decision of `keyward-core` → the store
+//! Data flows one way: HTTP → front end (a JSON handler of the admin API; the dashboard) →
+//! operation ([`ops`]) or the verifier → the pure decision of `keyward-core` → the store
 //! (behind `keyward-store`'s traits). The verify hot path does no storage I/O for a cached
-//! token; admin handlers invalidate what their change affects.
+//! token; every admin operation authorizes, audits and invalidates what its change affects,
+//! whichever front end calls it.
 //!
 //! # Layout
 //! - [`startup`]: [`Application`]: build (store, cache, first workspace), bind, run, shut down.
@@ -10,11 +12,15 @@
 //! - [`listener`]: the HTTP/1.1 connection loop: connection cap, header-read, request and idle
 //!   timeouts, graceful shutdown.
 //! - [`routes`]: the router, health, the verify API.
-//! - [`admin`]: the admin REST API, one module per resource.
+//! - [`ops`]: the operations layer, one module per resource: authorization, validation,
+//!   delegation checks, audit drafts, cache invalidation and events, with no HTTP types; and
+//!   [`ops::Caller`], the acting principal (a token or a person).
+//! - [`admin`]: the admin REST API, a thin JSON front end over [`ops`].
 //! - [`verifier`], [`cache`]: the hot path and its cache.
 //! - [`limiter`]: rate-limit state behind a trait (in memory today; shared later).
 //! - [`client_ip`]: the client address, through trusted proxies only.
-//! - [`extract`]: JSON/query extractors and the authenticated [`extract::Caller`].
+//! - [`extract`]: JSON/query extractors and the authentication that builds a token
+//!   [`ops::Caller`] (admin API) or an [`extract::VerifierCaller`] (verify API).
 //! - [`error`]: [`ApiError`], the single problem+json mapping.
 //! - [`bootstrap`]: a workspace with its first admin.
 //! - [`denials`]: security denials aggregated into the audit trail.
@@ -23,6 +29,8 @@
 //! - [`usage`]: usage records off the hot path: channel, batch writer, roll-up and pruning.
 //! - [`events`]: events, the webhook delivery worker and the expiry scheduler.
 //! - [`leaks`]: GitHub secret-scanning alerts: verify, revoke, answer.
+//! - [`people`]: human sign-in: passwords, TOTP, recovery codes, invitations, sessions.
+//! - [`ui`]: the web dashboard at `/ui`, a front end over the operations layer.
 //! - [`metrics`]: `/metrics` in the Prometheus text format.
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
 
@@ -42,9 +50,12 @@ pub mod limiter;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
+pub mod people;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod ui;
 pub mod usage;
 pub mod verifier;
 

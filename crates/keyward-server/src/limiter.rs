@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use keyward_core::ratelimit::{check, Outcome, Quota};
-use keyward_core::TokenId;
+use keyward_core::{TokenId, UserId};
 
 /// What a limit counts: one token's requests, or one source's failed verifications. A plain
 /// value (no allocation on the hot path); shared limiters name it with `Display`
@@ -24,6 +24,12 @@ pub enum LimitKey {
     Source(IpAddr),
     /// The brute-force guard of a source address as one verifier credential reports it.
     VerifierSource(TokenId, IpAddr),
+    /// Failed dashboard sign-ins against one account, from anywhere.
+    Account(UserId),
+    /// Failed dashboard sign-ins against one account from one address (its /64).
+    AccountSource(UserId, IpAddr),
+    /// Failed dashboard sign-ins from one address (its /64), against any account.
+    SignInSource(IpAddr),
 }
 
 impl LimitKey {
@@ -36,6 +42,16 @@ impl LimitKey {
     /// The brute-force guard's key for `ip` as reported by the verifier credential `verifier`.
     pub fn verifier_source(verifier: TokenId, ip: IpAddr) -> Self {
         LimitKey::VerifierSource(verifier, guarded_prefix(ip))
+    }
+
+    /// The sign-in guard's key for failures against `user` from `ip`.
+    pub fn account_source(user: UserId, ip: IpAddr) -> Self {
+        LimitKey::AccountSource(user, guarded_prefix(ip))
+    }
+
+    /// The sign-in guard's key for failures from `ip`.
+    pub fn sign_in_source(ip: IpAddr) -> Self {
+        LimitKey::SignInSource(guarded_prefix(ip))
     }
 }
 
@@ -56,6 +72,9 @@ impl fmt::Display for LimitKey {
             LimitKey::Token(id) => write!(f, "tok:{}", id.uuid().simple()),
             LimitKey::Source(ip) => write!(f, "ip:{ip}"),
             LimitKey::VerifierSource(v, ip) => write!(f, "vip:{}:{ip}", v.uuid().simple()),
+            LimitKey::Account(u) => write!(f, "acct:{}", u.uuid().simple()),
+            LimitKey::AccountSource(u, ip) => write!(f, "acip:{}:{ip}", u.uuid().simple()),
+            LimitKey::SignInSource(ip) => write!(f, "sip:{ip}"),
         }
     }
 }

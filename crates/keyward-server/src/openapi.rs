@@ -64,6 +64,7 @@ impl Modify for BearerAuth {
         paths::users_update,
         paths::users_delete,
         paths::users_revoke_tokens,
+        paths::users_invite,
         paths::roles_list,
         paths::roles_create,
         paths::roles_show,

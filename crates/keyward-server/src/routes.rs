@@ -37,6 +37,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/verify", post(verify))
         .merge(admin::workspaces::routes())
         .merge(admin::users::routes())
+        .merge(admin::invitations::routes())
+        .merge(crate::ui::routes())
         .merge(admin::roles::routes())
         .merge(admin::permissions::routes())
         .merge(admin::audit::routes())
@@ -68,7 +70,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 
 async fn verify(
     State(state): State<AppState>,
-    VerifierCaller(caller): VerifierCaller,
+    caller: VerifierCaller,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();

@@ -94,6 +94,7 @@ impl Checked {
         config.audit.validate().map_err(bad)?;
         config.usage.validate().map_err(bad)?;
         config.webhooks.validate().map_err(bad)?;
+        config.dashboard.validate().map_err(bad)?;
         within_bounds(config).map_err(bad)?;
         let leak_keys = crate::leaks::LeakKeys::from_config(&config.leaks).map_err(bad)?;
         let field = "tokens.admin_rate_limit_per_minute";
@@ -134,6 +135,19 @@ fn within_bounds(config: &Config) -> Result<(), String> {
     }
 }
 
+/// Where invitation links point: the configured public address, else the bound one.
+fn base_url(config: &Config, listener: &TcpListener) -> String {
+    let configured = config.dashboard.public_url.trim().trim_end_matches('/');
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    match listener.local_addr() {
+        Ok(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}", a.port()),
+        Ok(a) => format!("http://{a}"),
+        Err(_) => format!("http://{}", config.server.listen),
+    }
+}
+
 /// A built application, bound to its port and ready to run.
 pub struct Application {
     listener: TcpListener,
@@ -165,6 +179,7 @@ impl Application {
             })?;
         let (chain_key, _) = crate::audit_key::load(&config.audit, &config.database.url)
             .map_err(StartupError::Config)?;
+        let device_key = chain_key.derive("dashboard device cookie");
         let store = keyward_store::open(&StoreOptions {
             url: config.database.url.clone(),
             schema: Some(config.database.schema.clone()).filter(|s| !s.is_empty()),
@@ -178,6 +193,13 @@ impl Application {
         let cache = Arc::new(TokenCache::new(&config.cache));
         let trusted_proxies = Arc::new(checked.trusted_proxies);
         let denials = Arc::new(Denials::new(&config.audit, store.clone(), clock.clone()));
+        let limiter: Arc<dyn crate::limiter::RateLimiter> = Arc::new(MemoryLimiter::default());
+        let people = Arc::new(crate::people::People {
+            guard: crate::people::guard::Guard::new(&config.dashboard, limiter.clone(), device_key)
+                .map_err(StartupError::Config)?,
+            base_url: base_url(config, &listener),
+            config: config.dashboard.clone(),
+        });
         let verifier = Arc::new(Verifier::new(
             store.clone(),
             cache.clone(),
@@ -186,7 +208,7 @@ impl Application {
             Policy {
                 internal_networks: checked.internal_networks,
                 brute_force: checked.brute_force,
-                limiter: Arc::new(MemoryLimiter::default()),
+                limiter,
             },
             denials.clone(),
         ));
@@ -205,6 +227,7 @@ impl Application {
             clock,
             trusted_proxies,
             verify_permission: keyward_core::permission::verify_permission(),
+            people,
             admin_rate_limit: checked.admin_rate_limit,
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub admin_rate_limit: u32,
     /// `keyward.verify:tokens`, parsed once: what a verify API caller must hold.
     pub verify_permission: keyward_core::Permission,
+    /// People: the dashboard's sign-in configuration and guard.
+    pub people: Arc<crate::people::People>,
 }
 
 impl AppState {

@@ -67,6 +67,16 @@ impl ChainKey {
         hex::encode(self.0)
     }
 
+    /// A separate key for another purpose (`label` names it), derived with HMAC so that no
+    /// MAC made with one can stand for the other: the dashboard's device cookies use one, so
+    /// every node that shares the chain key accepts them.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"keyward derived key\0");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// A MAC keyed with this key. HMAC zero-pads a key shorter than its 64-byte block
     /// (RFC 2104), so padding it here gives the same MAC through the infallible constructor.
     pub(crate) fn mac(&self) -> HmacSha256 {

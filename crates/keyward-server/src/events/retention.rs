@@ -3,7 +3,7 @@
 //! deliveries of older events go even while another delivery of the event is still pending.
 //! Pending deliveries are never pruned. Age is the event's time, judged by the injected clock,
 //! like usage maintenance ([`crate::usage::maintenance`]). A pass runs at start and every
-//! `maintenance_interval_secs`.
+//! `maintenance_interval_secs`, and deletes dashboard sessions past their timeouts too.
 //!
 //! Expiry notices (`token_notices`) are not pruned: they are what makes each notice happen
 //! once, and go with their token.
@@ -53,6 +53,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = run_once(state.store.as_ref(), state.now(), config.retention_days).await {
             tracing::warn!(error = %e, "event retention failed; retried at the next pass");
+        }
+        let sessions =
+            crate::people::prune_sessions(state.store.as_ref(), &state.people, state.now());
+        if let Err(e) = sessions.await {
+            tracing::warn!(error = %e, "session pruning failed; retried at the next pass");
         }
     }
 }

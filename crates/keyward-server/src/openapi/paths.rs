@@ -309,6 +309,30 @@ fn users_delete() {}
 fn users_revoke_tokens() {}
 
 #[utoipa::path(
+    post,
+    path = "/v1/users/{id}/invitations",
+    tag = "users",
+    operation_id = "users_invite",
+    summary = "Invite a person to the dashboard",
+    description = "Needs `keyward.users:write` at workspace scope. Creates a one-time link (shown once, expiring after `[dashboard] invitation_hours`) with which a human user sets their password and enrols two-factor authentication; it replaces the user's earlier unused links.",
+    params(
+        ("id" = String, Path, description = "The object's id")
+    ),
+    responses(
+        (status = 201, description = "Created; the link is shown only here", body = CreatedInvitation),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, allowlist, internal-only, delegation)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The user is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it (a service user, no e-mail address)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn users_invite() {}
+
+#[utoipa::path(
     get,
     path = "/v1/roles",
     tag = "roles",

@@ -28,6 +28,12 @@ pub enum UserCmd {
         /// User id (`usr_…`).
         id: UserId,
     },
+    /// Make a one-time invitation link with which a person sets their password (and enrols
+    /// two-factor authentication) in the dashboard. Shown once.
+    Invite {
+        /// User id (`usr_…`) of a human user with an e-mail address.
+        id: UserId,
+    },
     /// Revoke every token of a user at once.
     RevokeTokens {
         /// User id (`usr_…`).
@@ -47,9 +53,10 @@ pub struct CreateArgs {
     /// E-mail address.
     #[arg(long)]
     email: Option<String>,
-    /// Role (`rol_…`): a human role for humans, an api role for service users.
+    /// Role, by id (`rol_…`) or by name: a human role for humans, an api role for service
+    /// users.
     #[arg(long)]
-    role: Option<RoleId>,
+    role: Option<String>,
 }
 
 /// `user list`.
@@ -105,7 +112,10 @@ pub(crate) async fn run(cmd: UserCmd, ctx: &Ctx) -> anyhow::Result<()> {
                 kind: a.kind.into(),
                 name: a.name,
                 email: a.email,
-                role_id: a.role,
+                role_id: match a.role {
+                    Some(r) => Some(role_named(client, &r).await?),
+                    None => None,
+                },
             };
             ctx.show(&client.create_user(&req).await?, details)
         }
@@ -140,6 +150,18 @@ pub(crate) async fn run(cmd: UserCmd, ctx: &Ctx) -> anyhow::Result<()> {
                 bail!("nothing to change: give at least one option (see `keyward user update --help`)");
             }
             ctx.show(&client.update_user(a.id, &patch).await?, details)
+        }
+        UserCmd::Invite { id } => {
+            let inv = client.invite_user(id).await?;
+            if ctx.json {
+                return super::print_json(&inv);
+            }
+            println!(
+                "Invitation for {id} (shown once; usable once, until {}):\n\n    {}\n",
+                inv.expires_at.format("%Y-%m-%d %H:%M UTC"),
+                inv.url
+            );
+            Ok(())
         }
         UserCmd::Delete { id } => {
             client.delete_user(id).await?;
@@ -196,4 +218,27 @@ pub(crate) fn details(u: &User) -> Table {
         ("created at", table::time(Some(u.created_at))),
         ("updated at", table::time(Some(u.updated_at))),
     ])
+}
+
+/// A role named by id (`rol_…`) or by its exact name.
+async fn role_named(client: &keyward_client::Client, given: &str) -> anyhow::Result<RoleId> {
+    if let Ok(id) = given.parse::<RoleId>() {
+        return Ok(id);
+    }
+    let mut cursor = None;
+    loop {
+        let page = client
+            .list_roles(&keyward_client::ListParams {
+                limit: Some(200),
+                cursor: cursor.clone(),
+            })
+            .await?;
+        if let Some(r) = page.items.iter().find(|r| r.name == given) {
+            return Ok(r.id);
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => bail!("no role with the id or name '{given}' (see `keyward role list`)"),
+        }
+    }
 }
