@@ -118,7 +118,7 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
         .unwrap()
         .items
         .iter()
-        .all(|r| r.name == "Workspace Admin"));
+        .all(|r| r.name == "Workspace Admin" || r.name == "Dashboard Admin"));
 
     // Raw HTTP: broken JSON, unknown fields, wrong types and a missing token.
     let http = reqwest::Client::new();

@@ -19,6 +19,7 @@ mod leak_signature;
 mod leaks;
 mod lifecycle;
 mod limits;
+mod people;
 mod policy;
 mod postgres_skip;
 mod races;

@@ -1,0 +1,7 @@
+//! People and the dashboard's sign-in, over HTTP as a browser does it (cookies and forms):
+//! invitations, passwords, TOTP with the injected clock, recovery codes, sessions, CSRF, the
+//! sign-in guard, the allowlist, and audit parity between dashboard and API.
+
+mod browserless;
+mod flows;
+mod parity;
