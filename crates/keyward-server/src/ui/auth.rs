@@ -193,6 +193,11 @@ impl FromRequestParts<AppState> for Person {
         let nav = Nav {
             person: s.user.name.clone(),
             tokens: caller.holds("keyward.tokens:read"),
+            users: caller.holds("keyward.users:read"),
+            roles: caller.holds("keyward.roles:read"),
+            audit: caller.holds("keyward.audit:read"),
+            settings: caller.holds("keyward.workspace:read"),
+            webhooks: caller.holds("keyward.webhooks:read"),
         };
         Ok(Person {
             caller,

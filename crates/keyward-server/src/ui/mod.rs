@@ -14,11 +14,23 @@
 //! - [`auth`]: the signed-in person extractor and CSRF checks.
 //! - [`signin`]: sign-in, second factor, invitations, enrolment, account and sessions.
 //! - [`tokens`]: token list, create (pending → "Save token"), detail, revoke.
+//! - [`users`]: users, invitations and each user's tokens.
+//! - [`roles`]: roles with the permission matrix.
+//! - [`audit`]: the audit log.
+//! - [`settings`]: the workspace's security settings.
+//! - [`webhooks`]: webhook subscriptions and deliveries.
+//! - [`activity`]: a token's usage and audit events.
 
+pub mod activity;
+pub mod audit;
 pub mod auth;
 pub mod page;
+pub mod roles;
+pub mod settings;
 pub mod signin;
 pub mod tokens;
+pub mod users;
+pub mod webhooks;
 
 use axum::http::{header, HeaderValue};
 use axum::middleware;
@@ -35,6 +47,12 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/static/app.js", get(js))
         .merge(signin::routes())
         .merge(tokens::routes())
+        .merge(users::routes())
+        .merge(roles::routes())
+        .merge(audit::routes())
+        .merge(settings::routes())
+        .merge(webhooks::routes())
+        .merge(activity::routes())
         .layer(middleware::map_response(security_headers))
 }
 

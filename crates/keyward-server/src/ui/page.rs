@@ -12,6 +12,16 @@ pub struct Nav {
     pub person: String,
     /// `keyward.tokens:read`.
     pub tokens: bool,
+    /// `keyward.users:read`.
+    pub users: bool,
+    /// `keyward.roles:read`.
+    pub roles: bool,
+    /// `keyward.audit:read`.
+    pub audit: bool,
+    /// `keyward.workspace:read`.
+    pub settings: bool,
+    /// `keyward.webhooks:read`.
+    pub webhooks: bool,
 }
 
 /// The frame of a page.

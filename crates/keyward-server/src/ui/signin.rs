@@ -13,7 +13,7 @@ use keyward_core::WorkspaceId;
 use keyward_store::SessionStage;
 use serde::Deserialize;
 
-use super::auth::{csrf_refusal, cookie, origin, AnySession, Person};
+use super::auth::{cookie, csrf_refusal, origin, AnySession, Person};
 use super::page::{html, message, redirect, when, with_cookies, Chrome};
 use crate::people::signin::{self as flows, SignInError};
 use crate::people::{guard, session, twofactor};

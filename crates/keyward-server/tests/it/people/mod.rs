@@ -2,6 +2,10 @@
 //! invitations, passwords, TOTP with the injected clock, recovery codes, sessions, CSRF, the
 //! sign-in guard, the allowlist, and audit parity between dashboard and API.
 
+mod audit_settings;
 mod browserless;
 mod flows;
 mod parity;
+mod roles;
+mod users;
+mod webhooks;

@@ -1,0 +1,10 @@
+//! The workspace's security settings.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The routes of this part.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,1 @@
+//! (filled by the audit_settings section's tests)

@@ -1,0 +1,1 @@
+//! (filled by the roles section's tests)

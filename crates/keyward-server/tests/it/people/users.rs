@@ -1,0 +1,1 @@
+//! (filled by the users section's tests)

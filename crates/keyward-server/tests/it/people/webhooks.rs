@@ -1,0 +1,1 @@
+//! (filled by the webhooks section's tests)
