@@ -8,6 +8,7 @@ mod admin;
 mod admin_rate_limit;
 mod audit;
 mod audit_chain;
+mod browser;
 mod contract;
 mod delegation;
 mod denials;

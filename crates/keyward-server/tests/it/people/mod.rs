@@ -3,7 +3,7 @@
 //! sign-in guard, the allowlist, and audit parity between dashboard and API.
 
 mod audit_settings;
-mod browserless;
+pub mod browserless;
 mod flows;
 mod parity;
 mod roles;
