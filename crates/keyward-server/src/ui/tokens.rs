@@ -1,16 +1,17 @@
 //! Tokens in the dashboard: the list, the create form (the token is created pending and
 //! becomes usable only when the person presses "Save token"; the secret is shown once, in the
-//! dialog), a token's page with its activity, and revocation. Every action is the operations
-//! layer's, with the person as the caller.
+//! dialog), a token's page (linking its activity), revocation, rotation (the new secret shown
+//! once) and deleting a revoked or expired token. Every action is the operations layer's,
+//! with the person as the caller.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{NaiveDate, TimeZone, Utc};
-use keyward_core::api::{CreateToken, IpListInput, TokenView};
+use keyward_core::api::{CreateToken, IpListInput, RotateToken, TokenView};
 use keyward_core::model::{RoleKind, UserKind};
 use keyward_core::{RoleId, TokenId, UserId};
 
@@ -27,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/tokens/{id}", get(show))
         .route("/ui/tokens/{id}/activate", post(activate))
         .route("/ui/tokens/{id}/revoke", post(revoke))
+        .route("/ui/tokens/{id}/rotate", post(rotate))
+        .route("/ui/tokens/{id}/delete", post(delete))
 }
 
 fn refused(person: &Person, e: &crate::error::ApiError) -> Response {
@@ -58,7 +61,8 @@ struct ListPage {
     may_create: bool,
 }
 
-fn status_word(t: &TokenView) -> String {
+/// A token's shown status as the API spells it (`active`, `pending`, `revoked`, `expired`).
+pub(super) fn status_word(t: &TokenView) -> String {
     serde_json::to_value(t.status)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -156,11 +160,25 @@ struct NewPage {
     field_error: String,
 }
 
-async fn new_page(State(state): State<AppState>, person: Person) -> Response {
+/// `?owner=usr_…`: the owner the form starts with (from a user's page).
+#[derive(Debug, Default, serde::Deserialize)]
+struct NewQuery {
+    owner: Option<String>,
+}
+
+async fn new_page(
+    State(state): State<AppState>,
+    person: Person,
+    Query(q): Query<NewQuery>,
+) -> Response {
     if let Err(e) = person.caller.require("keyward.tokens:create") {
         return refused(&person, &e);
     }
-    render_new(&state, &person, Draft::default(), None, StatusCode::OK).await
+    let d = Draft {
+        owner: q.owner.unwrap_or_default(),
+        ..Draft::default()
+    };
+    render_new(&state, &person, d, None, StatusCode::OK).await
 }
 
 async fn render_new(
@@ -362,10 +380,27 @@ struct TokenPage {
     last_endpoint: String,
     may_revoke: bool,
     may_activate: bool,
+    may_rotate: bool,
+    may_delete: bool,
 }
 
 async fn show(State(state): State<AppState>, person: Person, Path(id): Path<String>) -> Response {
     show_page(&state, &person, &id, None, None).await
+}
+
+/// [`show_page`] with an error, answered with `status`.
+async fn show_error(
+    state: &AppState,
+    person: &Person,
+    id: &str,
+    error: String,
+    status: StatusCode,
+) -> Response {
+    let mut page = show_page(state, person, id, None, Some(error)).await;
+    if page.status() == StatusCode::OK {
+        *page.status_mut() = status;
+    }
+    page
 }
 
 async fn show_page(
@@ -419,6 +454,10 @@ async fn show_page(
         may_revoke: person.may("keyward.tokens:revoke") && status != "revoked",
         may_activate: status == "pending"
             && (person.may("keyward.tokens:write") || person.may("keyward.tokens:create")),
+        may_rotate: person.may("keyward.tokens:create")
+            && (status == "active" || status == "pending"),
+        may_delete: person.may("keyward.tokens:delete")
+            && (status == "revoked" || status == "expired"),
         owner: owner.map_or_else(|| t.owner_id.to_string(), |o| o.name),
         role: role.map_or_else(|| "none".into(), |r| r.name),
         permissions,
@@ -492,6 +531,114 @@ async fn revoke(
             )
             .await
         }
+        Err(e) => refused(&person, &e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RotateForm {
+    csrf: String,
+    #[serde(default)]
+    grace_minutes: String,
+}
+
+#[derive(Template)]
+#[template(path = "token_rotated.html")]
+struct RotatedPage {
+    c: Chrome,
+    id: String,
+    name: String,
+    secret: String,
+    pending: bool,
+    previous_id: String,
+    grace: bool,
+    previous_until: String,
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    person: Person,
+    Path(id): Path<String>,
+    Form(form): Form<RotateForm>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&person.csrf, &form.csrf) {
+        return r;
+    }
+    let Ok(token) = id.parse::<TokenId>() else {
+        return redirect("/ui/tokens", &[]);
+    };
+    let grace_period_secs = match form.grace_minutes.trim() {
+        "" => 0,
+        m => match m.parse::<u64>().ok().and_then(|m| m.checked_mul(60)) {
+            Some(secs) => secs,
+            None => {
+                let error = "The grace period is a whole number of minutes (0: at once).";
+                return show_error(
+                    &state,
+                    &person,
+                    &id,
+                    error.into(),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await;
+            }
+        },
+    };
+    let req = RotateToken {
+        grace_period_secs,
+        expires_at: None,
+    };
+    match ops::rotation::rotate(&state, &person.caller, token, &req).await {
+        Ok(r) => html(
+            StatusCode::CREATED,
+            &RotatedPage {
+                c: person.chrome("Token rotated"),
+                id: r.token.id.to_string(),
+                name: r.token.name.clone(),
+                pending: status_word(&r.token) == "pending",
+                previous_id: r.previous.id.to_string(),
+                grace: grace_period_secs > 0,
+                previous_until: r.previous.expires_at.map(when).unwrap_or_default(),
+                secret: r.secret,
+            },
+        ),
+        Err(e) => {
+            let (_, text, status) = explain(&e);
+            match status {
+                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT => {
+                    show_error(&state, &person, &id, text, status).await
+                }
+                _ => refused(&person, &e),
+            }
+        }
+    }
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    person: Person,
+    Path(id): Path<String>,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&person.csrf, &form.csrf) {
+        return r;
+    }
+    let Ok(token) = id.parse::<TokenId>() else {
+        return redirect("/ui/tokens", &[]);
+    };
+    if form.confirm.as_deref() != Some("yes") {
+        let error = "Tick “Yes, delete this token” to confirm.".to_owned();
+        return show_error(
+            &state,
+            &person,
+            &id,
+            error,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    match ops::tokens::delete(&state, &person.caller, token).await {
+        Ok(()) => redirect("/ui/tokens", &[]),
         Err(e) => refused(&person, &e),
     }
 }
