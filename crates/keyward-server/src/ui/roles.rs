@@ -508,7 +508,9 @@ async fn show(
     };
     let flash = match q.saved.as_deref() {
         Some("created") => Some("Role created.".to_owned()),
-        Some(_) => Some("Role saved: tokens acting with it see the change on their next request.".to_owned()),
+        Some(_) => Some(
+            "Role saved: tokens acting with it see the change on their next request.".to_owned(),
+        ),
         None => None,
     };
     let e = Refusal::default();
@@ -583,7 +585,14 @@ async fn delete(
         return render(&state, &person, Some(&role), None, e, status, None).await;
     }
     match ops::roles::delete(&state, &person.caller, role.id).await {
-        Ok(()) => list_page(&state, &person, Some(format!("Role “{}” deleted.", role.name))).await,
+        Ok(()) => {
+            list_page(
+                &state,
+                &person,
+                Some(format!("Role “{}” deleted.", role.name)),
+            )
+            .await
+        }
         Err(e) => {
             let (e, status) = Refusal::of_api(&e);
             render(&state, &person, Some(&role), None, e, status, None).await

@@ -161,8 +161,7 @@ impl Matrix {
         self.globals.iter().any(|g| g.value == pattern)
             || self.tables().iter().any(|t| {
                 t.rows.iter().any(|r| {
-                    r.all.value == pattern
-                        || r.cells.iter().flatten().any(|c| c.value == pattern)
+                    r.all.value == pattern || r.cells.iter().flatten().any(|c| c.value == pattern)
                 })
             })
     }
