@@ -1,7 +1,9 @@
-//! The workspace's audit trail: queries (filtered and paged), the check of its keyed hash
-//! chain (whole, or against a checkpoint), and signed checkpoints of its head. Each needs
-//! `keyward.audit:read` and workspace scope. The chain key stays in the store, which seals,
-//! signs and checks.
+//! The workspace's audit trail: queries (filtered and paged), the names of the people acting
+//! in it, the check of its keyed hash chain (whole, or against a checkpoint), and signed
+//! checkpoints of its head. Each needs `keyward.audit:read` and workspace scope. The chain key
+//! stays in the store, which seals, signs and checks.
+
+use std::collections::BTreeMap;
 
 use keyward_core::api::Page;
 use keyward_core::audit::{AuditEventView, AuditQuery, AuditVerification, Checkpoint};
@@ -110,6 +112,28 @@ pub async fn list(
             .flatten(),
         items: events.iter().map(AuditEventView::from).collect(),
     })
+}
+
+/// The names of the users among `ids` (the actors and token owners of events the caller
+/// reads), for showing the trail by name; a user since deleted is left out. Reading the trail
+/// already shows who acted, so this needs what reading it needs, not `keyward.users:read`.
+pub async fn user_names(
+    state: &AppState,
+    caller: &Caller,
+    ids: impl IntoIterator<Item = UserId>,
+) -> Result<BTreeMap<UserId, String>, ApiError> {
+    authorize(caller)?;
+    let ws = caller.workspace_id();
+    let mut names = BTreeMap::new();
+    for id in ids {
+        if names.contains_key(&id) {
+            continue;
+        }
+        if let Some(u) = state.store.user(ws, id).await? {
+            names.insert(id, u.name);
+        }
+    }
+    Ok(names)
 }
 
 /// Checks the whole chain.
