@@ -81,7 +81,12 @@ pub fn ensure_no_escalation(
         None => Ok(()),
         Some(p) => Err(ApiError::forbidden(
             "PRIVILEGE_ESCALATION",
-            format!("this would grant {p}, which the calling token does not hold itself"),
+            match caller.token() {
+                Some(_) => {
+                    format!("this would grant {p}, which the calling token does not hold itself")
+                }
+                None => format!("this would grant {p}, which you do not hold yourself"),
+            },
         )),
     }
 }

@@ -79,7 +79,11 @@ async fn check_role(
 /// everything the user holds: every permission its role grants and every permission each of
 /// its live tokens holds (role ∩ narrowing, the token's own role or the user's). Otherwise a
 /// weaker admin could switch a stronger user, and with it all its tokens, on or off.
-async fn ensure_holds_user(state: &AppState, caller: &Caller, user: &User) -> Result<(), ApiError> {
+pub(crate) async fn ensure_holds_user(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+) -> Result<(), ApiError> {
     let ws = user.workspace_id;
     let cat = catalogue(state, ws).await?;
     let mut roles: HashMap<RoleId, Option<Role>> = HashMap::new();

@@ -13,7 +13,8 @@ use crate::error::ApiError;
 use crate::ops::Caller;
 use crate::state::AppState;
 
-/// Invites a human user of the caller's workspace (`keyward.users:write`, workspace scope).
+/// Invites a human user of the caller's workspace (`keyward.users:write`, workspace scope,
+/// holding everything the user holds, not the caller's own user).
 pub async fn create(
     state: &AppState,
     caller: &Caller,
@@ -34,6 +35,15 @@ pub async fn create(
         )
         .into());
     }
+    // Accepting an invitation replaces the person's password and second factor: only a caller
+    // holding everything the person holds may hand one out, and never for themselves.
+    if user.id == caller.owner_id() {
+        return Err(ApiError::conflict(
+            "SELF_LOCKOUT",
+            "you cannot invite yourself (it would replace your own password and second factor); ask another admin",
+        ));
+    }
+    crate::ops::users::ensure_holds_user(state, caller, &user).await?;
     if user.disabled {
         return Err(ApiError::conflict(
             "USER_DISABLED",

@@ -492,3 +492,51 @@ async fn require_2fa_allows_nothing_but_enrolment(app: TestApp) {
     assert_eq!(jar.get("/ui/tokens").await.status, 200);
 }
 both_backends!(require_2fa_allows_nothing_but_enrolment);
+
+async fn an_invitation_needs_everything_the_person_holds(app: TestApp) {
+    // A weaker admin must not take over a stronger person by inviting them (the link replaces
+    // the password and second factor), through the dashboard or the API.
+    let strong = person(&app, "strong@example.com", &["*", "keyward.*"]).await;
+    let weak = person(&app, "weak@example.com", &["keyward.users:*"]).await;
+    let (mut jar, _, _) = onboard(&app, &weak, PASSWORD).await;
+    let page = jar.get(&format!("/ui/users/{}", strong.id)).await;
+    let refused = jar
+        .post(
+            &format!("/ui/users/{}/invite", strong.id),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!refused.body.contains("/ui/invite/"), "{}", refused.body);
+    assert!(
+        refused.body.contains("you do not hold yourself"),
+        "{}",
+        refused.body
+    );
+    let api_role = app
+        .api_role(
+            "users only",
+            keyward_core::model::Scope::Workspace,
+            &["keyward.users:*"],
+        )
+        .await;
+    let svc = app.service_user("user-admin", Some(api_role.id)).await;
+    let token = app.token_for(&svc).await;
+    let p = crate::support::problem_of(app.client(&token.secret).invite_user(strong.id).await);
+    assert_eq!(p.code, "PRIVILEGE_ESCALATION");
+    // Nor may a person re-invite themselves to drop their second factor.
+    let own = jar
+        .post(
+            &format!("/ui/users/{}/invite", weak.id),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(own.status, 409, "{}", own.body);
+    let invited = actions(&app, "person.invited").await;
+    assert_eq!(
+        invited.len(),
+        1,
+        "only the weak person's onboarding: {invited:?}"
+    );
+}
+both_backends!(an_invitation_needs_everything_the_person_holds);

@@ -287,10 +287,17 @@ async fn escalation_is_refused_as_the_api_refuses_it(app: TestApp) {
         by_id(&refused.body, "error-code").as_deref(),
         Some("PRIVILEGE_ESCALATION")
     );
+    // The same refusal, worded for a person ("you") instead of a token.
     assert!(
-        refused.body.contains(&problem.detail),
-        "{} not in {}",
-        problem.detail,
+        problem.detail.contains("keyward.audit:read"),
+        "{}",
+        problem.detail
+    );
+    assert!(
+        refused
+            .body
+            .contains("this would grant keyward.audit:read, which you do not hold yourself"),
+        "{}",
         refused.body
     );
     // Nothing was created, and the form keeps what was typed.
