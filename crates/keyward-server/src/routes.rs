@@ -189,7 +189,11 @@ async fn log_request(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status().as_u16();
     let micros = start.elapsed().as_micros() as u64;
-    let path = uri.path();
+    // An invitation link's path is its secret: it is logged without it.
+    let path = match uri.path() {
+        p if p.starts_with("/ui/invite/") => "/ui/invite/…",
+        p => p,
+    };
     if status >= 500 {
         tracing::warn!(%method, path, status, micros, "request failed");
     } else {

@@ -263,7 +263,7 @@ async fn update_once(
         if user.id == caller.owner_id() && role_id != user.role_id {
             return Err(ApiError::conflict(
                 "SELF_LOCKOUT",
-                "a token cannot change its own owner's role; use another admin's token",
+                "you cannot change your own role (nor a token its owner's); ask another admin",
             ));
         }
         check_role(state, caller, user.workspace_id, user.kind, role_id).await?;
@@ -273,7 +273,7 @@ async fn update_once(
         if disabled && user.id == caller.owner_id() {
             return Err(ApiError::conflict(
                 "SELF_LOCKOUT",
-                "a token cannot disable its own owner; use another admin's token",
+                "you cannot disable your own user (nor a token its owner); ask another admin",
             ));
         }
         user.disabled = disabled;
@@ -295,7 +295,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: UserId) -> Result<(),
     if user.id == caller.owner_id() {
         return Err(ApiError::conflict(
             "SELF_LOCKOUT",
-            "a token cannot delete its own owner",
+            "you cannot delete your own user (nor a token its owner)",
         ));
     }
     let audit = caller

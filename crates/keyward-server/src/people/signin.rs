@@ -134,10 +134,28 @@ async fn audit_now(state: &AppState, draft: AuditDraft) {
     }
 }
 
-/// Whether the workspace's allowlist lets `ip` in ("applies to all UI and API access").
-pub fn allowed_from(ws: &Workspace, ip: Option<IpAddr>) -> bool {
-    let list = &ws.settings.ip_allowlist;
-    list.is_empty() || ip.is_some_and(|ip| list.contains(ip))
+/// Whether the workspace's allowlist ("applies to all UI and API access") and the person's
+/// human role's allowlist both let `ip` in.
+pub async fn allowed_from(
+    state: &AppState,
+    ws: &Workspace,
+    user: &User,
+    ip: Option<IpAddr>,
+) -> Result<bool, keyward_store::StoreError> {
+    let inside = |list: &keyward_core::ip::IpAllowlist| {
+        list.is_empty() || ip.is_some_and(|ip| list.contains(ip))
+    };
+    if !inside(&ws.settings.ip_allowlist) {
+        return Ok(false);
+    }
+    // The person's human role may narrow it further, as a token's role does for the token.
+    let role = match user.role_id {
+        Some(id) => state.store.role(ws.id, id).await?,
+        None => None,
+    };
+    Ok(role
+        .filter(|r| r.kind == keyward_core::model::RoleKind::Human)
+        .is_none_or(|r| inside(&r.ip_allowlist)))
 }
 
 async fn workspace(state: &AppState, id: WorkspaceId) -> Result<Workspace, SignInError> {
@@ -249,7 +267,7 @@ pub async fn sign_in(
         .await;
         return Err(SignInError::BadCredentials);
     }
-    if !allowed_from(&ws, origin.ip) {
+    if !allowed_from(state, &ws, &user, origin.ip).await? {
         audit_now(
             state,
             audit(
@@ -477,7 +495,7 @@ pub async fn check_session(
     else {
         return Err(SessionRefusal::SignedOut);
     };
-    if !allowed_from(&ws, ip) {
+    if !allowed_from(state, &ws, &user, ip).await.map_err(server)? {
         return Err(SessionRefusal::IpNotAllowed);
     }
     let credentials = state

@@ -56,7 +56,7 @@ pub async fn accept_invitation(
         .workspace(user.workspace_id)
         .await?
         .ok_or(SignInError::InvitationInvalid)?;
-    if !allowed_from(&ws, origin.ip) {
+    if !allowed_from(state, &ws, &user, origin.ip).await? {
         return Err(SignInError::IpNotAllowed);
     }
     password::check_new(password_typed, confirm).map_err(SignInError::Invalid)?;

@@ -540,3 +540,78 @@ async fn an_invitation_needs_everything_the_person_holds(app: TestApp) {
     );
 }
 both_backends!(an_invitation_needs_everything_the_person_holds);
+
+async fn the_roles_allowlist_narrows_where_a_person_signs_in(app: TestApp) {
+    let jo = person(&app, "jo@example.com", &["keyward.tokens:read"]).await;
+    let (mut at_home, secret, _) = onboard(&app, &jo, PASSWORD).await;
+    let role = jo.role_id.unwrap();
+    app.admin
+        .update_role(
+            role,
+            &keyward_core::api::RolePatch {
+                ip_allowlist: Some(IpListInput::Text("127.0.0.2".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The session from 127.0.0.1 is refused at once; sign-in works only from 127.0.0.2.
+    assert_eq!(at_home.get("/ui").await.status, 403);
+    let refused = password_step(&mut Jar::new(&app), "jo@example.com", PASSWORD).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let mut office = Jar::from(&app, "127.0.0.2");
+    assert_eq!(
+        password_step(&mut office, "jo@example.com", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    app.clock.advance(Duration::seconds(30));
+    assert_eq!(
+        code_step(&mut office, &code(&app, &secret)).await.status,
+        303
+    );
+    assert_eq!(office.get("/ui").await.status, 200);
+}
+both_backends!(the_roles_allowlist_narrows_where_a_person_signs_in);
+
+async fn no_secret_of_a_person_reaches_the_logs(app: TestApp) {
+    crate::support::logs();
+    let kim = person(&app, "kim@example.com", &["keyward.tokens:read"]).await;
+    let path = invitation_path(&app, &kim).await;
+    let link_secret = path.trim_start_matches("/ui/invite/").to_owned();
+    let mut jar = Jar::new(&app);
+    let form = jar.get(&path).await;
+    jar.post(
+        &path,
+        &[
+            ("csrf", &form.csrf()),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ],
+    )
+    .await;
+    let enrol = jar.get("/ui/account/2fa").await;
+    let totp = super::browserless::by_id(&enrol.body, "totp-secret").unwrap();
+    let codes = jar
+        .post(
+            "/ui/account/2fa",
+            &[("csrf", &enrol.csrf()), ("code", &code(&app, &totp))],
+        )
+        .await;
+    let recovery = codes.body.split("<li><code>").nth(1).unwrap();
+    let recovery = &recovery[..recovery.find('<').unwrap()];
+    let session = jar
+        .cookies
+        .iter()
+        .find(|(k, _)| k.contains("keyward_session"))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    for secret in [link_secret.as_str(), PASSWORD, &totp, recovery, &session] {
+        assert!(
+            !crate::support::logs_contain(secret),
+            "a secret reached the logs"
+        );
+    }
+}
+both_backends!(no_secret_of_a_person_reaches_the_logs);
