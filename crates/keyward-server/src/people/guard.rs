@@ -57,10 +57,13 @@ impl Guard {
         user: Option<UserId>,
         ip: Option<IpAddr>,
         device: bool,
+        source: bool,
     ) -> Vec<(LimitKey, &Quota)> {
         let mut keys = Vec::with_capacity(3);
         if let Some(ip) = ip {
-            keys.push((LimitKey::sign_in_source(ip), &self.source));
+            if source {
+                keys.push((LimitKey::sign_in_source(ip), &self.source));
+            }
             if let Some(u) = user {
                 keys.push((LimitKey::account_source(u, ip), &self.pair));
             }
@@ -73,6 +76,21 @@ impl Guard {
         keys
     }
 
+    /// The account an unknown e-mail address stands for in the budgets, so that guessing at
+    /// an address nobody has is limited exactly like guessing at a real one (the answers do
+    /// not tell which addresses have accounts).
+    pub fn unknown_account(&self, email: &str) -> UserId {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.device_key) else {
+            return UserId::from_uuid(uuid::Uuid::nil());
+        };
+        mac.update(b"unknown account\0");
+        mac.update(email.trim().to_lowercase().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        UserId::from_uuid(uuid::Uuid::from_bytes(bytes))
+    }
+
     /// Whether an attempt may be checked now; `Err(seconds)` to wait otherwise. Counts
     /// nothing. A limiter that cannot answer refuses (for a minute): failing open would give
     /// a guesser unlimited tries.
@@ -83,7 +101,25 @@ impl Guard {
         device: bool,
         now_ns: i64,
     ) -> Result<(), u64> {
-        for (key, quota) in self.keys(user, ip, device) {
+        self.admit_keys(self.keys(user, ip, device, true), now_ns)
+            .await
+    }
+
+    /// [`Guard::admit`] for one account's budgets only (the address's own budget was asked
+    /// already for this attempt).
+    pub async fn admit_account(
+        &self,
+        user: UserId,
+        ip: Option<IpAddr>,
+        device: bool,
+        now_ns: i64,
+    ) -> Result<(), u64> {
+        self.admit_keys(self.keys(Some(user), ip, device, false), now_ns)
+            .await
+    }
+
+    async fn admit_keys(&self, keys: Vec<(LimitKey, &Quota)>, now_ns: i64) -> Result<(), u64> {
+        for (key, quota) in keys {
             match self.limiter.peek(key, quota, now_ns).await {
                 Ok(o) if o.allowed => {}
                 Ok(o) => return Err(o.retry_after_secs().unwrap_or(1).max(1)),
@@ -101,7 +137,24 @@ impl Guard {
         device: bool,
         now_ns: i64,
     ) {
-        for (key, quota) in self.keys(user, ip, device) {
+        self.count(self.keys(user, ip, device, true), now_ns).await;
+    }
+
+    /// [`Guard::failed`] for one account's budgets only (the address's own budget was counted
+    /// already for this attempt).
+    pub async fn failed_account(
+        &self,
+        user: UserId,
+        ip: Option<IpAddr>,
+        device: bool,
+        now_ns: i64,
+    ) {
+        self.count(self.keys(Some(user), ip, device, false), now_ns)
+            .await;
+    }
+
+    async fn count(&self, keys: Vec<(LimitKey, &Quota)>, now_ns: i64) {
+        for (key, quota) in keys {
             if let Err(e) = self.limiter.hit(key, quota, now_ns).await {
                 tracing::warn!(error = %e, "sign-in guard could not count a failure");
             }

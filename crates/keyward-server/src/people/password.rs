@@ -84,6 +84,44 @@ pub fn verify_nothing(password: &str) {
     }
 }
 
+/// At most this many hashes are computed at once (each takes 19 MiB and tens of
+/// milliseconds): sign-in floods queue here instead of exhausting memory or the runtime.
+const CONCURRENT_HASHES: usize = 4;
+
+fn hash_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_HASHES))
+}
+
+/// Runs `work` (a hash or a verification) on the blocking pool, a few at a time, so the
+/// async workers that answer verifies never wait for Argon2.
+pub async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _slot = hash_slots().acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// [`verify`] off the async workers.
+pub async fn verify_async(password: &str, stored: &str) -> bool {
+    let (password, stored) = (password.to_owned(), stored.to_owned());
+    off_thread(move || verify(&password, &stored))
+        .await
+        .unwrap_or(false)
+}
+
+/// [`verify_nothing`] off the async workers.
+pub async fn verify_nothing_async(password: &str) {
+    let password = password.to_owned();
+    off_thread(move || verify_nothing(&password)).await;
+}
+
+/// [`hash`] off the async workers.
+pub async fn hash_async(password: &str) -> Result<String, String> {
+    let password = password.to_owned();
+    off_thread(move || hash(&password))
+        .await
+        .unwrap_or_else(|| Err("hashing a password: the worker stopped".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

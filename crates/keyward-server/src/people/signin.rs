@@ -190,9 +190,15 @@ pub async fn sign_in(
     if let Err(wait) = guard.admit(None, origin.ip, false, now_ns).await {
         return Err(SignInError::Throttled(wait));
     }
+    if people.is_empty() {
+        let nobody = guard.unknown_account(email);
+        if let Err(wait) = guard.admit_account(nobody, origin.ip, false, now_ns).await {
+            return Err(SignInError::Throttled(wait));
+        }
+    }
     for (u, _) in &people {
         if let Err(wait) = guard
-            .admit(Some(u.id), origin.ip, device_of(u), now_ns)
+            .admit_account(u.id, origin.ip, device_of(u), now_ns)
             .await
         {
             audit_now(
@@ -212,19 +218,23 @@ pub async fn sign_in(
     let mut matching: Vec<(User, Credentials)> = Vec::new();
     for (u, c) in people.iter() {
         if let Some(h) = &c.password_hash {
-            if password::verify(password_typed, h) {
+            if password::verify_async(password_typed, h).await {
                 matching.push((u.clone(), c.clone()));
             }
         }
     }
     if people.iter().all(|(_, c)| c.password_hash.is_none()) {
-        password::verify_nothing(password_typed);
+        password::verify_nothing_async(password_typed).await;
     }
     if matching.is_empty() {
         guard.failed(None, origin.ip, false, now_ns).await;
+        if people.is_empty() {
+            let nobody = guard.unknown_account(email);
+            guard.failed_account(nobody, origin.ip, false, now_ns).await;
+        }
         for (u, _) in &people {
             guard
-                .failed(Some(u.id), origin.ip, device_of(u), now_ns)
+                .failed_account(u.id, origin.ip, device_of(u), now_ns)
                 .await;
             audit_now(
                 state,
@@ -279,7 +289,13 @@ pub async fn sign_in(
             ),
         )
         .await;
-        return Err(SignInError::IpNotAllowed);
+        // The same answer as a wrong password, and counted like one: a 403 here would tell
+        // a guesser outside the network that the password is right.
+        guard.failed(None, origin.ip, false, now_ns).await;
+        guard
+            .failed_account(user.id, origin.ip, device_of(&user), now_ns)
+            .await;
+        return Err(SignInError::BadCredentials);
     }
     let stage = if creds.has_2fa() {
         SessionStage::SecondFactor
@@ -332,6 +348,41 @@ pub async fn start(
     };
     state.store.create_session(&s).await?;
     Ok(Started { secret, session: s })
+}
+
+/// A code asked again of a signed-in person (new recovery codes, turning 2FA off), under the
+/// same guard as the second step of sign-in: refused while the account is throttled; a wrong
+/// code is counted and audited as `person.code_failed`, so a borrowed session cannot try all
+/// million codes.
+pub async fn guarded_code(
+    state: &AppState,
+    current: &Signed,
+    code: &str,
+    origin: &Origin,
+) -> Result<bool, SignInError> {
+    let now = state.now();
+    let now_ns = to_nanos(now);
+    let guard = &state.people.guard;
+    let user = &current.user;
+    if let Err(wait) = guard.admit(Some(user.id), origin.ip, false, now_ns).await {
+        return Err(SignInError::Throttled(wait));
+    }
+    let ok = check_code(state, user, &current.credentials, code, origin.ip, now).await?;
+    if !ok {
+        guard.failed(Some(user.id), origin.ip, false, now_ns).await;
+        audit_now(
+            state,
+            audit(
+                state,
+                user,
+                "person.code_failed",
+                origin.ip,
+                serde_json::json!({"reason": "code"}),
+            ),
+        )
+        .await;
+    }
+    Ok(ok)
 }
 
 /// Step two: a TOTP code, or one of the recovery codes.

@@ -7,7 +7,7 @@ use keyward_core::model::UserKind;
 use keyward_core::DomainError;
 use keyward_store::{Credentials, SessionStage};
 
-use super::signin::{allowed_from, check_code, start, Origin, SignInError, Signed, Started};
+use super::signin::{allowed_from, guarded_code, start, Origin, SignInError, Signed, Started};
 use super::{password, person, recovery, session, totp};
 use crate::state::AppState;
 
@@ -60,7 +60,8 @@ pub async fn accept_invitation(
         return Err(SignInError::IpNotAllowed);
     }
     password::check_new(password_typed, confirm).map_err(SignInError::Invalid)?;
-    let hashed = password::hash(password_typed)
+    let hashed = password::hash_async(password_typed)
+        .await
         .map_err(|e| SignInError::Server(crate::error::ApiError::Internal(e)))?;
     let creds = Credentials {
         password_hash: Some(hashed),
@@ -226,7 +227,7 @@ pub async fn regenerate_codes(
     code: &str,
     origin: &Origin,
 ) -> Result<Vec<String>, SignInError> {
-    if !check_code(state, &s.user, &s.credentials, code, origin.ip, state.now()).await? {
+    if !guarded_code(state, s, code, origin).await? {
         return Err(SignInError::BadCode);
     }
     new_codes(state, s, origin).await
@@ -245,7 +246,7 @@ pub async fn disable(
             "your workspace requires two-factor authentication: it cannot be turned off",
         )));
     }
-    if !check_code(state, &s.user, &s.credentials, code, origin.ip, state.now()).await? {
+    if !guarded_code(state, s, code, origin).await? {
         return Err(SignInError::BadCode);
     }
     let creds = Credentials {
@@ -272,7 +273,8 @@ pub async fn disable(
 
 /// Leaves enrolment for later, where the workspace does not require 2FA.
 pub async fn skip(state: &AppState, s: &Signed) -> Result<bool, SignInError> {
-    if s.workspace.settings.require_2fa {
+    // Only enrolment may be put off: a session waiting for its second factor must give it.
+    if s.session.stage != SessionStage::MustEnrol || s.workspace.settings.require_2fa {
         return Ok(false);
     }
     state

@@ -186,7 +186,7 @@ async fn show(
             Ok(r) => r,
             Err(e) => return refused(&e),
         };
-    let may_audit = person.may("keyward.audit:read");
+    let may_audit = person.nav.audit;
     let events = if may_audit {
         let q = AuditQuery {
             token: Some(id.to_string()),

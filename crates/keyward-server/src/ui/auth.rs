@@ -195,7 +195,9 @@ impl FromRequestParts<AppState> for Person {
             tokens: caller.holds("keyward.tokens:read"),
             users: caller.holds("keyward.users:read"),
             roles: caller.holds("keyward.roles:read"),
-            audit: caller.holds("keyward.audit:read"),
+            // The audit log is a workspace-wide view: it needs workspace scope too.
+            audit: caller.holds("keyward.audit:read")
+                && caller.scope() == keyward_core::model::Scope::Workspace,
             settings: caller.holds("keyward.workspace:read"),
             webhooks: caller.holds("keyward.webhooks:read"),
         };

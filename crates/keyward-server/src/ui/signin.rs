@@ -402,6 +402,9 @@ async fn enrol(
     if let Some(r) = csrf_refusal(&any.csrf, &form.csrf) {
         return r;
     }
+    if any.signed.session.stage == SessionStage::SecondFactor {
+        return redirect("/ui/sign-in/code", &[]);
+    }
     match twofactor::confirm(&state, &any.signed, &form.code, &any.origin).await {
         Ok(codes) => with_cookies(
             html(
@@ -429,6 +432,9 @@ async fn skip(
 ) -> Response {
     if let Some(r) = csrf_refusal(&any.csrf, &form.csrf) {
         return r;
+    }
+    if any.signed.session.stage == SessionStage::SecondFactor {
+        return redirect("/ui/sign-in/code", &[]);
     }
     match twofactor::skip(&state, &any.signed).await {
         Ok(true) => redirect("/ui", &[device_cookie(&state, any.signed.user.id)]),
@@ -536,7 +542,11 @@ async fn regenerate(
                 codes,
             },
         ),
-        Err(e) => account_page(&state, &person, None, Some(e.message())).await,
+        Err(e) => {
+            let mut page = account_page(&state, &person, None, Some(e.message())).await;
+            *page.status_mut() = status_of(&e);
+            page
+        }
     }
 }
 
@@ -550,7 +560,11 @@ async fn disable(
     }
     match twofactor::disable(&state, &person.signed, &form.code, &person.origin).await {
         Ok(()) => redirect("/ui/account", &[]),
-        Err(e) => account_page(&state, &person, None, Some(e.message())).await,
+        Err(e) => {
+            let mut page = account_page(&state, &person, None, Some(e.message())).await;
+            *page.status_mut() = status_of(&e);
+            page
+        }
     }
 }
 

@@ -404,7 +404,8 @@ async fn the_workspace_allowlist_applies_to_the_dashboard(app: TestApp) {
     assert_eq!(inside.get("/ui").await.status, 200);
     let mut outside = Jar::from(&app, "127.0.0.3");
     let refused = password_step(&mut outside, "hal@example.com", PASSWORD).await;
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    // The same answer as a wrong password: outside the network, a guess learns nothing.
+    assert_eq!(refused.status, 401, "{}", refused.body);
     // A session cookie carried to another address is refused there.
     outside.cookies = inside.cookies.clone();
     let moved = outside.get("/ui").await;
@@ -558,7 +559,7 @@ async fn the_roles_allowlist_narrows_where_a_person_signs_in(app: TestApp) {
     // The session from 127.0.0.1 is refused at once; sign-in works only from 127.0.0.2.
     assert_eq!(at_home.get("/ui").await.status, 403);
     let refused = password_step(&mut Jar::new(&app), "jo@example.com", PASSWORD).await;
-    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.status, 401, "{}", refused.body);
     let mut office = Jar::from(&app, "127.0.0.2");
     assert_eq!(
         password_step(&mut office, "jo@example.com", PASSWORD)
@@ -615,3 +616,94 @@ async fn no_secret_of_a_person_reaches_the_logs(app: TestApp) {
     }
 }
 both_backends!(no_secret_of_a_person_reaches_the_logs);
+
+async fn the_second_factor_cannot_be_skipped(app: TestApp) {
+    // With the password alone, "Not now" (put off enrolment) must not stand in for the code.
+    let lee = person(&app, "lee@example.com", &["keyward.tokens:read"]).await;
+    let (mut jar, _, _) = onboard(&app, &lee, PASSWORD).await;
+    sign_out(&mut jar).await;
+    let before = actions(&app, "person.signed_in").await.len();
+    assert_eq!(
+        password_step(&mut jar, "lee@example.com", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    let page = jar.get("/ui/sign-in/code").await;
+    assert!(
+        page.body.contains("/ui/sign-out"),
+        "a half-signed-in person can sign out"
+    );
+    let skip = jar
+        .post("/ui/account/2fa/skip", &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(skip.location.as_deref(), Some("/ui/sign-in/code"));
+    let enrol = jar
+        .post(
+            "/ui/account/2fa",
+            &[("csrf", &page.csrf()), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(enrol.location.as_deref(), Some("/ui/sign-in/code"));
+    assert_eq!(
+        jar.get("/ui").await.location.as_deref(),
+        Some("/ui/sign-in/code")
+    );
+    assert_eq!(
+        jar.get("/ui/tokens").await.location.as_deref(),
+        Some("/ui/sign-in/code")
+    );
+    assert_eq!(
+        actions(&app, "person.signed_in").await.len(),
+        before,
+        "not signed in"
+    );
+}
+both_backends!(the_second_factor_cannot_be_skipped);
+
+async fn unknown_addresses_are_limited_like_known_ones(app: TestApp) {
+    // Five failures against an address nobody has are throttled exactly like five against a
+    // real account: the answers do not tell which addresses have accounts.
+    let mo = person(&app, "mo@example.com", &["keyward.tokens:read"]).await;
+    let _ = onboard(&app, &mo, PASSWORD).await;
+    for email in ["mo@example.com", "nobody-here@example.com"] {
+        let mut jar = Jar::from(
+            &app,
+            if email.starts_with("mo") {
+                "127.0.0.4"
+            } else {
+                "127.0.0.5"
+            },
+        );
+        for _ in 0..5 {
+            assert_eq!(
+                password_step(&mut jar, email, "wrong wrong wrong")
+                    .await
+                    .status,
+                401
+            );
+        }
+        let sixth = password_step(&mut jar, email, "wrong wrong wrong").await;
+        assert_eq!(sixth.status, 429, "{email}: {}", sixth.body);
+    }
+}
+both_backends!(unknown_addresses_are_limited_like_known_ones);
+
+async fn codes_asked_on_the_account_page_are_guarded(app: TestApp) {
+    let ned = person(&app, "ned@example.com", &["keyward.tokens:read"]).await;
+    let (mut jar, _, _) = onboard(&app, &ned, PASSWORD).await;
+    let account = jar.get("/ui/account").await;
+    let mut last = 0;
+    for _ in 0..6 {
+        last = jar
+            .post(
+                "/ui/account/recovery-codes",
+                &[("csrf", &account.csrf()), ("code", "000000")],
+            )
+            .await
+            .status;
+    }
+    assert_eq!(last, 429, "wrong codes are counted and then refused");
+    assert!(actions(&app, "person.code_failed").await.len() >= 5);
+}
+both_backends!(codes_asked_on_the_account_page_are_guarded);
