@@ -247,6 +247,14 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_has_no_code_hash() {
+        let schema = <ChangeRequest as utoipa::PartialSchema>::schema();
+        let text = serde_json::to_string(&schema).unwrap();
+        assert!(text.contains("approvals_needed"), "{text}");
+        assert!(!text.contains("code_hash"), "{text}");
+    }
+
+    #[test]
     fn approvals_and_expiry() {
         let mut r = request();
         let user = UserId::random(&mut rand_core::OsRng);
