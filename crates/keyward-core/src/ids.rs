@@ -118,6 +118,10 @@ typed_id!(
     /// One event's delivery to one subscription.
     DeliveryId, "dlv"
 );
+typed_id!(
+    /// A request for a security change that needs a second person's approval.
+    ChangeRequestId, "chg"
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,8 @@
 //! the domain never mentions HTTP or SQL.
 //!
 //! # Layout
-//! - [`ids`]: typed, prefixed identifiers (`ws_…`, `usr_…`, `rol_…`, `tok_…`, `whk_…`, `msg_…`).
+//! - [`ids`]: typed, prefixed identifiers (`ws_…`, `usr_…`, `rol_…`, `tok_…`, `whk_…`, `msg_…`,
+//!   `chg_…`).
 //! - [`secret`]: the token format (`{prefix}_{base62 random}{base62 CRC32}`), parsing and hashing.
 //! - [`permission`]: `resource:action` permissions, wildcard patterns, the permission catalogue.
 //! - [`model`]: workspaces, users, roles, tokens and their settings.
@@ -17,11 +18,13 @@
 //! - [`api`]: the JSON shapes of the HTTP API, shared by the server and the typed client.
 //! - [`events`]: event types, webhook subscriptions and deliveries, their wire shapes.
 //! - [`usage`]: the usage report's shape, usage buckets and endpoints.
+//! - [`change`]: change requests, security changes that wait for a second person's approval.
 //! - [`clock`]: the clock abstraction that the server injects.
 
 pub mod api;
 pub mod audit;
 mod base62;
+pub mod change;
 pub mod clock;
 pub mod decision;
 pub mod delegation;
@@ -37,10 +40,13 @@ pub mod secret;
 pub mod usage;
 pub mod validate;
 
+pub use change::{Approval, ChangeRequest, ChangeState, ChangeTarget};
 pub use clock::Clock;
 pub use decision::{decide, Code, CompiledRole, CompiledToken, DecisionRequest};
 pub use error::DomainError;
-pub use ids::{DeliveryId, EventId, RoleId, TokenId, UserId, WebhookId, WorkspaceId};
+pub use ids::{
+    ChangeRequestId, DeliveryId, EventId, RoleId, TokenId, UserId, WebhookId, WorkspaceId,
+};
 pub use model::{
     Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace, WorkspaceSettings,
 };

@@ -14,6 +14,8 @@
 //!   expiry notices.
 //! - [`people`]: [`PeopleStore`], what lets a human user sign in to the dashboard: credentials
 //!   (password hash, TOTP), recovery codes, invitations and sessions.
+//! - [`change`]: [`ChangeRequestStore`], change requests (security changes waiting for a second
+//!   person's approval) and their approvals.
 //! - [`error`]: [`StoreError`], the store's error tier.
 //! - [`page`]: cursor pagination.
 //! - `sql`: the shared implementation (a macro instantiated by each backend).
@@ -21,6 +23,7 @@
 //! - `migrate`: the embedded migration runner.
 
 pub mod audit;
+pub mod change;
 pub mod error;
 pub mod events;
 #[macro_use]
@@ -36,6 +39,7 @@ pub mod usage;
 use std::sync::Arc;
 
 pub use audit::{AuditFilter, AuditStore};
+pub use change::{ChangeApply, ChangeRequestFilter, ChangeRequestStore};
 pub use error::{Result, StoreError};
 pub use events::{
     AttemptResult, AttemptRow, Claim, DueDelivery, EventStore, EventsPruned, NextStep, NoticeKind,

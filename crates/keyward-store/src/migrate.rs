@@ -60,6 +60,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "people",
         sql: include_str!("../migrations/sqlite/0010_people.sql"),
     },
+    Migration {
+        version: 11,
+        name: "change_requests",
+        sql: include_str!("../migrations/sqlite/0011_change_requests.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -113,6 +118,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 10,
         name: "people",
         sql: include_str!("../migrations/postgres/0010_people.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "change_requests",
+        sql: include_str!("../migrations/postgres/0011_change_requests.sql"),
     },
 ];
 

@@ -75,6 +75,7 @@ audit_store!(PgStore, sqlx::postgres::PgRow);
 usage_store!(PgStore, sqlx::postgres::PgRow, roll_up_postgres);
 events_store!(PgStore, sqlx::postgres::PgRow, Postgres);
 people_store!(PgStore, sqlx::postgres::PgRow);
+change_store!(PgStore, sqlx::postgres::PgRow);
 
 #[async_trait::async_trait]
 impl crate::Store for PgStore {

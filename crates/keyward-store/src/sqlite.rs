@@ -56,6 +56,7 @@ audit_store!(SqliteStore, sqlx::sqlite::SqliteRow);
 usage_store!(SqliteStore, sqlx::sqlite::SqliteRow, roll_up_sqlite);
 events_store!(SqliteStore, sqlx::sqlite::SqliteRow, Sqlite);
 people_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+change_store!(SqliteStore, sqlx::sqlite::SqliteRow);
 
 #[async_trait::async_trait]
 impl crate::Store for SqliteStore {

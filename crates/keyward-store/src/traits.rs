@@ -237,6 +237,7 @@ pub trait Store:
     + crate::AuditStore
     + crate::EventStore
     + crate::PeopleStore
+    + crate::ChangeRequestStore
     + Send
     + Sync
 {

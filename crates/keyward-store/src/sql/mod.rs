@@ -3,7 +3,8 @@
 //! `sqlite.rs` and `postgres.rs` with their pool and row types; usage, likewise, in
 //! `usage_store!` (`usage_impl.rs`); the audit trail in `audit_store!` and
 //! `append_audit!` (`audit_impl.rs`); events in `events_store!` (`events_impl.rs`); people's
-//! credentials, invitations and sessions in `people_store!` (`people_impl.rs`). Helpers here
+//! credentials, invitations and sessions in `people_store!` (`people_impl.rs`); change requests
+//! in `change_store!` (`change_impl.rs`). Helpers here
 //! convert between domain values and column values.
 
 mod codec;
@@ -17,6 +18,8 @@ pub(crate) mod usage_impl;
 pub(crate) mod events_impl;
 #[macro_use]
 pub(crate) mod people_impl;
+#[macro_use]
+pub(crate) mod change_impl;
 
 pub(crate) use codec::*;
 

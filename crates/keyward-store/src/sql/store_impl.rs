@@ -191,6 +191,99 @@ macro_rules! sql_store {
             }
         }
 
+        /// A transaction of this backend.
+        pub(super) type Tx<'a> = sqlx::Transaction<'a, <$row as sqlx::Row>::Database>;
+
+        /// `update_workspace`'s conditional update, in `tx` (also used by change requests).
+        pub(super) async fn update_workspace_in(
+            tx: &mut Tx<'_>,
+            v: &Versioned<Workspace>,
+        ) -> Result<()> {
+            let ws = &v.value;
+            let done = sqlx::query(
+                "UPDATE workspaces SET name = $1, settings = $2, updated_at = $3, \
+                 version = version + 1 WHERE id = $4 AND version = $5",
+            )
+            .bind(&ws.name)
+            .bind(sql::to_json(&ws.settings)?)
+            .bind(sql::ms(ws.updated_at))
+            .bind(ws.id.uuid().to_string())
+            .bind(v.version)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                let id = ws.id.uuid().to_string();
+                return Err(missing_or_stale(tx, "workspaces", None, id).await);
+            }
+            Ok(())
+        }
+
+        /// `update_role`'s conditional update, in `tx` (also used by change requests).
+        pub(super) async fn update_role_in(tx: &mut Tx<'_>, v: &Versioned<Role>) -> Result<()> {
+            let r = &v.value;
+            let done = sqlx::query(
+                "UPDATE roles SET name = $1, description = $2, scope = $3, permissions = $4, \
+                 updated_at = $5, ip_allowlist = $8, rate_limit = $9, version = version + 1 \
+                 WHERE workspace_id = $6 AND id = $7 AND version = $10",
+            )
+            .bind(&r.name)
+            .bind(&r.description)
+            .bind(r.scope.as_str())
+            .bind(sql::patterns_json(&r.permissions))
+            .bind(sql::ms(r.updated_at))
+            .bind(r.workspace_id.uuid().to_string())
+            .bind(r.id.uuid().to_string())
+            .bind(sql::to_json(&r.ip_allowlist)?)
+            .bind(r.rate_limit_per_minute.map(i64::from))
+            .bind(v.version)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
+            if done.rows_affected() == 0 {
+                let id = r.id.uuid().to_string();
+                return Err(missing_or_stale(tx, "roles", Some(r.workspace_id), id).await);
+            }
+            Ok(())
+        }
+
+        /// `update_token`'s conditional update, in `tx` (also used by change requests).
+        pub(super) async fn update_token_in(tx: &mut Tx<'_>, v: &Versioned<Token>) -> Result<()> {
+            let t = &v.value;
+            let done = sqlx::query(
+                // Revocation is final: even a write naming the current version (one that
+                // read a revoked token) cannot bring it back.
+                "UPDATE tokens SET role_id = $1, permissions = $2, name = $3, metadata = $4, \
+                 status = CASE WHEN status = 'revoked' THEN 'revoked' ELSE $5 END, \
+                 not_before = $6, expires_at = $7, updated_at = $8, \
+                 revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END, \
+                 ip_allowlist = $12, internal_only = $13, rate_limit = $14, \
+                 version = version + 1 \
+                 WHERE workspace_id = $10 AND id = $11 AND version = $15",
+            )
+            .bind(t.role_id.map(|r| r.uuid().to_string()))
+            .bind(t.permissions.as_deref().map(sql::patterns_json))
+            .bind(&t.name)
+            .bind(t.metadata.to_string())
+            .bind(t.status.as_str())
+            .bind(sql::opt_ms(t.not_before))
+            .bind(sql::opt_ms(t.expires_at))
+            .bind(sql::ms(t.updated_at))
+            .bind(sql::opt_ms(t.revoked_at))
+            .bind(t.workspace_id.uuid().to_string())
+            .bind(t.id.uuid().to_string())
+            .bind(sql::to_json(&t.ip_allowlist)?)
+            .bind(t.internal_only)
+            .bind(t.rate_limit_per_minute.map(i64::from))
+            .bind(v.version)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                let id = t.id.uuid().to_string();
+                return Err(missing_or_stale(tx, "tokens", Some(t.workspace_id), id).await);
+            }
+            Ok(())
+        }
+
         fn stale() -> StoreError {
             StoreError::conflict(
                 CONCURRENT_UPDATE,
@@ -367,23 +460,8 @@ macro_rules! sql_store {
                 v: &Versioned<Workspace>,
                 audit: &AuditDraft,
             ) -> Result<()> {
-                let ws = &v.value;
                 let mut tx = self.pool.begin().await?;
-                let done = sqlx::query(
-                    "UPDATE workspaces SET name = $1, settings = $2, updated_at = $3, \
-                     version = version + 1 WHERE id = $4 AND version = $5",
-                )
-                .bind(&ws.name)
-                .bind(sql::to_json(&ws.settings)?)
-                .bind(sql::ms(ws.updated_at))
-                .bind(ws.id.uuid().to_string())
-                .bind(v.version)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    let id = ws.id.uuid().to_string();
-                    return Err(missing_or_stale(&mut tx, "workspaces", None, id).await);
-                }
+                update_workspace_in(&mut tx, v).await?;
                 commit(tx, &self.chain, audit).await
             }
 
@@ -525,30 +603,8 @@ macro_rules! sql_store {
             }
 
             async fn update_role(&self, v: &Versioned<Role>, audit: &AuditDraft) -> Result<()> {
-                let r = &v.value;
                 let mut tx = self.pool.begin().await?;
-                let done = sqlx::query(
-                    "UPDATE roles SET name = $1, description = $2, scope = $3, permissions = $4, \
-                     updated_at = $5, ip_allowlist = $8, rate_limit = $9, version = version + 1 \
-                     WHERE workspace_id = $6 AND id = $7 AND version = $10",
-                )
-                .bind(&r.name)
-                .bind(&r.description)
-                .bind(r.scope.as_str())
-                .bind(sql::patterns_json(&r.permissions))
-                .bind(sql::ms(r.updated_at))
-                .bind(r.workspace_id.uuid().to_string())
-                .bind(r.id.uuid().to_string())
-                .bind(sql::to_json(&r.ip_allowlist)?)
-                .bind(r.rate_limit_per_minute.map(i64::from))
-                .bind(v.version)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
-                if done.rows_affected() == 0 {
-                    let id = r.id.uuid().to_string();
-                    return Err(missing_or_stale(&mut tx, "roles", Some(r.workspace_id), id).await);
-                }
+                update_role_in(&mut tx, v).await?;
                 commit(tx, &self.chain, audit).await
             }
 
@@ -709,40 +765,8 @@ macro_rules! sql_store {
             }
 
             async fn update_token(&self, v: &Versioned<Token>, audit: &AuditDraft) -> Result<()> {
-                let t = &v.value;
                 let mut tx = self.pool.begin().await?;
-                let done = sqlx::query(
-                    // Revocation is final: even a write naming the current version (one that
-                    // read a revoked token) cannot bring it back.
-                    "UPDATE tokens SET role_id = $1, permissions = $2, name = $3, metadata = $4, \
-                     status = CASE WHEN status = 'revoked' THEN 'revoked' ELSE $5 END, \
-                     not_before = $6, expires_at = $7, updated_at = $8, \
-                     revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END, \
-                     ip_allowlist = $12, internal_only = $13, rate_limit = $14, \
-                     version = version + 1 \
-                     WHERE workspace_id = $10 AND id = $11 AND version = $15",
-                )
-                .bind(t.role_id.map(|r| r.uuid().to_string()))
-                .bind(t.permissions.as_deref().map(sql::patterns_json))
-                .bind(&t.name)
-                .bind(t.metadata.to_string())
-                .bind(t.status.as_str())
-                .bind(sql::opt_ms(t.not_before))
-                .bind(sql::opt_ms(t.expires_at))
-                .bind(sql::ms(t.updated_at))
-                .bind(sql::opt_ms(t.revoked_at))
-                .bind(t.workspace_id.uuid().to_string())
-                .bind(t.id.uuid().to_string())
-                .bind(sql::to_json(&t.ip_allowlist)?)
-                .bind(t.internal_only)
-                .bind(t.rate_limit_per_minute.map(i64::from))
-                .bind(v.version)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 0 {
-                    let id = t.id.uuid().to_string();
-                    return Err(missing_or_stale(&mut tx, "tokens", Some(t.workspace_id), id).await);
-                }
+                update_token_in(&mut tx, v).await?;
                 commit(tx, &self.chain, audit).await
             }
 

@@ -17,7 +17,8 @@
 //!   `round_trip` (timestamps, JSON), `concurrency` (writes from several connections),
 //!   `events` (webhooks, the outbox, delivery claims and expiry notices), `usage` (usage
 //!   batches, aggregates, last use, roll-up and pruning) and `people` (credentials, TOTP
-//!   steps, recovery codes, invitations, sessions).
+//!   steps, recovery codes, invitations, sessions) and `change_requests` (two-person approval:
+//!   approvals, decisions, applying a change with its target's versioned update).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,6 +28,7 @@ mod fixtures;
 
 mod audit;
 mod catalogue;
+mod change_requests;
 mod concurrency;
 mod events;
 mod isolation;
