@@ -233,7 +233,8 @@ pub async fn regenerate_codes(
     new_codes(state, s, origin).await
 }
 
-/// Turns 2FA off, for a current code, unless the workspace requires it.
+/// Turns 2FA off, for a current code, unless the workspace requires it; the person's other
+/// sessions end.
 pub async fn disable(
     state: &AppState,
     s: &Signed,
@@ -268,6 +269,19 @@ pub async fn disable(
             &audit_codes(state, &s.user, origin, 0),
         )
         .await?;
+    // Sessions elsewhere were opened with the second factor now gone: they end, this one stays.
+    for other in state
+        .store
+        .list_sessions(s.user.workspace_id, s.user.id)
+        .await?
+    {
+        if other.hash != s.session.hash {
+            state
+                .store
+                .delete_session(s.user.workspace_id, s.user.id, &other.hash)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -48,14 +48,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn refused(person: &Person, e: &crate::error::ApiError) -> Response {
-    let (_, text, status) = explain(e);
-    message(
-        status,
-        person.chrome("Not possible"),
-        text,
-        "/ui",
-        "Back to the overview",
-    )
+    person.refused(e, "/ui", "Back to the overview")
 }
 
 /// A time as the log shows it: UTC, to the second.

@@ -154,6 +154,12 @@ impl Person {
     pub fn may(&self, permission: &str) -> bool {
         self.caller.holds(permission)
     }
+
+    /// The page of an operation's refusal (its sentence and status), with a link back.
+    pub fn refused(&self, e: &crate::error::ApiError, back: &str, back_text: &str) -> Response {
+        let (_, text, status) = super::page::explain(e);
+        message(status, self.chrome("Not possible"), text, back, back_text)
+    }
 }
 
 impl FromRequestParts<AppState> for Person {

@@ -33,14 +33,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn refused(person: &Person, e: &ApiError) -> Response {
-    let (_, text, status) = explain(e);
-    message(
-        status,
-        person.chrome("Not possible"),
-        text,
-        "/ui/roles",
-        "All roles",
-    )
+    person.refused(e, "/ui/roles", "All roles")
 }
 
 fn not_found(person: &Person) -> Response {

@@ -20,7 +20,7 @@ use keyward_core::ip::IpAllowlist;
 use keyward_core::model::WorkspaceSettings;
 
 use super::auth::{csrf_refusal, Person};
-use super::page::{explain, html, message, Chrome};
+use super::page::{explain, html, Chrome};
 use crate::error::ApiError;
 use crate::ops;
 use crate::state::AppState;
@@ -31,14 +31,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn refused(person: &Person, e: &ApiError) -> Response {
-    let (_, text, status) = explain(e);
-    message(
-        status,
-        person.chrome("Not possible"),
-        text,
-        "/ui",
-        "Back to the overview",
-    )
+    person.refused(e, "/ui", "Back to the overview")
 }
 
 /// The settings as the form shows them (also the values it was shown with, sent back hidden).

@@ -33,14 +33,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn refused(person: &Person, e: &ApiError) -> Response {
-    let (_, text, status) = explain(e);
-    message(
-        status,
-        person.chrome("Not possible"),
-        text,
-        "/ui/users",
-        "All users",
-    )
+    person.refused(e, "/ui/users", "All users")
 }
 
 fn no_such_user(person: &Person) -> Response {

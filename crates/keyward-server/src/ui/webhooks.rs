@@ -35,14 +35,7 @@ const RECENT: usize = 50;
 const MAX_LOG_PAGES: usize = 10;
 
 fn refused(person: &Person, e: &ApiError) -> Response {
-    let (_, text, status) = explain(e);
-    message(
-        status,
-        person.chrome("Not possible"),
-        text,
-        "/ui/webhooks",
-        "All webhooks",
-    )
+    person.refused(e, "/ui/webhooks", "All webhooks")
 }
 
 fn not_found(person: &Person) -> Response {

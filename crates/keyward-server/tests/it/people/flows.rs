@@ -707,3 +707,36 @@ async fn codes_asked_on_the_account_page_are_guarded(app: TestApp) {
     assert!(actions(&app, "person.code_failed").await.len() >= 5);
 }
 both_backends!(codes_asked_on_the_account_page_are_guarded);
+
+async fn turning_2fa_off_ends_the_other_sessions(app: TestApp) {
+    let oz = person(&app, "oz@example.com", &["keyward.tokens:read"]).await;
+    let (mut here, secret, _) = onboard(&app, &oz, PASSWORD).await;
+    let mut there = Jar::from(&app, "127.0.0.2");
+    assert_eq!(
+        password_step(&mut there, "oz@example.com", PASSWORD)
+            .await
+            .status,
+        303
+    );
+    app.clock.advance(Duration::seconds(30));
+    assert_eq!(
+        code_step(&mut there, &code(&app, &secret)).await.status,
+        303
+    );
+    app.clock.advance(Duration::seconds(30));
+    let account = here.get("/ui/account").await;
+    let off = here
+        .post(
+            "/ui/account/2fa/disable",
+            &[("csrf", &account.csrf()), ("code", &code(&app, &secret))],
+        )
+        .await;
+    assert!(off.status < 400, "{}", off.body);
+    assert_eq!(here.get("/ui").await.status, 200, "this session stays");
+    assert_eq!(
+        there.get("/ui").await.location.as_deref(),
+        Some("/ui/sign-in")
+    );
+    assert_eq!(actions(&app, "person.2fa_disabled").await.len(), 1);
+}
+both_backends!(turning_2fa_off_ends_the_other_sessions);
