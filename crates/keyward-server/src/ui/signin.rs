@@ -542,12 +542,15 @@ async fn regenerate(
                 codes,
             },
         ),
-        Err(e) => {
-            let mut page = account_page(&state, &person, None, Some(e.message())).await;
-            *page.status_mut() = status_of(&e);
-            page
-        }
+        Err(e) => account_refusal(&state, &person, &e).await,
     }
+}
+
+/// The account page again, with a refused step's message and status.
+async fn account_refusal(state: &AppState, person: &Person, e: &SignInError) -> Response {
+    let mut page = account_page(state, person, None, Some(e.message())).await;
+    *page.status_mut() = status_of(e);
+    page
 }
 
 async fn disable(
@@ -560,11 +563,7 @@ async fn disable(
     }
     match twofactor::disable(&state, &person.signed, &form.code, &person.origin).await {
         Ok(()) => redirect("/ui/account", &[]),
-        Err(e) => {
-            let mut page = account_page(&state, &person, None, Some(e.message())).await;
-            *page.status_mut() = status_of(&e);
-            page
-        }
+        Err(e) => account_refusal(&state, &person, &e).await,
     }
 }
 
