@@ -210,9 +210,20 @@ pub struct SettingsPatch {
     /// Require 2FA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_2fa: Option<bool>,
-    /// Require approval of IP changes.
+    /// Require another person's approval of security changes (`require_ip_approval` is
+    /// accepted as its earlier name).
+    #[serde(
+        default,
+        alias = "require_ip_approval",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub require_approval: Option<bool>,
+    /// Approvals a change request needs (1–5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub require_ip_approval: Option<bool>,
+    pub approvals_required: Option<u32>,
+    /// Hours a change request waits before it expires (1–720).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expiry_hours: Option<u32>,
     /// New workspace allowlist (applies to every API call); empty clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_allowlist: Option<IpListInput>,
@@ -231,6 +242,9 @@ pub struct WorkspacePatch {
     /// Settings to change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<SettingsPatch>,
+    /// Why: kept with the change request when the change needs approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `POST /v1/workspaces` (operator only).
@@ -349,6 +363,9 @@ pub struct RolePatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub rate_limit_per_minute: Option<Option<u32>>,
+    /// Why: kept with the change request when the change needs approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `PUT /v1/permissions/{permission}`.
@@ -451,6 +468,9 @@ pub struct TokenPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub rate_limit_per_minute: Option<Option<u32>>,
+    /// Why: kept with the change request when the change needs approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A token as the API shows it: never the secret or its hash.

@@ -12,8 +12,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
 use crate::audit::Actor;
 pub use crate::ids::ChangeRequestId;
+use crate::model::{Role, Token, WorkspaceSettings};
 use crate::{RoleId, TokenId, UserId, WorkspaceId};
 
 /// What a change request changes.
@@ -176,6 +181,103 @@ impl ChangeRequest {
     }
 }
 
+/// `POST /v1/change-requests/{id}/approve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveChange {
+    /// The request's one-time approval code, as delivered to approvers (`XXXXX-XXXXX`; case,
+    /// spaces and dashes do not matter).
+    pub code: String,
+    /// What the approver says.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `POST /v1/change-requests/{id}/reject` and `…/cancel`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideChange {
+    /// Why.
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Whether changing a workspace's settings from `before` to `after` needs approval: only when
+/// `before` requires it, and then for any change of the allowlist or internal networks and for
+/// anything that weakens the security settings (approval off or fewer approvals or a longer
+/// wait, 2FA off, the maximum token lifetime raised or removed). Strengthening applies at once.
+pub fn workspace_needs_approval(before: &WorkspaceSettings, after: &WorkspaceSettings) -> bool {
+    let lifetime_raised = match (
+        before.token_max_lifetime_days,
+        after.token_max_lifetime_days,
+    ) {
+        (Some(_), None) => true,
+        (Some(b), Some(a)) => a > b,
+        (None, _) => false,
+    };
+    before.require_approval
+        && (before.ip_allowlist != after.ip_allowlist
+            || before.internal_networks != after.internal_networks
+            || !after.require_approval
+            || after.approvals_required < before.approvals_required
+            || after.approval_expiry_hours > before.approval_expiry_hours
+            || (before.require_2fa && !after.require_2fa)
+            || lifetime_raised)
+}
+
+/// Whether changing a role from `before` to `after` needs approval in a workspace that
+/// requires it: any change of its allowlist.
+pub fn role_needs_approval(before: &Role, after: &Role) -> bool {
+    before.ip_allowlist != after.ip_allowlist
+}
+
+/// Whether changing a token from `before` to `after` needs approval in a workspace that
+/// requires it: any change of its allowlist, and turning internal-only off.
+pub fn token_needs_approval(before: &Token, after: &Token) -> bool {
+    before.ip_allowlist != after.ip_allowlist || (before.internal_only && !after.internal_only)
+}
+
+/// Crockford's base32 alphabet (no I, L, O, U): codes read aloud or typed survive.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// The approval code of request `id`: ten base32 characters (50 bits) of an HMAC-SHA256 of the
+/// id under `key`, a key only the server holds, shown as `XXXXX-XXXXX`. Derived rather than
+/// stored, so the approvers' inbox can show it again while the store keeps only its hash.
+pub fn approval_code(key: &[u8; 32], id: ChangeRequestId) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(b"keyward change request approval code\0");
+    mac.update(id.to_string().as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut bits: u64 = 0;
+    for b in &digest[..8] {
+        bits = (bits << 8) | u64::from(*b);
+    }
+    let mut code = String::with_capacity(11);
+    for i in 0..10 {
+        if i == 5 {
+            code.push('-');
+        }
+        let index = (bits >> (59 - 5 * i)) & 31;
+        code.push(char::from(CODE_ALPHABET[index as usize]));
+    }
+    code
+}
+
+/// SHA-256 (hex) of a code as typed, after dropping spaces and dashes and upper-casing (and
+/// reading O as 0 and I or L as 1, as Crockford's base32 does): the form stored and compared.
+pub fn code_hash(code: &str) -> String {
+    let normal: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect();
+    hex::encode(Sha256::digest(normal.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +354,98 @@ mod tests {
         let text = serde_json::to_string(&schema).unwrap();
         assert!(text.contains("approvals_needed"), "{text}");
         assert!(!text.contains("code_hash"), "{text}");
+    }
+
+    #[test]
+    fn codes_are_per_request_and_per_key_and_forgive_typing() {
+        let key = [7u8; 32];
+        let a = ChangeRequestId::random(&mut rand_core::OsRng);
+        let b = ChangeRequestId::random(&mut rand_core::OsRng);
+        let code = approval_code(&key, a);
+        assert_eq!(code.len(), 11);
+        assert_eq!(&code[5..6], "-");
+        assert!(code
+            .chars()
+            .all(|c| c == '-' || CODE_ALPHABET.contains(&(c as u8))));
+        assert_eq!(
+            approval_code(&key, a),
+            code,
+            "derived, so shown again alike"
+        );
+        assert_ne!(approval_code(&key, b), code);
+        assert_ne!(approval_code(&[8u8; 32], a), code);
+        let typed = format!(" {} ", code.to_lowercase().replace('-', " "));
+        assert_eq!(code_hash(&typed), code_hash(&code));
+        assert_ne!(code_hash(&approval_code(&key, b)), code_hash(&code));
+        assert_eq!(code_hash("0O1IL"), code_hash("00111"));
+    }
+
+    #[test]
+    fn what_needs_approval() {
+        let off = WorkspaceSettings::default();
+        let on = WorkspaceSettings {
+            require_approval: true,
+            require_2fa: true,
+            token_max_lifetime_days: Some(90),
+            ..WorkspaceSettings::default()
+        };
+        let with = |f: &dyn Fn(&mut WorkspaceSettings)| {
+            let mut s = on.clone();
+            f(&mut s);
+            s
+        };
+        let list: crate::ip::IpAllowlist =
+            serde_json::from_value(serde_json::json!(["203.0.113.5"])).unwrap();
+        // Without approval required nothing waits, not even turning it on.
+        assert!(!workspace_needs_approval(&off, &on));
+        assert!(!workspace_needs_approval(&on, &on));
+        assert!(workspace_needs_approval(
+            &on,
+            &with(&|s| s.ip_allowlist = list.clone())
+        ));
+        assert!(workspace_needs_approval(
+            &on,
+            &with(&|s| s.internal_networks = list.clone())
+        ));
+        assert!(workspace_needs_approval(
+            &on,
+            &with(&|s| s.require_approval = false)
+        ));
+        assert!(workspace_needs_approval(
+            &on,
+            &with(&|s| s.require_2fa = false)
+        ));
+        assert!(workspace_needs_approval(
+            &on,
+            &with(&|s| s.token_max_lifetime_days = None)
+        ));
+        assert!(workspace_needs_approval(
+            &on,
+            &with(&|s| s.token_max_lifetime_days = Some(91))
+        ));
+        assert!(workspace_needs_approval(
+            &on,
+            &with(&|s| s.approval_expiry_hours = 100)
+        ));
+        // Stricter applies at once.
+        assert!(!workspace_needs_approval(
+            &on,
+            &with(&|s| s.token_max_lifetime_days = Some(30))
+        ));
+        assert!(!workspace_needs_approval(
+            &on,
+            &with(&|s| s.approvals_required = 2)
+        ));
+        assert!(!workspace_needs_approval(
+            &on,
+            &with(&|s| s.approval_expiry_hours = 24)
+        ));
+        assert!(!workspace_needs_approval(
+            &on,
+            &with(&|s| s.default_rate_limit_per_minute = 10)
+        ));
+        let two = with(&|s| s.approvals_required = 2);
+        assert!(workspace_needs_approval(&two, &on));
     }
 
     #[test]

@@ -35,17 +35,45 @@ pub enum EventType {
     /// A token's secret was reported leaked (and the token revoked).
     #[serde(rename = "token.leaked")]
     TokenLeaked,
+    /// A security change was requested and waits for approval; the payload carries the one-time `approval_code`, for the approvers only.
+    #[serde(rename = "change_request.created")]
+    ChangeRequestCreated,
+    /// A person approved a change request (it applies once it has all its approvals).
+    #[serde(rename = "change_request.approved")]
+    ChangeRequestApproved,
+    /// An approved change request was applied to its target.
+    #[serde(rename = "change_request.applied")]
+    ChangeRequestApplied,
+    /// An approver rejected a change request.
+    #[serde(rename = "change_request.rejected")]
+    ChangeRequestRejected,
+    /// The requester withdrew a change request.
+    #[serde(rename = "change_request.cancelled")]
+    ChangeRequestCancelled,
+    /// A change request was not approved in time.
+    #[serde(rename = "change_request.expired")]
+    ChangeRequestExpired,
+    /// An approved change request could not be applied (its target changed or went away).
+    #[serde(rename = "change_request.failed")]
+    ChangeRequestFailed,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 13] = [
         EventType::TokenCreated,
         EventType::TokenRotated,
         EventType::TokenRevoked,
         EventType::TokenExpiring,
         EventType::TokenExpired,
         EventType::TokenLeaked,
+        EventType::ChangeRequestCreated,
+        EventType::ChangeRequestApproved,
+        EventType::ChangeRequestApplied,
+        EventType::ChangeRequestRejected,
+        EventType::ChangeRequestCancelled,
+        EventType::ChangeRequestExpired,
+        EventType::ChangeRequestFailed,
     ];
 
     /// The wire name, e.g. `token.revoked`.
@@ -57,6 +85,13 @@ impl EventType {
             EventType::TokenExpiring => "token.expiring",
             EventType::TokenExpired => "token.expired",
             EventType::TokenLeaked => "token.leaked",
+            EventType::ChangeRequestCreated => "change_request.created",
+            EventType::ChangeRequestApproved => "change_request.approved",
+            EventType::ChangeRequestApplied => "change_request.applied",
+            EventType::ChangeRequestRejected => "change_request.rejected",
+            EventType::ChangeRequestCancelled => "change_request.cancelled",
+            EventType::ChangeRequestExpired => "change_request.expired",
+            EventType::ChangeRequestFailed => "change_request.failed",
         }
     }
 
@@ -149,6 +184,36 @@ impl Event {
         Self {
             id,
             workspace_id: token.workspace_id,
+            event_type: t,
+            payload,
+            created_at: now,
+        }
+    }
+}
+
+impl Event {
+    /// An event about change request `r` at `now`. The payload's `data` is the request as the
+    /// API shows it (never its code's hash); `approval_code`, given only for
+    /// `change_request.created`, is added next to it for the approvers.
+    pub fn about_change(
+        id: EventId,
+        t: EventType,
+        r: &crate::change::ChangeRequest,
+        approval_code: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut data = serde_json::to_value(r).unwrap_or_default();
+        if let (Some(code), Some(obj)) = (approval_code, data.as_object_mut()) {
+            obj.insert("approval_code".into(), code.into());
+        }
+        let payload = serde_json::json!({
+            "type": t.as_str(),
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": data,
+        });
+        Self {
+            id,
+            workspace_id: r.workspace_id,
             event_type: t,
             payload,
             created_at: now,

@@ -40,7 +40,7 @@ pub mod secret;
 pub mod usage;
 pub mod validate;
 
-pub use change::{Approval, ChangeRequest, ChangeState, ChangeTarget};
+pub use change::{Approval, ApproveChange, ChangeRequest, ChangeState, ChangeTarget, DecideChange};
 pub use clock::Clock;
 pub use decision::{decide, Code, CompiledRole, CompiledToken, DecisionRequest};
 pub use error::DomainError;

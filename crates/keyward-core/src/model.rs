@@ -10,6 +10,8 @@ use crate::{PermissionPattern, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 150;
 /// Default days before expiry at which a warning is sent.
 pub const DEFAULT_EXPIRY_WARNING_DAYS: u32 = 7;
+/// Hours a change request waits for approval unless the workspace says otherwise.
+pub const DEFAULT_APPROVAL_EXPIRY_HOURS: u32 = 72;
 /// Default token prefix.
 pub const DEFAULT_TOKEN_PREFIX: &str = "kw";
 
@@ -45,8 +47,15 @@ pub struct WorkspaceSettings {
     pub expiry_warning_days: u32,
     /// Human users must use two-factor authentication.
     pub require_2fa: bool,
-    /// IP allowlist changes need a second person's approval.
-    pub require_ip_approval: bool,
+    /// Security changes (allowlists, internal networks, weakening these settings) wait for
+    /// another person's approval as change requests. Also read as `require_ip_approval`, its
+    /// earlier name.
+    #[serde(alias = "require_ip_approval")]
+    pub require_approval: bool,
+    /// How many people (other than the requester) must approve a change request, 1–5.
+    pub approvals_required: u32,
+    /// Hours a change request waits for its approvals before it expires, 1–720.
+    pub approval_expiry_hours: u32,
     /// Addresses every API call of the workspace must come from; empty restricts nothing.
     pub ip_allowlist: IpAllowlist,
     /// The workspace's internal networks: where `internal_only` tokens work, and whose
@@ -62,7 +71,9 @@ impl Default for WorkspaceSettings {
             token_max_lifetime_days: None,
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             require_2fa: false,
-            require_ip_approval: false,
+            require_approval: false,
+            approvals_required: 1,
+            approval_expiry_hours: DEFAULT_APPROVAL_EXPIRY_HOURS,
             ip_allowlist: IpAllowlist::default(),
             internal_networks: IpAllowlist::default(),
         }

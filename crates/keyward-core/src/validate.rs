@@ -220,6 +220,20 @@ pub fn settings(s: &WorkspaceSettings) -> Result<(), DomainError> {
             "expiry_warning_days must be at most 365",
         ));
     }
+    if !(1..=5).contains(&s.approvals_required) {
+        return Err(DomainError::field(
+            "INVALID_SETTING",
+            "settings.approvals_required",
+            "approvals_required must be between 1 and 5",
+        ));
+    }
+    if !(1..=720).contains(&s.approval_expiry_hours) {
+        return Err(DomainError::field(
+            "INVALID_SETTING",
+            "settings.approval_expiry_hours",
+            "approval_expiry_hours must be between 1 and 720",
+        ));
+    }
     Ok(())
 }
 

@@ -25,6 +25,21 @@ pub const ADMIN_ROLE: &str = "Workspace Admin";
 /// Name of the human role every workspace starts with, for the people who run it from the
 /// dashboard: the same permissions as [`ADMIN_ROLE`], for persons.
 pub const DASHBOARD_ADMIN_ROLE: &str = "Dashboard Admin";
+/// The ready-made human role of people who request security changes.
+pub const SECURITY_MANAGER_ROLE: &str = "Security Manager";
+/// The ready-made human role of people who approve them.
+pub const SECURITY_ADMIN_ROLE: &str = "Security Admin";
+
+/// What a Security Manager holds: reading the workspace's set-up and its trail, and changing
+/// the workspace's settings (which, under `require_approval`, requests the security ones).
+const SECURITY_MANAGER_PERMISSIONS: [&str; 6] = [
+    "keyward.workspace:*",
+    "keyward.roles:read",
+    "keyward.tokens:read",
+    "keyward.users:read",
+    "keyward.permissions:read",
+    "keyward.audit:read",
+];
 
 /// The default rate limit of a new workspace's "Workspace Admin" role, and so of its first
 /// token (`tokens.admin_rate_limit_per_minute`).
@@ -77,6 +92,36 @@ pub async fn create_workspace(
         rate_limit_per_minute: None,
         ..role.clone()
     };
+    let security_role = |name: &str, description: &str, approve: bool| {
+        let mut patterns: Vec<&str> = SECURITY_MANAGER_PERMISSIONS.to_vec();
+        if approve {
+            patterns.push("keyward.security:approve");
+        }
+        let permissions = patterns
+            .iter()
+            .map(|p| PermissionPattern::parse(p))
+            .collect::<Result<Vec<_>, _>>();
+        permissions.map(|permissions| Role {
+            id: RoleId::random(&mut rand_core::OsRng),
+            name: name.into(),
+            description: description.into(),
+            kind: RoleKind::Human,
+            permissions,
+            rate_limit_per_minute: None,
+            ..role.clone()
+        })
+    };
+    let security_manager = security_role(
+        SECURITY_MANAGER_ROLE,
+        "Requests security changes (IP allowlists, internal networks, security settings); \
+         they apply once a Security Admin approves",
+        false,
+    )?;
+    let security_admin = security_role(
+        SECURITY_ADMIN_ROLE,
+        "Approves or rejects the security changes other people request",
+        true,
+    )?;
     let user = User {
         id: UserId::random(rng),
         workspace_id: workspace.id,
@@ -116,7 +161,7 @@ pub async fn create_workspace(
         role,
         user,
         token,
-        extra_roles: vec![dashboard_admin],
+        extra_roles: vec![dashboard_admin, security_manager, security_admin],
     };
     // The new workspace's trail starts with its creation (by the operator, or by keyward
     // itself on a fresh database), listing what it was created with.
@@ -169,8 +214,14 @@ pub fn patch_settings(
     if let Some(v) = p.require_2fa {
         s.require_2fa = v;
     }
-    if let Some(v) = p.require_ip_approval {
-        s.require_ip_approval = v;
+    if let Some(v) = p.require_approval {
+        s.require_approval = v;
+    }
+    if let Some(v) = p.approvals_required {
+        s.approvals_required = v;
+    }
+    if let Some(v) = p.approval_expiry_hours {
+        s.approval_expiry_hours = v;
     }
     if let Some(v) = &p.ip_allowlist {
         s.ip_allowlist = v.parse("settings.ip_allowlist")?;

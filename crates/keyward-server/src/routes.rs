@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::tokens::routes())
         .merge(admin::usage::routes())
         .merge(admin::webhooks::routes())
+        .merge(admin::change_requests::routes())
         .merge(crate::leaks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -180,6 +180,7 @@ impl Application {
         let (chain_key, _) = crate::audit_key::load(&config.audit, &config.database.url)
             .map_err(StartupError::Config)?;
         let device_key = chain_key.derive("dashboard device cookie");
+        let approval_key = chain_key.derive("change request approval codes");
         let store = keyward_store::open(&StoreOptions {
             url: config.database.url.clone(),
             schema: Some(config.database.schema.clone()).filter(|s| !s.is_empty()),
@@ -198,6 +199,7 @@ impl Application {
             guard: crate::people::guard::Guard::new(&config.dashboard, limiter.clone(), device_key)
                 .map_err(StartupError::Config)?,
             base_url: base_url(config, &listener),
+            approval_key,
             config: config.dashboard.clone(),
         });
         let verifier = Arc::new(Verifier::new(

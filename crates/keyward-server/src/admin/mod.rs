@@ -9,6 +9,7 @@
 //! [`Caller`]: crate::ops::Caller
 
 pub mod audit;
+pub mod change_requests;
 pub mod invitations;
 pub mod permissions;
 pub mod roles;
@@ -18,3 +19,17 @@ pub mod usage;
 pub mod users;
 pub mod webhooks;
 pub mod workspaces;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::ops::change_requests::Outcome;
+
+/// An update's answer: 200 with the changed object, or 202 with the change request that holds
+/// it for approval.
+pub(crate) fn changed<T: serde::Serialize>(outcome: Outcome<T>) -> Response {
+    match outcome {
+        Outcome::Applied(v) => Json(v).into_response(),
+        Outcome::Pending(r) => (StatusCode::ACCEPTED, Json(*r)).into_response(),
+    }
+}

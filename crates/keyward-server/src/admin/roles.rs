@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyward_core::api::{CreateRole, Page, RolePatch};
@@ -50,8 +51,8 @@ async fn update(
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<RolePatch>,
-) -> Result<Json<Role>, ApiError> {
-    Ok(Json(
+) -> Result<Response, ApiError> {
+    Ok(super::changed(
         roles::update(&state, &caller, path_id(&id)?, &patch).await?,
     ))
 }

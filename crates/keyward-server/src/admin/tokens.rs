@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyward_core::api::{CreateToken, CreatedToken, Page, TokenPatch, TokenView};
@@ -52,8 +53,8 @@ async fn update(
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(patch): ApiJson<TokenPatch>,
-) -> Result<Json<TokenView>, ApiError> {
-    Ok(Json(
+) -> Result<Response, ApiError> {
+    Ok(super::changed(
         tokens::update(&state, &caller, path_id(&id)?, &patch).await?,
     ))
 }

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use keyward_core::api::{CreateWorkspace, CreatedWorkspace, Page, WorkspacePatch};
@@ -28,8 +29,10 @@ async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(patch): ApiJson<WorkspacePatch>,
-) -> Result<Json<Workspace>, ApiError> {
-    Ok(Json(workspaces::update(&state, &caller, &patch).await?))
+) -> Result<Response, ApiError> {
+    Ok(super::changed(
+        workspaces::update(&state, &caller, &patch).await?,
+    ))
 }
 
 async fn create(

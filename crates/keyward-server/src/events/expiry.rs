@@ -2,7 +2,8 @@
 //! `token.expiring` for tokens that expire within the workspace's `expiry_warning_days` (and
 //! have not expired yet), and `token.expired` for tokens past their expiry. Each notice is
 //! claimed in `token_notices` in the same transaction as its event, so it is sent once per
-//! token even across restarts and with several nodes. Revoked tokens get no notices; pending
+//! token even across restarts and with several nodes. The same pass expires the change
+//! requests nobody decided in time. Revoked tokens get no notices; pending
 //! ones do (they may still be activated). Time is the injected clock's.
 
 use std::time::Duration;
@@ -45,6 +46,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = run_once(&state).await {
             tracing::warn!(error = %e, "expiry pass failed; retried at the next pass");
+        }
+        match crate::ops::change_requests::expire_due(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "change requests expired"),
+            Err(e) => tracing::warn!(error = %e, "change request expiry failed; retried later"),
         }
     }
 }

@@ -22,8 +22,11 @@
 //!   restrictions); here, the catalogue, role references and the escalation check.
 //! - [`tokens`] (with [`tokens::checks`] and [`tokens::update`]), [`rotation`], [`usage`],
 //!   [`roles`], [`users`], [`permissions`], [`workspaces`], [`webhooks`], [`audit`].
+//! - [`change_requests`]: security changes held for another person's approval, and how they
+//!   are approved, rejected, cancelled, expired and applied.
 
 pub mod audit;
+pub mod change_requests;
 pub mod concurrency;
 pub mod limits;
 pub mod paging;

@@ -4,10 +4,15 @@
 //! workspace scope, and everything the role grants, before and after.
 
 use keyward_core::api::{CreateRole, Page, RolePatch};
+use keyward_core::audit::AuditDraft;
+use keyward_core::change::role_needs_approval;
+use keyward_core::model::WorkspaceSettings;
 use keyward_core::permission::{check_against_catalogue, parse_patterns};
+use keyward_core::ChangeTarget;
 use keyward_core::{validate, PermissionPattern, Role, RoleId};
-use keyward_store::Cursor;
+use keyward_store::{Cursor, Versioned};
 
+use super::change_requests::{self, Outcome};
 use super::concurrency::retrying;
 use super::paging::into_page;
 use super::{catalogue, ensure_no_escalation, limits, Caller, PageParams};
@@ -108,18 +113,21 @@ async fn ensure_within_caller(
     limits::ensure_role_within(caller, role, &ws.settings)
 }
 
-/// Changes a role; every token acting with it sees the change on its next request.
+/// Changes a role; every token acting with it sees the change on its next request. Under
+/// `require_approval` a change of its allowlist is kept as a change request instead.
 pub async fn update(
     state: &AppState,
     caller: &Caller,
     id: RoleId,
     patch: &RolePatch,
-) -> Result<Role, ApiError> {
+) -> Result<Outcome<Role>, ApiError> {
     caller.require("keyward.roles:write")?;
     caller.require_workspace_scope()?;
-    let role = retrying(|| update_once(state, caller, id, patch)).await?;
-    state.cache.invalidate_role(role.id);
-    Ok(role)
+    let out = retrying(|| update_once(state, caller, id, patch)).await?;
+    if let Outcome::Applied(role) = &out {
+        state.cache.invalidate_role(role.id);
+    }
+    Ok(out)
 }
 
 /// One read-check-write of a PATCH, on condition that the role did not change meanwhile.
@@ -128,16 +136,66 @@ async fn update_once(
     caller: &Caller,
     id: RoleId,
     patch: &RolePatch,
-) -> Result<Role, ApiError> {
-    let mut current = state
+) -> Result<Outcome<Role>, ApiError> {
+    let mut current = read(state, caller, id).await?;
+    let before = current.value.clone();
+    let audit = plan(state, caller, &mut current.value, patch).await?;
+    if role_needs_approval(&before, &current.value) {
+        let settings = workspace_settings(state, caller).await?;
+        if settings.require_approval {
+            let change = RolePatch {
+                reason: None,
+                ..patch.clone()
+            };
+            let r = change_requests::hold(
+                state,
+                caller,
+                &settings,
+                ChangeTarget::Role(id),
+                serde_json::to_value(&change).unwrap_or_default(),
+                serde_json::to_value(&before).unwrap_or_default(),
+                current.version,
+                patch.reason.as_deref(),
+            )
+            .await?;
+            return Ok(Outcome::Pending(Box::new(r)));
+        }
+    }
+    state.store.update_role(&current, &audit).await?;
+    Ok(Outcome::Applied(current.value))
+}
+
+async fn read(state: &AppState, caller: &Caller, id: RoleId) -> Result<Versioned<Role>, ApiError> {
+    state
         .store
         .role_versioned(caller.workspace_id(), id)
         .await?
-        .ok_or(ApiError::NotFound("role"))?;
-    let role = &mut current.value;
+        .ok_or(ApiError::NotFound("role"))
+}
+
+/// The caller's workspace settings.
+pub(crate) async fn workspace_settings(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<WorkspaceSettings, ApiError> {
+    Ok(state
+        .store
+        .workspace(caller.workspace_id())
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))?
+        .settings)
+}
+
+/// Applies `patch` to `role` with every check, as `caller`; returns the audit event.
+async fn plan(
+    state: &AppState,
+    caller: &Caller,
+    role: &mut Role,
+    patch: &RolePatch,
+) -> Result<AuditDraft, ApiError> {
     let audit = caller
         .audit(state, "role.updated", "role", role.id.to_string())
-        .before(role);
+        .before(&*role);
     // Changing (or deleting) a role one does not fully hold would be escalation by other means.
     let cat = catalogue(state, role.workspace_id).await?;
     ensure_no_escalation(caller, &role.permissions, None, &cat)?;
@@ -163,11 +221,22 @@ async fn update_once(
     }
     ensure_within_caller(state, caller, role).await?;
     role.updated_at = state.now();
-    state
-        .store
-        .update_role(&current, &audit.after(&current.value))
-        .await?;
-    Ok(current.value)
+    Ok(audit.after(&*role))
+}
+
+/// An approved request's patch planned as the approver (who needs what a direct change
+/// needs), on the role as it is now.
+pub(crate) async fn plan_for_approval(
+    state: &AppState,
+    caller: &Caller,
+    id: RoleId,
+    patch: &RolePatch,
+) -> Result<(Versioned<Role>, AuditDraft), ApiError> {
+    caller.require("keyward.roles:write")?;
+    caller.require_workspace_scope()?;
+    let mut current = read(state, caller, id).await?;
+    let audit = plan(state, caller, &mut current.value, patch).await?;
+    Ok((current, audit))
 }
 
 /// Deletes a role that nothing uses.

@@ -3,10 +3,14 @@
 //! with its own admin token, so the operator never needs access inside it.
 
 use keyward_core::api::{CreateWorkspace, CreatedWorkspace, Page, WorkspacePatch};
+use keyward_core::audit::AuditDraft;
+use keyward_core::change::workspace_needs_approval;
 use keyward_core::model::{Workspace, WorkspaceSettings};
 use keyward_core::validate;
-use keyward_store::Cursor;
+use keyward_core::ChangeTarget;
+use keyward_store::{Cursor, Versioned};
 
+use super::change_requests::{self, Outcome};
 use super::concurrency::retrying;
 use super::paging::into_page;
 use super::{Caller, PageParams};
@@ -29,17 +33,20 @@ pub async fn get(state: &AppState, caller: &Caller) -> Result<Workspace, ApiErro
 }
 
 /// Changes the caller's workspace (`keyward.workspace:write`, workspace scope); every token of
-/// it sees the change on its next request.
+/// it sees the change on its next request. Under `require_approval` a security change is kept
+/// as a change request instead ([`change_requests`]).
 pub async fn update(
     state: &AppState,
     caller: &Caller,
     patch: &WorkspacePatch,
-) -> Result<Workspace, ApiError> {
+) -> Result<Outcome<Workspace>, ApiError> {
     caller.require("keyward.workspace:write")?;
     caller.require_workspace_scope()?;
-    let ws = retrying(|| update_once(state, caller, patch)).await?;
-    state.cache.invalidate_workspace(ws.id);
-    Ok(ws)
+    let out = retrying(|| update_once(state, caller, patch)).await?;
+    if let Outcome::Applied(ws) = &out {
+        state.cache.invalidate_workspace(ws.id);
+    }
+    Ok(out)
 }
 
 /// One read-check-write of a PATCH, on condition that the workspace did not change meanwhile.
@@ -47,13 +54,47 @@ async fn update_once(
     state: &AppState,
     caller: &Caller,
     patch: &WorkspacePatch,
-) -> Result<Workspace, ApiError> {
-    let mut current = state
+) -> Result<Outcome<Workspace>, ApiError> {
+    let mut current = read(state, caller).await?;
+    let before = current.value.clone();
+    let audit = plan(state, caller, &mut current.value, patch)?;
+    if workspace_needs_approval(&before.settings, &current.value.settings) {
+        let change = WorkspacePatch {
+            reason: None,
+            ..patch.clone()
+        };
+        let r = change_requests::hold(
+            state,
+            caller,
+            &before.settings,
+            ChangeTarget::Workspace,
+            serde_json::to_value(&change).unwrap_or_default(),
+            serde_json::to_value(&before).unwrap_or_default(),
+            current.version,
+            patch.reason.as_deref(),
+        )
+        .await?;
+        return Ok(Outcome::Pending(Box::new(r)));
+    }
+    state.store.update_workspace(&current, &audit).await?;
+    Ok(Outcome::Applied(current.value))
+}
+
+async fn read(state: &AppState, caller: &Caller) -> Result<Versioned<Workspace>, ApiError> {
+    state
         .store
         .workspace_versioned(caller.workspace_id())
         .await?
-        .ok_or(ApiError::NotFound("workspace"))?;
-    let ws = &mut current.value;
+        .ok_or(ApiError::NotFound("workspace"))
+}
+
+/// Applies `patch` to `ws` with every check, as `caller`; returns the audit event.
+fn plan(
+    state: &AppState,
+    caller: &Caller,
+    ws: &mut Workspace,
+    patch: &WorkspacePatch,
+) -> Result<AuditDraft, ApiError> {
     let audit = caller
         .audit(state, "workspace.updated", "workspace", ws.id.to_string())
         .before(ws);
@@ -65,11 +106,21 @@ async fn update_once(
     }
     ensure_no_self_lockout(state, caller, &ws.settings)?;
     ws.updated_at = state.now();
-    state
-        .store
-        .update_workspace(&current, &audit.after(&current.value))
-        .await?;
-    Ok(current.value)
+    Ok(audit.after(ws))
+}
+
+/// An approved request's patch planned as the approver (who needs what a direct change
+/// needs), on the workspace as it is now.
+pub(crate) async fn plan_for_approval(
+    state: &AppState,
+    caller: &Caller,
+    patch: &WorkspacePatch,
+) -> Result<(Versioned<Workspace>, AuditDraft), ApiError> {
+    caller.require("keyward.workspace:write")?;
+    caller.require_workspace_scope()?;
+    let mut current = read(state, caller).await?;
+    let audit = plan(state, caller, &mut current.value, patch)?;
+    Ok((current, audit))
 }
 
 /// Refuses (409 `SELF_LOCKOUT`) settings under which the calling request itself would be

@@ -36,6 +36,9 @@ pub struct People {
     pub guard: guard::Guard,
     /// Where invitation links point: `public_url`, or `http://` + the listen address.
     pub base_url: String,
+    /// The key change requests' approval codes are derived with (from the chain key, so every
+    /// node derives the same codes).
+    pub approval_key: [u8; 32],
 }
 
 impl People {

@@ -307,6 +307,7 @@ fn patch_of(d: &Draft) -> Result<RolePatch, FieldError> {
         permissions: Some(d.patterns()),
         ip_allowlist: Some(IpListInput::Text(d.ips.clone())),
         rate_limit_per_minute: Some(rate_limit_of(d)?),
+        reason: None,
     })
 }
 
@@ -538,7 +539,12 @@ async fn update(
         }
     };
     match ops::roles::update(&state, &person.caller, role.id, &patch).await {
-        Ok(role) => redirect(&format!("/ui/roles/{}?saved=1", role.id), &[]),
+        Ok(ops::change_requests::Outcome::Applied(role)) => {
+            redirect(&format!("/ui/roles/{}?saved=1", role.id), &[])
+        }
+        Ok(ops::change_requests::Outcome::Pending(_)) => {
+            redirect(&format!("/ui/roles/{}?pending=1", role.id), &[])
+        }
         Err(e) => {
             let (e, status) = Refusal::of_api(&e);
             render(&state, &person, Some(&role), Some(d), e, status, None).await

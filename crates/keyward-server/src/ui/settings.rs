@@ -40,7 +40,7 @@ struct Values {
     ip_allowlist: String,
     internal_networks: String,
     require_2fa: bool,
-    require_ip_approval: bool,
+    require_approval: bool,
     token_max_lifetime_days: String,
     expiry_warning_days: String,
     default_rate_limit_per_minute: String,
@@ -52,7 +52,7 @@ impl Values {
             ip_allowlist: s.ip_allowlist.entries().join("\n"),
             internal_networks: s.internal_networks.entries().join("\n"),
             require_2fa: s.require_2fa,
-            require_ip_approval: s.require_ip_approval,
+            require_approval: s.require_approval,
             token_max_lifetime_days: s
                 .token_max_lifetime_days
                 .map(|d| d.to_string())
@@ -153,7 +153,7 @@ fn read_form(fields: &[(String, String)], current: &Values) -> (String, Values, 
             "ip_allowlist" => v.ip_allowlist = val.clone(),
             "internal_networks" => v.internal_networks = val.clone(),
             "require_2fa" => v.require_2fa = true,
-            "require_ip_approval" => v.require_ip_approval = true,
+            "require_approval" => v.require_approval = true,
             "token_max_lifetime_days" => v.token_max_lifetime_days = val.trim().to_owned(),
             "expiry_warning_days" => v.expiry_warning_days = val.trim().to_owned(),
             "default_rate_limit_per_minute" => {
@@ -162,7 +162,7 @@ fn read_form(fields: &[(String, String)], current: &Values) -> (String, Values, 
             "was_ip_allowlist" => was.ip_allowlist = val.clone(),
             "was_internal_networks" => was.internal_networks = val.clone(),
             "was_require_2fa" => was.require_2fa = val == "true",
-            "was_require_ip_approval" => was.require_ip_approval = val == "true",
+            "was_require_approval" => was.require_approval = val == "true",
             "was_token_max_lifetime_days" => was.token_max_lifetime_days = val.trim().to_owned(),
             "was_expiry_warning_days" => was.expiry_warning_days = val.trim().to_owned(),
             "was_default_rate_limit_per_minute" => {
@@ -203,8 +203,8 @@ fn patch_of(v: &Values, was: &Values) -> Result<SettingsPatch, (String, String)>
     if v.require_2fa != was.require_2fa {
         p.require_2fa = Some(v.require_2fa);
     }
-    if v.require_ip_approval != was.require_ip_approval {
-        p.require_ip_approval = Some(v.require_ip_approval);
+    if v.require_approval != was.require_approval {
+        p.require_approval = Some(v.require_approval);
     }
     if v.token_max_lifetime_days != was.token_max_lifetime_days {
         p.token_max_lifetime_days = Some(match v.token_max_lifetime_days.as_str() {
@@ -290,9 +290,18 @@ async fn save(
     let patch = WorkspacePatch {
         name: None,
         settings: Some(settings),
+        reason: None,
     };
     match ops::workspaces::update(&state, &person.caller, &patch).await {
-        Ok(ws) => {
+        Ok(ops::change_requests::Outcome::Pending(r)) => {
+            let mut p = page(&person, &ws.settings, current.clone(), current, None);
+            p.c.flash = Some(format!(
+                "Sent for approval: change request {} waits for {} approval(s).",
+                r.id, r.approvals_needed
+            ));
+            html(StatusCode::ACCEPTED, &p)
+        }
+        Ok(ops::change_requests::Outcome::Applied(ws)) => {
             let now = Values::of(&ws.settings);
             let mut p = page(&person, &ws.settings, now.clone(), now, None);
             p.c.flash = Some("Settings saved.".into());

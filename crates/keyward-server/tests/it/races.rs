@@ -179,10 +179,12 @@ async fn patches_of_different_fields_both_stick(app: TestApp) {
 
         // Workspace: its name and one of its settings.
         let name = WorkspacePatch {
+            reason: None,
             name: Some(format!("workspace {round}")),
             settings: None,
         };
         let warn = WorkspacePatch {
+            reason: None,
             name: None,
             settings: Some(SettingsPatch {
                 expiry_warning_days: Some(1 + round),

@@ -120,6 +120,7 @@ async fn rotation_keeps_within_the_workspace_maximum(app: TestApp) {
     req.role_id = Some(role.id);
     let t = app.admin.create_token(&req).await.unwrap();
     let patch = WorkspacePatch {
+        reason: None,
         name: None,
         settings: Some(SettingsPatch {
             token_max_lifetime_days: Some(Some(30)),
@@ -233,6 +234,7 @@ async fn rotation_keeps_every_restriction(app: TestApp) {
     // narrowing still withholds orders:write once they hold the address.
     assert_eq!(app.verify(&r.secret, &[]).await.code, Code::InternalOnly);
     let internal = WorkspacePatch {
+        reason: None,
         name: None,
         settings: Some(SettingsPatch {
             internal_networks: Some(IpListInput::Text("127.0.0.1".into())),

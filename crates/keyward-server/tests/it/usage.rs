@@ -67,6 +67,7 @@ async fn token(app: &TestApp) -> keyward_core::api::CreatedToken {
     // token may give out no higher limit than its own, so the admin's (the workspace
     // default) is raised first.
     let raise = keyward_core::api::WorkspacePatch {
+        reason: None,
         name: None,
         settings: Some(keyward_core::api::SettingsPatch {
             default_rate_limit_per_minute: Some(1_000_000),

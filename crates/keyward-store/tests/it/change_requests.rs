@@ -505,14 +505,14 @@ async fn applying_changes_the_target_and_marks_the_request(store: Arc<dyn Store>
     r.base_version = read.version;
     create(&store, &r).await;
     let mut new = read.clone();
-    new.value.settings.require_ip_approval = true;
+    new.value.settings.require_approval = true;
     new.value.name = "Applied".into();
     assert!(apply(&store, &r, &ChangeApply::Workspace(new.clone()))
         .await
         .unwrap());
     let now_at = store.workspace_versioned(ws).await.unwrap().unwrap();
     assert_eq!(now_at.value.name, "Applied");
-    assert!(now_at.value.settings.require_ip_approval);
+    assert!(now_at.value.settings.require_approval);
     assert_eq!(now_at.version, read.version + 1);
     let stored = get(&store, &r).await;
     assert_eq!(stored.state, ChangeState::Applied);

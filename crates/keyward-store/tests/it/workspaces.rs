@@ -189,7 +189,9 @@ async fn workspace_update_replaces_name_and_settings(store: Arc<dyn Store>) {
         token_max_lifetime_days: Some(90),
         expiry_warning_days: 14,
         require_2fa: true,
-        require_ip_approval: true,
+        require_approval: true,
+        approvals_required: 2,
+        approval_expiry_hours: 24,
         ip_allowlist: keyward_core::ip::IpAllowlist::parse_input("203.0.113.0/24", "ips").unwrap(),
         internal_networks: keyward_core::ip::IpAllowlist::parse_input("10.0.0.0/8", "ips").unwrap(),
     };

@@ -144,6 +144,7 @@ fn create_request(a: CreateArgs) -> CreateRole {
 /// The PATCH body of `role update`; refuses an update that changes nothing.
 fn patch(a: UpdateArgs) -> anyhow::Result<RolePatch> {
     let patch = RolePatch {
+        reason: None,
         name: a.name,
         description: a.description,
         scope: a.scope.map(Into::into),

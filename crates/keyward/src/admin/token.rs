@@ -251,6 +251,7 @@ fn patch(a: UpdateArgs) -> anyhow::Result<TokenPatch> {
     };
     let permissions = (!a.permissions.is_empty()).then_some(a.permissions);
     let patch = TokenPatch {
+        reason: None,
         name: a.name,
         role_id: args::set_or_clear(a.role, a.no_role),
         permissions: args::set_or_clear(permissions, a.all_role_permissions),

@@ -54,9 +54,16 @@ pub struct UpdateArgs {
     /// Require two-factor authentication of people.
     #[arg(long, value_name = "true|false")]
     require_2fa: Option<bool>,
-    /// Require a second person's approval of IP allowlist changes.
-    #[arg(long, value_name = "true|false")]
-    require_ip_approval: Option<bool>,
+    /// Require another person's approval of security changes (allowlists, internal
+    /// networks, weakening these settings); `--require-ip-approval` is its earlier name.
+    #[arg(long, value_name = "true|false", alias = "require-ip-approval")]
+    require_approval: Option<bool>,
+    /// Approvals a change request needs (1-5).
+    #[arg(long, value_name = "N")]
+    approvals_required: Option<u32>,
+    /// Hours a change request waits for its approvals before it expires (1-720).
+    #[arg(long, value_name = "HOURS")]
+    approval_expiry_hours: Option<u32>,
     /// Addresses or CIDR ranges every API call of the workspace must come from (repeatable or
     /// comma-separated; replaces the old list).
     #[arg(
@@ -117,11 +124,14 @@ fn patch(a: UpdateArgs) -> anyhow::Result<WorkspacePatch> {
         token_max_lifetime_days: args::set_or_clear(a.max_lifetime_days, a.no_max_lifetime),
         expiry_warning_days: a.expiry_warning_days,
         require_2fa: a.require_2fa,
-        require_ip_approval: a.require_ip_approval,
+        require_approval: a.require_approval,
+        approvals_required: a.approvals_required,
+        approval_expiry_hours: a.approval_expiry_hours,
         ip_allowlist: ip_list_or_clear(a.ip_allowlist, a.clear_ip_allowlist),
         internal_networks: ip_list_or_clear(a.internal_networks, a.clear_internal_networks),
     };
     let patch = WorkspacePatch {
+        reason: None,
         name: a.name,
         settings: (settings != SettingsPatch::default()).then_some(settings),
     };
@@ -194,7 +204,9 @@ fn details(w: &Workspace) -> Table {
         ),
         ("expiry warning", format!("{} days", s.expiry_warning_days)),
         ("require 2fa", table::yes_no(s.require_2fa)),
-        ("require ip approval", table::yes_no(s.require_ip_approval)),
+        ("require approval", table::yes_no(s.require_approval)),
+        ("approvals required", s.approvals_required.to_string()),
+        ("approval expiry hours", s.approval_expiry_hours.to_string()),
         ("ip allowlist", table::ips(&s.ip_allowlist, "any")),
         (
             "internal networks",

@@ -3,30 +3,39 @@
 //! every attempt, and drops the token's cache entry once committed.
 
 use keyward_core::api::{TokenPatch, TokenView};
+use keyward_core::audit::AuditDraft;
+use keyward_core::change::token_needs_approval;
 use keyward_core::model::{Token, TokenStatus};
 use keyward_core::permission::check_within_role;
-use keyward_core::{validate, DomainError, TokenId};
+use keyward_core::{validate, ChangeTarget, DomainError, TokenId};
+use keyward_store::Versioned;
 
 use super::checks::{
     acting_role, ensure_holds, ensure_scope, ensure_within_caller, is_replaced, narrowing,
 };
 use super::visible_versioned;
 use crate::error::ApiError;
+use crate::ops::change_requests::{self, Outcome};
 use crate::ops::concurrency::retrying;
+use crate::ops::roles::workspace_settings;
 use crate::ops::{catalogue, ensure_no_escalation, Caller};
 use crate::state::AppState;
 
-/// Changes a token (`keyward.tokens:write`); needs everything the token holds.
+/// Changes a token (`keyward.tokens:write`); needs everything the token holds. Under
+/// `require_approval` a change of its allowlist, or turning internal-only off, is kept as a
+/// change request instead.
 pub async fn update(
     state: &AppState,
     caller: &Caller,
     id: TokenId,
     patch: &TokenPatch,
-) -> Result<TokenView, ApiError> {
+) -> Result<Outcome<TokenView>, ApiError> {
     caller.require("keyward.tokens:write")?;
-    let token = retrying(|| update_once(state, caller, id, patch)).await?;
-    state.cache.invalidate_token(token.id);
-    Ok(TokenView::of(&token, state.now()))
+    let out = retrying(|| update_once(state, caller, id, patch)).await?;
+    if let Outcome::Applied(token) = &out {
+        state.cache.invalidate_token(token.id);
+    }
+    Ok(out.map(|t| TokenView::of(&t, state.now())))
 }
 
 /// One read-check-write of a PATCH, on condition that the token did not change meanwhile.
@@ -35,9 +44,56 @@ async fn update_once(
     caller: &Caller,
     id: TokenId,
     patch: &TokenPatch,
-) -> Result<Token, ApiError> {
+) -> Result<Outcome<Token>, ApiError> {
     let mut current = visible_versioned(state, caller, id).await?;
-    let token = &mut current.value;
+    let before = current.value.clone();
+    let audit = plan(state, caller, &mut current.value, patch).await?;
+    if token_needs_approval(&before, &current.value) {
+        let settings = workspace_settings(state, caller).await?;
+        if settings.require_approval {
+            let change = TokenPatch {
+                reason: None,
+                ..patch.clone()
+            };
+            let r = change_requests::hold(
+                state,
+                caller,
+                &settings,
+                ChangeTarget::Token(id),
+                serde_json::to_value(&change).unwrap_or_default(),
+                serde_json::to_value(TokenView::of(&before, state.now())).unwrap_or_default(),
+                current.version,
+                patch.reason.as_deref(),
+            )
+            .await?;
+            return Ok(Outcome::Pending(Box::new(r)));
+        }
+    }
+    state.store.update_token(&current, &audit).await?;
+    Ok(Outcome::Applied(current.value))
+}
+
+/// An approved request's patch planned as the approver (who needs what a direct change
+/// needs), on the token as it is now.
+pub(crate) async fn plan_for_approval(
+    state: &AppState,
+    caller: &Caller,
+    id: TokenId,
+    patch: &TokenPatch,
+) -> Result<(Versioned<Token>, AuditDraft), ApiError> {
+    caller.require("keyward.tokens:write")?;
+    let mut current = visible_versioned(state, caller, id).await?;
+    let audit = plan(state, caller, &mut current.value, patch).await?;
+    Ok((current, audit))
+}
+
+/// Applies `patch` to `token` with every check, as `caller`; returns the audit event.
+async fn plan(
+    state: &AppState,
+    caller: &Caller,
+    token: &mut Token,
+    patch: &TokenPatch,
+) -> Result<AuditDraft, ApiError> {
     let audit = caller
         .audit(state, "token.updated", "token", token.id.to_string())
         .before(&TokenView::of(token, state.now()));
@@ -147,9 +203,7 @@ async fn update_once(
     }
     ensure_within_caller(state, caller, token).await?;
     token.updated_at = now;
-    let audit = audit.after(&TokenView::of(token, now));
-    state.store.update_token(&current, &audit).await?;
-    Ok(current.value)
+    Ok(audit.after(&TokenView::of(token, now)))
 }
 
 /// Switches a pending token on (`keyward.tokens:write`); an active one stays as it is.

@@ -245,7 +245,7 @@ fn settings_form(page: &Page) -> Vec<(&'static str, String)> {
         "was_ip_allowlist",
         "was_internal_networks",
         "was_require_2fa",
-        "was_require_ip_approval",
+        "was_require_approval",
         "was_token_max_lifetime_days",
         "was_expiry_warning_days",
         "was_default_rate_limit_per_minute",
@@ -255,7 +255,7 @@ fn settings_form(page: &Page) -> Vec<(&'static str, String)> {
     ] {
         form.push((name, hidden(&page.body, name).unwrap()));
     }
-    for name in ["require_2fa", "require_ip_approval"] {
+    for name in ["require_2fa", "require_approval"] {
         let tag = format!("name=\"{name}\" value=\"on\" checked");
         if page.body.contains(&tag) {
             form.push((name, "on".into()));
@@ -290,6 +290,7 @@ async fn security_settings_change_the_workspace(app: TestApp) {
     // Someone changes the rate limit through the API while the form is open: saving other
     // fields keeps it.
     let meanwhile = WorkspacePatch {
+        reason: None,
         name: None,
         settings: Some(SettingsPatch {
             default_rate_limit_per_minute: Some(before.default_rate_limit_per_minute + 7),
