@@ -139,6 +139,19 @@ impl Client {
         Ok(resp.json().await?)
     }
 
+    /// Sends a PATCH that the two-person rule may hold: 200 decodes as `T`, 202 (the change
+    /// was kept as a change request, not applied) is [`ClientError::PendingApproval`].
+    pub(crate) async fn call_change<T: DeserializeOwned>(
+        &self,
+        rb: RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let resp = Self::checked(rb).await?;
+        if resp.status() == reqwest::StatusCode::ACCEPTED {
+            return Err(ClientError::PendingApproval(Box::new(resp.json().await?)));
+        }
+        Ok(resp.json().await?)
+    }
+
     /// Sends `rb` and expects a 2xx answer whose body does not matter (204, health checks).
     pub(crate) async fn call_empty(&self, rb: RequestBuilder) -> Result<(), ClientError> {
         Self::checked(rb).await.map(drop)

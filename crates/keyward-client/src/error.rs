@@ -1,6 +1,7 @@
 //! The client's error type.
 
 use keyward_core::api::Problem;
+use keyward_core::ChangeRequest;
 
 /// Longest part of an unexpected answer's body kept in [`ClientError::Unexpected`].
 const MAX_BODY: usize = 512;
@@ -32,6 +33,17 @@ pub enum ClientError {
     /// The base URL cannot be used.
     #[error("invalid keyward URL: {0}")]
     InvalidUrl(String),
+    /// The change was **not applied**: the workspace requires another person's approval of
+    /// security changes, and keyward answered 202 with the change request that now waits for
+    /// it. Not a failure of the call; the request says how many approvals it needs and when it
+    /// expires.
+    #[error(
+        "not applied: held for approval as change request {} ({} approval(s) needed, expires {})",
+        .0.id,
+        .0.approvals_needed,
+        .0.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )]
+    PendingApproval(Box<ChangeRequest>),
 }
 
 impl ClientError {
@@ -50,7 +62,16 @@ impl ClientError {
                 Some(*status)
             }
             ClientError::Http(e) => e.status().map(|s| s.as_u16()),
+            ClientError::PendingApproval(_) => Some(202),
             ClientError::InvalidUrl(_) => None,
+        }
+    }
+
+    /// The change request an update was held as, for [`ClientError::PendingApproval`].
+    pub fn pending_approval(&self) -> Option<&ChangeRequest> {
+        match self {
+            ClientError::PendingApproval(r) => Some(r),
+            _ => None,
         }
     }
 

@@ -17,14 +17,20 @@
 //! - [`client`]: [`Client`] itself — construction, URL building, sending and decoding; plus
 //!   `verify`, `health` and `ready`.
 //! - [`error`]: [`ClientError`], which keeps the server's problem+json document intact.
-//! - [`query`]: the listing filters ([`ListParams`], [`UserQuery`], [`TokenQuery`]).
+//! - [`query`]: the listing filters ([`ListParams`], [`UserQuery`], [`TokenQuery`],
+//!   [`ChangeRequestListParams`]).
 //! - `workspace`, `user`, `role`, `permission`, `token`: one module per admin resource, each
 //!   adding its methods to [`Client`]; `usage`: a token's usage ([`UsageParams`]) and
-//!   `/metrics`; `webhook`: webhook subscriptions, their secret's rotation and delivery log.
+//!   `/metrics`; `webhook`: webhook subscriptions, their secret's rotation and delivery log;
+//!   `change_request`: the security changes waiting for another person's approval.
+//! - The PATCH calls `update_workspace`, `update_role` and `update_token` answer
+//!   [`ClientError::PendingApproval`] when keyward held the change for approval (202) instead
+//!   of applying it.
 //!
 //! The bearer token is never part of an error or of `Debug` output.
 
 mod audit;
+mod change_request;
 pub mod client;
 pub mod error;
 mod permission;
@@ -39,5 +45,5 @@ mod workspace;
 
 pub use client::Client;
 pub use error::ClientError;
-pub use query::{ListParams, TokenQuery, UserQuery};
+pub use query::{ChangeRequestListParams, ListParams, TokenQuery, UserQuery};
 pub use usage::UsageParams;

@@ -1,7 +1,7 @@
 //! Filters and paging for the listings, sent as query parameters. Absent fields are left out.
 
 use keyward_core::model::ShownStatus;
-use keyward_core::{RoleId, UserId, UserKind};
+use keyward_core::{ChangeState, RoleId, UserId, UserKind};
 use serde::Serialize;
 
 /// Paging for a listing (`?limit=&cursor=`).
@@ -44,6 +44,30 @@ pub struct TokenQuery {
     /// Only tokens in this status.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<ShownStatus>,
+    /// Most items to return.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/change-requests` filters. An approver sees every request of the workspace; anyone
+/// else only their own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChangeRequestListParams {
+    /// Only requests in this state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<ChangeState>,
+    /// Only requests about this kind of target: `workspace`, `role` or `token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_kind: Option<String>,
+    /// Only requests about this role or token (`rol_…`, `tok_…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// Only requests made by this user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<UserId>,
     /// Most items to return.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
@@ -108,6 +132,29 @@ mod tests {
         assert_eq!(
             url_of(&q),
             "http://127.0.0.1:8080/v1/things?kind=service&disabled=false"
+        );
+    }
+
+    #[test]
+    fn change_request_filters_use_wire_names() {
+        let user: UserId = "usr_0123456789abcdef0123456789abcdef".parse().unwrap();
+        let q = ChangeRequestListParams {
+            state: Some(ChangeState::Pending),
+            target_kind: Some("role".into()),
+            target_id: Some("rol_0123456789abcdef0123456789abcdef".into()),
+            requested_by: Some(user),
+            limit: Some(5),
+            cursor: None,
+        };
+        assert_eq!(
+            url_of(&q),
+            "http://127.0.0.1:8080/v1/things?state=pending&target_kind=role\
+             &target_id=rol_0123456789abcdef0123456789abcdef\
+             &requested_by=usr_0123456789abcdef0123456789abcdef&limit=5"
+        );
+        assert_eq!(
+            url_of(&ChangeRequestListParams::default()),
+            "http://127.0.0.1:8080/v1/things"
         );
     }
 

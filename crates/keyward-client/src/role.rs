@@ -25,9 +25,10 @@ impl Client {
             .await
     }
 
-    /// `PATCH /v1/roles/{id}`: the change applies at once to every token using the role.
+    /// `PATCH /v1/roles/{id}`: the change applies at once to every token using the role; an
+    /// allowlist change held for approval is [`ClientError::PendingApproval`].
     pub async fn update_role(&self, id: RoleId, patch: &RolePatch) -> Result<Role, ClientError> {
-        self.call(
+        self.call_change(
             self.request(Method::PATCH, &["v1", "roles", &id.to_string()])?
                 .json(patch),
         )

@@ -25,13 +25,14 @@ impl Client {
             .await
     }
 
-    /// `PATCH /v1/tokens/{id}`.
+    /// `PATCH /v1/tokens/{id}`; a change held for approval (the allowlist, internal-only
+    /// turned off) is [`ClientError::PendingApproval`].
     pub async fn update_token(
         &self,
         id: TokenId,
         patch: &TokenPatch,
     ) -> Result<TokenView, ClientError> {
-        self.call(
+        self.call_change(
             self.request(Method::PATCH, &["v1", "tokens", &id.to_string()])?
                 .json(patch),
         )

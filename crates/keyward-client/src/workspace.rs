@@ -14,9 +14,11 @@ impl Client {
             .await
     }
 
-    /// `PATCH /v1/workspace`: changes the caller's workspace.
+    /// `PATCH /v1/workspace`: changes the caller's workspace. When the workspace requires
+    /// approval and this is a security change, nothing is applied and the answer is
+    /// [`ClientError::PendingApproval`] with the change request.
     pub async fn update_workspace(&self, patch: &WorkspacePatch) -> Result<Workspace, ClientError> {
-        self.call(
+        self.call_change(
             self.request(Method::PATCH, &["v1", "workspace"])?
                 .json(patch),
         )
