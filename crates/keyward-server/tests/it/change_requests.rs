@@ -690,6 +690,67 @@ async fn stale_and_who_may_approve(app: TestApp) {
 }
 both_backends!(stale_and_who_may_approve);
 
+async fn moving_a_token_to_a_role_with_another_allowlist_waits(app: TestApp) {
+    require_approval(&app, json!({})).await;
+    app.catalogue(&["orders:read"]).await;
+    let role = |name: &'static str, ips: Option<&'static str>| {
+        let app = &app;
+        async move {
+            app.admin
+                .create_role(&CreateRole {
+                    name: name.into(),
+                    description: String::new(),
+                    kind: RoleKind::Api,
+                    scope: Scope::Workspace,
+                    permissions: vec!["orders:read".into()],
+                    ip_allowlist: ips.map(|i| keyward_core::api::IpListInput::Text(i.into())),
+                    rate_limit_per_minute: None,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let (closed, same, open) = (
+        role("Closed", Some("198.51.100.0/24")).await,
+        role("Closed too", Some("198.51.100.0/24")).await,
+        role("Open", None).await,
+    );
+    let shop = app.service_user("shop", Some(closed.id)).await;
+    let token = app
+        .admin
+        .create_token(&CreateToken {
+            role_id: Some(closed.id),
+            ..crate::support::token_request(&shop)
+        })
+        .await
+        .unwrap();
+    let path = format!("/v1/tokens/{}", token.token.id);
+    let (status, r) = call(
+        &app,
+        &app.admin_secret,
+        "PATCH",
+        &path,
+        json!({"role_id": open.id}),
+    )
+    .await;
+    assert_eq!(
+        (status, r["target"]["kind"].as_str()),
+        (202, Some("token")),
+        "{r}"
+    );
+    let (status, t) = call(
+        &app,
+        &app.admin_secret,
+        "PATCH",
+        &path,
+        json!({"role_id": same.id}),
+    )
+    .await;
+    assert_eq!(status, 200, "the same allowlist: applies at once: {t}");
+    assert_eq!(t["role_id"], same.id.to_string());
+}
+both_backends!(moving_a_token_to_a_role_with_another_allowlist_waits);
+
 async fn approval_off_and_several_approvers(app: TestApp) {
     require_approval(&app, json!({"approvals_required": 2})).await;
     let manager = person(&app, "maria", "Security Manager", MANAGER).await;
