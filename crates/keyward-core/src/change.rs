@@ -244,7 +244,10 @@ const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// id under `key`, a key only the server holds, shown as `XXXXX-XXXXX`. Derived rather than
 /// stored, so the approvers' inbox can show it again while the store keeps only its hash.
 pub fn approval_code(key: &[u8; 32], id: ChangeRequestId) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+    // HMAC zero-pads a key shorter than its 64-byte block: padding it here is the same key.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
     mac.update(b"keyward change request approval code\0");
     mac.update(id.to_string().as_bytes());
     let digest = mac.finalize().into_bytes();

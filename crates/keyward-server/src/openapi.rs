@@ -94,6 +94,11 @@ impl Modify for BearerAuth {
         paths::webhooks_delete,
         paths::webhooks_rotate_secret,
         paths::webhooks_deliveries,
+        paths::change_requests_list,
+        paths::change_requests_show,
+        paths::change_requests_approve,
+        paths::change_requests_reject,
+        paths::change_requests_cancel,
         paths::leaks_github
     ),
     components(schemas(keyward_core::api::Problem)),
@@ -107,6 +112,7 @@ impl Modify for BearerAuth {
         (name = "tokens", description = "Tokens: lifecycle, rotation, usage"),
         (name = "audit", description = "The audit trail"),
         (name = "webhooks", description = "Event subscriptions"),
+        (name = "change-requests", description = "Security changes waiting for another person's approval"),
         (name = "leaks", description = "Leak response"),
         (name = "operations", description = "Health and metrics")
     )

@@ -10,7 +10,7 @@ use keyward_core::events::{
 };
 use keyward_core::model::{Role, ShownStatus, User, UserKind, Workspace};
 use keyward_core::usage::{Granularity, UsageReport};
-use keyward_core::{CatalogueEntry, RoleId, UserId};
+use keyward_core::{ApproveChange, CatalogueEntry, ChangeRequest, DecideChange, RoleId, UserId};
 
 use super::{LeakLabel, LeakReport, Ready};
 
@@ -100,10 +100,11 @@ fn workspace_show() {}
     tag = "workspace",
     operation_id = "workspace_update",
     summary = "Change the caller's workspace and its security settings",
-    description = "Needs `keyward.workspace:write`.",
+    description = "Needs `keyward.workspace:write`. Under `require_approval`, a security change answers 202 with a change request instead.",
     request_body(content = WorkspacePatch, content_type = "application/json"),
     responses(
         (status = 200, description = "OK", body = Workspace),
+        (status = 202, description = "Not applied: the workspace requires approval of this security change, which waits as this change request", body = ChangeRequest),
         (status = 400, description = "Malformed JSON or wrong media type", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The credential may not do this (permission, allowlist, internal-only, delegation)", body = Problem, content_type = "application/problem+json"),
@@ -407,13 +408,14 @@ fn roles_show() {}
     tag = "roles",
     operation_id = "roles_update",
     summary = "Change a role (every token using it, at once)",
-    description = "Needs `keyward.roles:write`.",
+    description = "Needs `keyward.roles:write`. Under `require_approval`, a security change answers 202 with a change request instead.",
     params(
         ("id" = String, Path, description = "The object's id")
     ),
     request_body(content = RolePatch, content_type = "application/json"),
     responses(
         (status = 200, description = "OK", body = Role),
+        (status = 202, description = "Not applied: the workspace requires approval of this security change, which waits as this change request", body = ChangeRequest),
         (status = 400, description = "Malformed JSON or wrong media type", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The credential may not do this (permission, allowlist, internal-only, delegation)", body = Problem, content_type = "application/problem+json"),
@@ -598,13 +600,14 @@ fn tokens_show() {}
     tag = "tokens",
     operation_id = "tokens_update",
     summary = "Change a token",
-    description = "Needs `keyward.tokens:write`.",
+    description = "Needs `keyward.tokens:write`. Under `require_approval`, a security change answers 202 with a change request instead.",
     params(
         ("id" = String, Path, description = "The object's id")
     ),
     request_body(content = TokenPatch, content_type = "application/json"),
     responses(
         (status = 200, description = "OK", body = TokenView),
+        (status = 202, description = "Not applied: the workspace requires approval of this security change, which waits as this change request", body = ChangeRequest),
         (status = 400, description = "Malformed JSON or wrong media type", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The credential may not do this (permission, allowlist, internal-only, delegation)", body = Problem, content_type = "application/problem+json"),
@@ -1035,3 +1038,135 @@ fn webhooks_deliveries() {}
     security(())
 )]
 fn leaks_github() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/change-requests",
+    tag = "change-requests",
+    operation_id = "change_requests_list",
+    summary = "Change requests, newest first",
+    description = "Holders of `keyward.security:approve` (workspace scope) see every request of the workspace; anyone else only their own.",
+    params(
+        ("state" = Option<String>, Query, description = "pending, applied, rejected, cancelled, expired or failed"),
+        ("target_kind" = Option<String>, Query, description = "workspace, role or token"),
+        ("target_id" = Option<String>, Query, description = "A role or token id"),
+        ("requested_by" = Option<String>, Query, description = "The requesting user's id"),
+        ("limit" = Option<u32>, Query, description = "Items per page (1–200, default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")
+    ),
+    responses(
+        (status = 200, description = "OK", body = Page<ChangeRequest>),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, requester approving, not a person, wrong code)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn change_requests_list() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/change-requests/{id}",
+    tag = "change-requests",
+    operation_id = "change_requests_show",
+    summary = "One change request (never its approval code)",
+    description = "Approvers see any; others only their own.",
+    params(
+        ("id" = String, Path, description = "The change request's id (`chg_…`)")
+    ),
+    responses(
+        (status = 200, description = "OK", body = ChangeRequest),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, requester approving, not a person, wrong code)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn change_requests_show() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/change-requests/{id}/approve",
+    tag = "change-requests",
+    operation_id = "change_requests_approve",
+    summary = "Approve with the one-time code; the last approval needed applies the change",
+    description = "Needs `keyward.security:approve`, workspace scope, a human user other than the requester, and what applying the change directly needs.",
+    params(
+        ("id" = String, Path, description = "The change request's id (`chg_…`)")
+    ),
+    request_body(content = ApproveChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The change request as it now stands", body = ChangeRequest),
+        (status = 400, description = "Malformed JSON or wrong media type", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Decided already, expired, approved by you already, or STALE (the target changed; the request failed)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, requester approving, not a person, wrong code)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn change_requests_approve() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/change-requests/{id}/reject",
+    tag = "change-requests",
+    operation_id = "change_requests_reject",
+    summary = "Reject a pending change request",
+    description = "Needs `keyward.security:approve`, workspace scope, and a human user other than the requester.",
+    params(
+        ("id" = String, Path, description = "The change request's id (`chg_…`)")
+    ),
+    request_body(content = DecideChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The change request as it now stands", body = ChangeRequest),
+        (status = 400, description = "Malformed JSON or wrong media type", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Decided already, expired, approved by you already, or STALE (the target changed; the request failed)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, requester approving, not a person, wrong code)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn change_requests_reject() {}
+
+#[utoipa::path(
+    post,
+    path = "/v1/change-requests/{id}/cancel",
+    tag = "change-requests",
+    operation_id = "change_requests_cancel",
+    summary = "Withdraw one's own pending change request",
+    description = "Only the requesting person (with any of their tokens or the dashboard).",
+    params(
+        ("id" = String, Path, description = "The change request's id (`chg_…`)")
+    ),
+    request_body(content = DecideChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The change request as it now stands", body = ChangeRequest),
+        (status = 400, description = "Malformed JSON or wrong media type", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Decided already, expired, approved by you already, or STALE (the target changed; the request failed)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, requester approving, not a person, wrong code)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn change_requests_cancel() {}

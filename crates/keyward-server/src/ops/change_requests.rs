@@ -578,7 +578,7 @@ async fn finish(
     let mut done = r.clone();
     done.state = to;
     done.decided_at = Some(now);
-    done.decided_by = Some(by.clone());
+    done.decided_by = Some(*by);
     done.comment = comment.to_owned();
     done.outcome = outcome.map(str::to_owned);
     let (action, event) = match to {
@@ -593,7 +593,7 @@ async fn finish(
     let audit = AuditDraft::new(
         r.workspace_id,
         now,
-        by.clone(),
+        *by,
         action,
         "change_request",
         r.id.to_string(),

@@ -118,7 +118,13 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
         .unwrap()
         .items
         .iter()
-        .all(|r| r.name == "Workspace Admin" || r.name == "Dashboard Admin"));
+        .all(|r| [
+            "Workspace Admin",
+            "Dashboard Admin",
+            "Security Manager",
+            "Security Admin"
+        ]
+        .contains(&r.name.as_str())));
 
     // Raw HTTP: broken JSON, unknown fields, wrong types and a missing token.
     let http = reqwest::Client::new();

@@ -9,6 +9,7 @@ mod admin_rate_limit;
 mod audit;
 mod audit_chain;
 mod browser;
+mod change_requests;
 mod contract;
 mod delegation;
 mod denials;

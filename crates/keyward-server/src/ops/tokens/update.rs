@@ -48,7 +48,9 @@ async fn update_once(
     let mut current = visible_versioned(state, caller, id).await?;
     let before = current.value.clone();
     let audit = plan(state, caller, &mut current.value, patch).await?;
-    if token_needs_approval(&before, &current.value) {
+    if token_needs_approval(&before, &current.value)
+        || role_allowlist_changes(state, caller, &before, &current.value).await?
+    {
         let settings = workspace_settings(state, caller).await?;
         if settings.require_approval {
             let change = TokenPatch {
@@ -71,6 +73,29 @@ async fn update_once(
     }
     state.store.update_token(&current, &audit).await?;
     Ok(Outcome::Applied(current.value))
+}
+
+/// Whether moving `before` to `after`'s role changes the role allowlist it acts under: a move to
+/// a role with another allowlist is an allowlist change, and waits like one.
+async fn role_allowlist_changes(
+    state: &AppState,
+    caller: &Caller,
+    before: &Token,
+    after: &Token,
+) -> Result<bool, ApiError> {
+    if before.role_id == after.role_id {
+        return Ok(false);
+    }
+    let Some(owner) = state
+        .store
+        .user(caller.workspace_id(), before.owner_id)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let old = acting_role(state, &owner, before.role_id).await.ok();
+    let new = acting_role(state, &owner, after.role_id).await?;
+    Ok(old.is_none_or(|old| old.ip_allowlist != new.ip_allowlist))
 }
 
 /// An approved request's patch planned as the approver (who needs what a direct change
