@@ -1,5 +1,5 @@
 //! The admin verbs of the CLI (`keyward token …`, `user …`, `role …`, `permission …`,
-//! `workspace …`, `webhook …`, `audit …`, `verify`): thin wrappers over [`keyward_client`], printing aligned tables by
+//! `workspace …`, `webhook …`, `audit …`, `change-request …`, `verify`): thin wrappers over [`keyward_client`], printing aligned tables by
 //! default and the API's JSON with `--json`.
 //!
 //! # Layout
@@ -9,6 +9,8 @@
 //!   with its clap subcommands and their execution.
 //! - `usage`: `token usage`, a token's usage report.
 //! - `webhook`: webhook subscriptions and their delivery log.
+//! - `change_request`: security changes waiting for approval, and how an `update` held for
+//!   approval is reported (not applied, exit 0).
 //! - `args`: shared argument types and parsers (enums, instants, durations, JSON, secrets).
 //! - `table`: the aligned-table renderer and cell formatting.
 //!
@@ -18,6 +20,7 @@
 
 mod args;
 mod audit;
+mod change_request;
 mod permission;
 mod role;
 mod rotation;
@@ -102,6 +105,9 @@ pub enum AdminCommand {
     /// Subscribe URLs to token events, rotate their signing secrets, read the delivery log.
     #[command(subcommand)]
     Webhook(webhook::WebhookCmd),
+    /// List, show, approve, reject and cancel security changes waiting for approval.
+    #[command(subcommand, visible_alias = "cr")]
+    ChangeRequest(change_request::ChangeRequestCmd),
 }
 
 /// Runs one admin verb against the keyward at `args.url`.
@@ -120,6 +126,7 @@ pub async fn run(cmd: AdminCommand, args: &ClientArgs) -> anyhow::Result<()> {
         AdminCommand::Verify(cmd) => verify::run(cmd, &ctx).await,
         AdminCommand::Audit(cmd) => audit::run(cmd, &ctx).await,
         AdminCommand::Webhook(cmd) => webhook::run(cmd, &ctx).await,
+        AdminCommand::ChangeRequest(cmd) => change_request::run(cmd, &ctx).await,
     };
     result.map_err(|e| explain(e, &ctx.client))
 }

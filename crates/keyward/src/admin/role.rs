@@ -99,6 +99,10 @@ pub struct UpdateArgs {
     /// Remove the role's rate limit: the workspace default applies.
     #[arg(long)]
     no_rate_limit: bool,
+    /// Why: kept with the change request when the change needs another person's approval
+    /// (the workspace's `require_approval`), and shown to the approvers.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 pub(crate) async fn run(cmd: RoleCmd, ctx: &Ctx) -> anyhow::Result<()> {
@@ -119,7 +123,8 @@ pub(crate) async fn run(cmd: RoleCmd, ctx: &Ctx) -> anyhow::Result<()> {
         RoleCmd::Update(a) => {
             let id = a.id;
             let patch = patch(a)?;
-            ctx.show(&client.update_role(id, &patch).await?, details)
+            let answer = client.update_role(id, &patch).await;
+            super::change_request::show_update(ctx, answer, details)
         }
         RoleCmd::Delete { id } => {
             client.delete_role(id).await?;
@@ -144,7 +149,7 @@ fn create_request(a: CreateArgs) -> CreateRole {
 /// The PATCH body of `role update`; refuses an update that changes nothing.
 fn patch(a: UpdateArgs) -> anyhow::Result<RolePatch> {
     let patch = RolePatch {
-        reason: None,
+        reason: a.reason,
         name: a.name,
         description: a.description,
         scope: a.scope.map(Into::into),
@@ -152,7 +157,12 @@ fn patch(a: UpdateArgs) -> anyhow::Result<RolePatch> {
         ip_allowlist: args::ip_list_or_clear(a.ip_allowlist, a.clear_ip_allowlist),
         rate_limit_per_minute: args::set_or_clear(a.rate_limit, a.no_rate_limit),
     };
-    if patch == RolePatch::default() {
+    // A reason alone changes nothing.
+    let unchanged = RolePatch {
+        reason: None,
+        ..patch.clone()
+    } == RolePatch::default();
+    if unchanged {
         bail!("nothing to change: give at least one option (see `keyward role update --help`)");
     }
     Ok(patch)
@@ -268,6 +278,12 @@ mod tests {
             Some(Some(90))
         );
         assert!(update(&[]).is_err());
+        assert!(
+            update(&["--reason", "why"]).is_err(),
+            "a reason alone changes nothing"
+        );
+        let p = update(&["--ip-allowlist", "10.0.0.0/8", "--reason", "new office"]).unwrap();
+        assert_eq!(p.reason.as_deref(), Some("new office"));
         for bad in [
             &[
                 "update",

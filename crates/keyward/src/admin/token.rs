@@ -175,6 +175,10 @@ pub struct UpdateArgs {
     /// Remove the token's own rate limit: its role's or the workspace's applies.
     #[arg(long)]
     no_rate_limit: bool,
+    /// Why: kept with the change request when the change needs another person's approval
+    /// (the workspace's `require_approval`), and shown to the approvers.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
@@ -210,7 +214,8 @@ pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
         TokenCmd::Update(a) => {
             let id = a.id;
             let patch = patch(a)?;
-            ctx.show(&client.update_token(id, &patch).await?, details)
+            let answer = client.update_token(id, &patch).await;
+            super::change_request::show_update(ctx, answer, details)
         }
         TokenCmd::Activate { id } => ctx.show(&client.activate_token(id).await?, details),
         TokenCmd::Revoke { id } => ctx.show(&client.revoke_token(id).await?, details),
@@ -251,7 +256,7 @@ fn patch(a: UpdateArgs) -> anyhow::Result<TokenPatch> {
     };
     let permissions = (!a.permissions.is_empty()).then_some(a.permissions);
     let patch = TokenPatch {
-        reason: None,
+        reason: a.reason,
         name: a.name,
         role_id: args::set_or_clear(a.role, a.no_role),
         permissions: args::set_or_clear(permissions, a.all_role_permissions),
@@ -262,7 +267,12 @@ fn patch(a: UpdateArgs) -> anyhow::Result<TokenPatch> {
         internal_only: a.internal_only,
         rate_limit_per_minute: args::set_or_clear(a.rate_limit, a.no_rate_limit),
     };
-    if patch == TokenPatch::default() {
+    // A reason alone changes nothing.
+    let unchanged = TokenPatch {
+        reason: None,
+        ..patch.clone()
+    } == TokenPatch::default();
+    if unchanged {
         bail!("nothing to change: give at least one option (see `keyward token update --help`)");
     }
     Ok(patch)
@@ -437,6 +447,12 @@ mod tests {
             Some(false)
         );
         assert!(update(&[]).is_err());
+        assert!(
+            update(&["--reason", "why"]).is_err(),
+            "a reason alone changes nothing"
+        );
+        let p = update(&["--internal-only", "false", "--reason", "moved to the cloud"]).unwrap();
+        assert_eq!(p.reason.as_deref(), Some("moved to the cloud"));
         for bad in [
             &[
                 "update",

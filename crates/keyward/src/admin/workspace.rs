@@ -86,6 +86,10 @@ pub struct UpdateArgs {
     /// Remove the workspace's internal networks (the server's own still apply).
     #[arg(long)]
     clear_internal_networks: bool,
+    /// Why: kept with the change request when the change needs another person's approval
+    /// (the workspace's `require_approval`), and shown to the approvers.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
 }
 
 pub(crate) async fn run(cmd: WorkspaceCmd, ctx: &Ctx) -> anyhow::Result<()> {
@@ -94,7 +98,8 @@ pub(crate) async fn run(cmd: WorkspaceCmd, ctx: &Ctx) -> anyhow::Result<()> {
         WorkspaceCmd::Get => ctx.show(&client.workspace().await?, details),
         WorkspaceCmd::Update(a) => {
             let patch = patch(a)?;
-            ctx.show(&client.update_workspace(&patch).await?, details)
+            let answer = client.update_workspace(&patch).await;
+            super::change_request::show_update(ctx, answer, details)
         }
         WorkspaceCmd::Create { name } => {
             let req = CreateWorkspace {
@@ -131,11 +136,16 @@ fn patch(a: UpdateArgs) -> anyhow::Result<WorkspacePatch> {
         internal_networks: ip_list_or_clear(a.internal_networks, a.clear_internal_networks),
     };
     let patch = WorkspacePatch {
-        reason: None,
+        reason: a.reason,
         name: a.name,
         settings: (settings != SettingsPatch::default()).then_some(settings),
     };
-    if patch == WorkspacePatch::default() {
+    // A reason alone changes nothing.
+    let unchanged = WorkspacePatch {
+        reason: None,
+        ..patch.clone()
+    } == WorkspacePatch::default();
+    if unchanged {
         bail!(
             "nothing to change: give at least one option (see `keyward workspace update --help`)"
         );
@@ -241,6 +251,28 @@ mod tests {
             WorkspaceCmd::Update(a) => Ok(patch(a)?.settings.unwrap_or_default()),
             other => unreachable!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_reason_travels_with_a_change_but_is_no_change_itself() {
+        let WorkspaceCmd::Update(a) = parse(&["--reason", "office move"]).unwrap() else {
+            unreachable!()
+        };
+        assert!(patch(a).is_err());
+        let WorkspaceCmd::Update(a) =
+            parse(&["--ip-allowlist", "203.0.113.5", "--reason", "office move"]).unwrap()
+        else {
+            unreachable!()
+        };
+        let p = patch(a).unwrap();
+        assert_eq!(p.reason.as_deref(), Some("office move"));
+        let WorkspaceCmd::Update(a) = parse(&["--require-ip-approval", "true"]).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(
+            patch(a).unwrap().settings.unwrap().require_approval,
+            Some(true)
+        );
     }
 
     #[test]
