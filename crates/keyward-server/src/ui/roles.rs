@@ -478,6 +478,8 @@ async fn create(
 #[derive(serde::Deserialize)]
 struct Saved {
     saved: Option<String>,
+    /// Set after a save the workspace held for another person's approval.
+    pending: Option<String>,
 }
 
 /// The role named by a path, or the page to answer instead.
@@ -504,6 +506,11 @@ async fn show(
         Some("created") => Some("Role created.".to_owned()),
         Some(_) => Some(
             "Role saved: tokens acting with it see the change on their next request.".to_owned(),
+        ),
+        None if q.pending.is_some() => Some(
+            "Sent for approval: the change waits for another person's approval and is not \
+             applied yet."
+                .to_owned(),
         ),
         None => None,
     };
