@@ -219,8 +219,8 @@ pub fn workspace_needs_approval(before: &WorkspaceSettings, after: &WorkspaceSet
         && (before.ip_allowlist != after.ip_allowlist
             || before.internal_networks != after.internal_networks
             || !after.require_approval
-            || after.approvals_required < before.approvals_required
-            || after.approval_expiry_hours > before.approval_expiry_hours
+            || after.approvals_required != before.approvals_required
+            || after.approval_expiry_hours != before.approval_expiry_hours
             || (before.require_2fa && !after.require_2fa)
             || lifetime_raised)
 }
@@ -430,16 +430,16 @@ mod tests {
             &on,
             &with(&|s| s.approval_expiry_hours = 100)
         ));
-        // Stricter applies at once.
+        // Stricter applies at once, except the approval rules (they could lock the settings).
         assert!(!workspace_needs_approval(
             &on,
             &with(&|s| s.token_max_lifetime_days = Some(30))
         ));
-        assert!(!workspace_needs_approval(
+        assert!(workspace_needs_approval(
             &on,
             &with(&|s| s.approvals_required = 2)
         ));
-        assert!(!workspace_needs_approval(
+        assert!(workspace_needs_approval(
             &on,
             &with(&|s| s.approval_expiry_hours = 24)
         ));
