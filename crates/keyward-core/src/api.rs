@@ -529,6 +529,10 @@ pub struct TokenView {
     /// The token it replaced by rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotated_from: Option<TokenId>,
+    /// Who made it (created it, or rotated the token it replaced); absent for tokens made
+    /// before keyward recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<UserId>,
 }
 
 impl TokenView {
@@ -557,6 +561,7 @@ impl TokenView {
             revoked_at: t.revoked_at,
             family_id: t.family(),
             rotated_from: t.rotated_from,
+            created_by: t.created_by,
         }
     }
 }

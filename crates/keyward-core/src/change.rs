@@ -114,6 +114,10 @@ pub struct Approval {
     /// The token they approved with, if they used one (none from the dashboard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<TokenId>,
+    /// The person who made that token, when that is a person other than the approver: they
+    /// stand behind this approval too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_maker: Option<UserId>,
     /// When.
     pub at: DateTime<Utc>,
     /// What they said, possibly empty.
@@ -138,6 +142,11 @@ pub struct ChangeRequest {
     pub base_version: i64,
     /// Who asked for it (a token and/or a person).
     pub requested_by: Actor,
+    /// The person who made the requesting token, when that is a person other than its owner
+    /// (an admin's token made for a colleague or a service user): they count as a requester
+    /// too, so they cannot approve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by_maker: Option<UserId>,
     /// Why, as the requester said.
     pub reason: String,
     /// Where it stands.
@@ -173,6 +182,26 @@ impl ChangeRequest {
     /// Whether `user` has approved it already.
     pub fn approved_by(&self, user: UserId) -> bool {
         self.approvals.iter().any(|a| a.user_id == user)
+    }
+
+    /// The people who stand behind the request: the requesting person and the maker of the
+    /// requesting token.
+    pub fn requesters(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.requested_by
+            .user_id
+            .into_iter()
+            .chain(self.requested_by_maker)
+    }
+
+    /// Whether `person` stands behind the request or behind one of its approvals (as the
+    /// approver or as the maker of the approving token): such a person cannot approve it
+    /// (again).
+    pub fn involves(&self, person: UserId) -> bool {
+        self.requesters().any(|p| p == person)
+            || self
+                .approvals
+                .iter()
+                .any(|a| a.user_id == person || a.token_maker == Some(person))
     }
 
     /// Whether it has passed its expiry at `now` (whatever its state).
@@ -296,6 +325,7 @@ mod tests {
             before: serde_json::json!({"ip_allowlist": []}),
             base_version: 3,
             requested_by: Actor::person(UserId::random(&mut rng)),
+            requested_by_maker: None,
             reason: "office move".into(),
             state: ChangeState::Pending,
             approvals_needed: 1,
@@ -456,13 +486,24 @@ mod tests {
         let mut r = request();
         let user = UserId::random(&mut rand_core::OsRng);
         assert!(!r.approved_by(user));
+        let maker = UserId::random(&mut rand_core::OsRng);
+        assert!(!r.involves(user) && !r.involves(maker));
         r.approvals.push(Approval {
             user_id: user,
             token_id: None,
+            token_maker: Some(maker),
             at: r.created_at,
             comment: String::new(),
         });
         assert!(r.approved_by(user));
+        // The maker of the approving token stands behind the approval too.
+        assert!(!r.approved_by(maker));
+        assert!(r.involves(user) && r.involves(maker));
+        let requester = r.requested_by.user_id.unwrap();
+        assert!(r.involves(requester));
+        let other = UserId::random(&mut rand_core::OsRng);
+        r.requested_by_maker = Some(other);
+        assert!(r.involves(other));
         assert!(!r.is_expired(r.created_at));
         assert!(r.is_expired(r.expires_at));
     }

@@ -489,6 +489,7 @@ mod tests {
             revoked_at: None,
             family_id: None,
             rotated_from: None,
+            created_by: None,
         };
         let l = Limits::of_token(&token, Some(&role), &ws);
         assert_eq!(l.allowed_ips.unwrap().entries(), ["10.2.0.0/16"]);

@@ -248,6 +248,10 @@ pub struct Token {
     pub family_id: Option<TokenId>,
     /// The token it replaced by rotation, if any.
     pub rotated_from: Option<TokenId>,
+    /// Who made it: the user whose credential created it or, for a rotation's new token,
+    /// rotated it (whoever made a token knows its secret). `None` for tokens made before
+    /// keyward recorded it.
+    pub created_by: Option<UserId>,
 }
 
 impl Token {

@@ -155,6 +155,7 @@ pub async fn create_workspace(
         revoked_at: None,
         family_id: None,
         rotated_from: None,
+        created_by: Some(user.id),
     };
     let bootstrap = WorkspaceBootstrap {
         workspace,

@@ -65,6 +65,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "change_requests",
         sql: include_str!("../migrations/sqlite/0011_change_requests.sql"),
     },
+    Migration {
+        version: 12,
+        name: "token_makers",
+        sql: include_str!("../migrations/sqlite/0012_token_makers.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -123,6 +128,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 11,
         name: "change_requests",
         sql: include_str!("../migrations/postgres/0011_change_requests.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "token_makers",
+        sql: include_str!("../migrations/postgres/0012_token_makers.sql"),
     },
 ];
 

@@ -77,6 +77,7 @@ fn fixture() -> Fixture {
         revoked_at: None,
         family_id: None,
         rotated_from: None,
+        created_by: None,
     };
     let mut catalogue = builtin_catalogue();
     for p in ["cart:read", "cart:write", "orders:read", "orders:write"] {

@@ -112,6 +112,7 @@ pub(crate) async fn hold(
         before,
         base_version,
         requested_by: caller.actor(),
+        requested_by_maker: maker_of(state, caller).await?,
         reason,
         state: ChangeState::Pending,
         approvals_needed: settings.approvals_required.max(1),
@@ -311,20 +312,50 @@ async fn open(
     Ok(r)
 }
 
+/// The person who made the caller's token, when that is a human user other than its owner:
+/// whoever made a token knows its secret, so they stand behind what it does. `None` for a
+/// person in the dashboard, a token its owner made, one made by a service user (whoever holds
+/// a service user's admin token is not known to keyward) and one made before keyward recorded
+/// its maker.
+async fn maker_of(state: &AppState, caller: &Caller) -> Result<Option<UserId>, ApiError> {
+    let Some(id) = caller.token_id() else {
+        return Ok(None);
+    };
+    let ws = caller.workspace_id();
+    let Some(maker) = state
+        .store
+        .token(ws, id)
+        .await?
+        .and_then(|t| t.created_by)
+        .filter(|m| *m != caller.owner_id())
+    else {
+        return Ok(None);
+    };
+    let human = state
+        .store
+        .user(ws, maker)
+        .await?
+        .is_some_and(|u| u.kind == UserKind::Human);
+    Ok(human.then_some(maker))
+}
+
 /// Refuses a decider who may not decide `r`: without the permission or workspace scope, the
-/// requesting person (with any of their tokens), or not a person at all.
+/// requesting person (with any of their tokens, or a token someone made for them), or not a
+/// person at all. Answers the maker of the caller's token (see [`maker_of`]).
 async fn ensure_decider(
     state: &AppState,
     caller: &Caller,
     r: &ChangeRequest,
-) -> Result<(), ApiError> {
+) -> Result<Option<UserId>, ApiError> {
     caller.require(APPROVE)?;
     caller.require_workspace_scope()?;
-    if r.requested_by.user_id == Some(caller.owner_id()) {
+    let maker = maker_of(state, caller).await?;
+    let behind = [Some(caller.owner_id()), maker];
+    if r.requesters().any(|p| behind.contains(&Some(p))) {
         return Err(ApiError::forbidden(
             "SELF_APPROVAL",
             "the person who requested a change cannot approve or reject it, with any of their \
-             tokens; they may cancel it",
+             tokens or with a token made by or for them; they may cancel it",
         ));
     }
     let user = state
@@ -339,7 +370,7 @@ async fn ensure_decider(
              dashboard",
         ));
     }
-    Ok(())
+    Ok(maker)
 }
 
 /// Approves a pending request (`keyward.security:approve`, not the requester, with its code).
@@ -352,7 +383,7 @@ pub async fn approve(
 ) -> Result<ChangeRequest, ApiError> {
     validate::text(&body.comment, "comment", true)?;
     let r = open(state, caller, id).await?;
-    ensure_decider(state, caller, &r).await?;
+    let maker = ensure_decider(state, caller, &r).await?;
     if code_hash(&body.code) != r.code_hash {
         let audit = caller.audit(
             state,
@@ -367,10 +398,15 @@ pub async fn approve(
             "the approval code is not this change request's",
         ));
     }
-    if r.approved_by(caller.owner_id()) {
+    if [Some(caller.owner_id()), maker]
+        .into_iter()
+        .flatten()
+        .any(|p| r.involves(p))
+    {
         return Err(ApiError::conflict(
             "ALREADY_APPROVED",
-            "you have approved this change request already; it waits for someone else",
+            "you have approved this change request already (yourself, or with a token made by \
+             or for you); it waits for someone else",
         ));
     }
     let last = r.approvals.len() + 1 >= r.approvals_needed as usize;
@@ -380,6 +416,7 @@ pub async fn approve(
     let approval = Approval {
         user_id: caller.owner_id(),
         token_id: caller.token().map(|t| t.token_id),
+        token_maker: maker,
         at: state.now(),
         comment: body.comment.trim().to_owned(),
     };

@@ -114,6 +114,8 @@ async fn rotate_once(
         revoked_at: None,
         family_id: Some(old.family()),
         rotated_from: Some(old.id),
+        // Whoever rotates learns the new secret, so the new token is theirs to answer for.
+        created_by: Some(caller.owner_id()),
         ..old.clone()
     };
     // The new token copies the old one's restrictions, so it is no less restricted than the

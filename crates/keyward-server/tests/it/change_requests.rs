@@ -869,6 +869,119 @@ async fn concurrent_approvals_apply_once(app: TestApp) {
 }
 both_backends!(concurrent_approvals_apply_once);
 
+/// A person who makes a token for a colleague knows its secret, so the two-person rule counts
+/// them behind it: neither a request made through it nor an approval given with it lets its
+/// maker be both the requester and an approver.
+async fn a_token_made_for_a_colleague_counts_as_its_makers(app: TestApp) {
+    require_approval(&app, json!({})).await;
+    let alice = person(
+        &app,
+        "alice",
+        "Security Admin",
+        &[
+            "keyward.workspace:*",
+            "keyward.security:approve",
+            "keyward.tokens:create",
+            "keyward.users:read",
+            "keyward.roles:read",
+        ],
+    )
+    .await;
+    let bob = person(&app, "bob", "Security Admin", APPROVER).await;
+    let bobs_role = app.api_role("bob minted", Scope::Workspace, APPROVER).await;
+    // Alice makes a token for Bob: it is Bob's, and the token says Alice made it.
+    let (status, minted) = call(
+        &app,
+        &alice.secret,
+        "POST",
+        "/v1/tokens",
+        json!({"owner_id": bob.user.id, "name": "for bob", "role_id": bobs_role.id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    assert_eq!(minted["token"]["owner_id"], json!(bob.user.id));
+    assert_eq!(minted["token"]["created_by"], json!(alice.user.id));
+    let for_bob = Person {
+        user: bob.user.clone(),
+        secret: minted["secret"].as_str().unwrap().to_owned(),
+    };
+
+    // Alice asks through the token she made for Bob: she stands behind the request.
+    let r = submit(&app, &for_bob, "through bob's token").await;
+    assert_eq!(r["requested_by"]["user_id"], json!(bob.user.id));
+    assert_eq!(r["requested_by_maker"], json!(alice.user.id));
+    let body = json!({"code": code(&app, &r)});
+    for who in [&alice.secret, &bob.secret] {
+        let (status, refused) = decide(&app, who, &r, "approve", body.clone()).await;
+        assert_eq!(status, 403, "{refused}");
+        assert_eq!(refused["code"], "SELF_APPROVAL");
+    }
+    let (status, _) = decide(&app, &for_bob.secret, &r, "cancel", json!({})).await;
+    assert_eq!(status, 200);
+
+    // Alice asks herself, then approves with the token she made for Bob: refused; Bob's own
+    // token approves.
+    let r = submit(&app, &alice, "alice asks").await;
+    assert!(r.get("requested_by_maker").is_none(), "{r}");
+    let body = json!({"code": code(&app, &r)});
+    let (status, refused) = decide(&app, &for_bob.secret, &r, "approve", body.clone()).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["code"], "SELF_APPROVAL");
+    let (status, applied) = decide(&app, &bob.secret, &r, "approve", body).await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["state"], "applied");
+    assert_eq!(allowlist(&app).await.len(), 3);
+}
+both_backends!(a_token_made_for_a_colleague_counts_as_its_makers);
+
+/// With two approvals needed, the second cannot come from the maker of the first one's token.
+async fn an_approvals_token_maker_cannot_approve_again(app: TestApp) {
+    require_approval(&app, json!({"approvals_required": 2})).await;
+    let manager = person(&app, "maria", "Security Manager", MANAGER).await;
+    let alice = person(
+        &app,
+        "alice",
+        "Security Admin",
+        &[
+            "keyward.workspace:*",
+            "keyward.security:approve",
+            "keyward.tokens:create",
+        ],
+    )
+    .await;
+    let bob = person(&app, "bob", "Security Admin", APPROVER).await;
+    let bobs_role = app.api_role("bob minted", Scope::Workspace, APPROVER).await;
+    let (status, minted) = call(
+        &app,
+        &alice.secret,
+        "POST",
+        "/v1/tokens",
+        json!({"owner_id": bob.user.id, "name": "for bob", "role_id": bobs_role.id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    let r = submit(&app, &manager, "two needed").await;
+    let body = json!({"code": code(&app, &r)});
+    let (status, first) = decide(
+        &app,
+        minted["secret"].as_str().unwrap(),
+        &r,
+        "approve",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["approvals"][0]["token_maker"], json!(alice.user.id));
+    let (status, again) = decide(&app, &alice.secret, &r, "approve", body.clone()).await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["code"], "ALREADY_APPROVED");
+    let (status, again) = decide(&app, &bob.secret, &r, "approve", body).await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["code"], "ALREADY_APPROVED");
+    assert_eq!(allowlist(&app).await, ["127.0.0.1/32"]);
+}
+both_backends!(an_approvals_token_maker_cannot_approve_again);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_workspace_offers_the_security_roles() {
     let Some(app) = TestApp::spawn_with(Backend::Sqlite, fast).await else {

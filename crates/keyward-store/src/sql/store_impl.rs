@@ -28,7 +28,8 @@ macro_rules! sql_store {
         const TOKEN_COLS: &str = "id, workspace_id, owner_id, role_id, permissions, name, \
                                   metadata, status, hash, start, not_before, expires_at, \
                                   ip_allowlist, internal_only, rate_limit, \
-                                  created_at, updated_at, revoked_at, family_id, rotated_from";
+                                  created_at, updated_at, revoked_at, family_id, rotated_from, \
+                                  created_by";
 
         fn workspace_row(r: &$row) -> Result<Workspace> {
             Ok(Workspace {
@@ -96,6 +97,7 @@ macro_rules! sql_store {
                 revoked_at: sql::opt_time(r.try_get("revoked_at")?)?,
                 family_id: sql::opt_uuid(r.try_get("family_id")?)?.map(TokenId::from_uuid),
                 rotated_from: sql::opt_uuid(r.try_get("rotated_from")?)?.map(TokenId::from_uuid),
+                created_by: sql::opt_uuid(r.try_get("created_by")?)?.map(UserId::from_uuid),
             })
         }
 
@@ -373,9 +375,9 @@ macro_rules! sql_store {
                     "INSERT INTO tokens (id, workspace_id, owner_id, role_id, permissions, name, \
                      metadata, status, hash, start, not_before, expires_at, created_at, \
                      updated_at, revoked_at, ip_allowlist, internal_only, rate_limit, \
-                     family_id, rotated_from) \
+                     family_id, rotated_from, created_by) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $17, $18, $19, $20)",
+                     $16, $17, $18, $19, $20, $21)",
                 )
                 .bind($t.id.uuid().to_string())
                 .bind($t.workspace_id.uuid().to_string())
@@ -397,6 +399,7 @@ macro_rules! sql_store {
                 .bind($t.rate_limit_per_minute.map(i64::from))
                 .bind($t.family_id.map(|f| f.uuid().to_string()))
                 .bind($t.rotated_from.map(|f| f.uuid().to_string()))
+                .bind($t.created_by.map(|u| u.uuid().to_string()))
                 .execute($exec)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, $unique))

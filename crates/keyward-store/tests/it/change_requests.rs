@@ -75,6 +75,7 @@ fn request(
         change: serde_json::json!({"description": "wanted", "n": 1}),
         before: serde_json::json!({"description": "was"}),
         base_version: 1,
+        requested_by_maker: requested_by.user_id,
         requested_by,
         reason: "because".into(),
         state: ChangeState::Pending,
@@ -116,6 +117,7 @@ fn approval(user: UserId, at: DateTime<Utc>) -> Approval {
     Approval {
         user_id: user,
         token_id: None,
+        token_maker: None,
         at,
         comment: format!("ok from {user}"),
     }
@@ -330,6 +332,7 @@ async fn approvals_are_once_per_person_and_only_while_open(store: Arc<dyn Store>
     assert!(!approve(again).await, "a person approves once");
     let with_token = Approval {
         token_id: Some(b.token.id),
+        token_maker: Some(bob.id),
         ..approval(b.user.id, t + Duration::seconds(2))
     };
     assert!(approve(with_token.clone()).await);

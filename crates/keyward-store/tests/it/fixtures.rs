@@ -178,6 +178,7 @@ pub fn token_with_secret(owner: &User, name: &str) -> (Token, TokenSecret) {
         revoked_at: None,
         family_id: None,
         rotated_from: None,
+        created_by: Some(owner.id),
     };
     (token, secret)
 }
