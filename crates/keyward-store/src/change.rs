@@ -96,7 +96,7 @@ pub trait ChangeRequestStore: Send + Sync {
     ) -> Result<bool>;
     /// In one transaction: moves the pending request to `applied`, stores `change` with the
     /// target's conditional versioned update and appends `audits`. `Ok(false)` (nothing
-    /// written) when the request is not pending; the target's update errors as it does alone
+    /// written) when the request is not pending or has expired by `at`; the target's update errors as it does alone
     /// ([`crate::CONCURRENT_UPDATE`] when the target changed since it was read, `NotFound`
     /// when it is gone), and then nothing is written either: the request stays pending.
     async fn apply_change_request(

@@ -409,7 +409,6 @@ pub async fn approve(
              or for you); it waits for someone else",
         ));
     }
-    let last = r.approvals.len() + 1 >= r.approvals_needed as usize;
     // Before anything is recorded: the approver must be able to apply it (last approval) or
     // at least to make it directly (any approval), as of the target now.
     let planned = plan(state, caller, &r).await?;
@@ -442,7 +441,16 @@ pub async fn approve(
         ));
     }
     emit(state, EventType::ChangeRequestApproved, &approved, None).await;
-    if !last {
+    // Counted as stored, not as read before: of two approvals given at once, the one that
+    // completes the count applies (and of two that both see it complete, one).
+    let approved = state
+        .store
+        .change_request(r.workspace_id, id)
+        .await?
+        .unwrap_or(approved);
+    if approved.state != ChangeState::Pending
+        || approved.approvals.len() < approved.approvals_needed as usize
+    {
         return Ok(approved);
     }
     apply(state, caller, approved, planned).await

@@ -869,6 +869,50 @@ async fn concurrent_approvals_apply_once(app: TestApp) {
 }
 both_backends!(concurrent_approvals_apply_once);
 
+/// Two approvals needed, given at the same moment by two approvers: the request is applied
+/// (whichever of them completes the count), never left fully approved and pending.
+async fn two_needed_approvals_given_at_once_apply(app: TestApp) {
+    require_approval(&app, json!({"approvals_required": 2})).await;
+    let manager = person(&app, "maria", "Security Manager", MANAGER).await;
+    let sam = person(&app, "sam", "Security Admin", APPROVER).await;
+    let ada = person(&app, "ada", "Dashboard Admin", APPROVER).await;
+    for round in 0..6 {
+        let list = format!("127.0.0.1, 203.0.113.{}", 10 + round);
+        let (status, r) = call(
+            &app,
+            &manager.secret,
+            "PATCH",
+            "/v1/workspace",
+            json!({"settings": {"ip_allowlist": list}}),
+        )
+        .await;
+        assert_eq!(status, 202, "{r}");
+        let body = json!({"code": code(&app, &r)});
+        let (a, b) = tokio::join!(
+            decide(&app, &sam.secret, &r, "approve", body.clone()),
+            decide(&app, &ada.secret, &r, "approve", body.clone()),
+        );
+        let id = r["id"].as_str().unwrap();
+        let (_, now) = call(
+            &app,
+            &sam.secret,
+            "GET",
+            &format!("/v1/change-requests/{id}"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(now["state"], "applied", "round {round}: {a:?} {b:?}");
+        assert_eq!(now["approvals"].as_array().unwrap().len(), 2);
+        let addresses = allowlist(&app).await;
+        assert!(
+            addresses.contains(&format!("203.0.113.{}/32", 10 + round)),
+            "round {round}: {addresses:?}"
+        );
+    }
+    assert!(app.admin.verify_audit().await.unwrap().intact);
+}
+both_backends!(two_needed_approvals_given_at_once_apply);
+
 /// A person who makes a token for a colleague knows its secret, so the two-person rule counts
 /// them behind it: neither a request made through it nor an approval given with it lets its
 /// maker be both the requester and an approver.

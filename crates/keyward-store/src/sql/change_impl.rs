@@ -393,7 +393,8 @@ macro_rules! change_store {
                     let query = format!(
                         "UPDATE change_requests SET state = 'applied', decided_at = $3, \
                      decided_by = $4 \
-                     WHERE workspace_id = $1 AND id = $2 AND state = 'pending' AND {condition}"
+                     WHERE workspace_id = $1 AND id = $2 AND state = 'pending' \
+                     AND expires_at > $3 AND {condition}"
                     );
                     let mut q = sqlx::query(&query)
                         .bind(ws.uuid().to_string())
@@ -407,10 +408,12 @@ macro_rules! change_store {
                     if done.rows_affected() == 0 {
                         let pending = sqlx::query(
                             "SELECT 1 AS one FROM change_requests \
-                         WHERE workspace_id = $1 AND id = $2 AND state = 'pending'",
+                         WHERE workspace_id = $1 AND id = $2 AND state = 'pending' \
+                         AND expires_at > $3",
                         )
                         .bind(ws.uuid().to_string())
                         .bind(id.uuid().to_string())
+                        .bind(sql::ms(at))
                         .fetch_optional(&mut *tx)
                         .await?;
                         // Still pending, so the change is for another target: a caller's bug.
