@@ -76,6 +76,12 @@ impl EventType {
         EventType::ChangeRequestFailed,
     ];
 
+    /// Whether its events carry a secret (`change_request.created` carries the approval code),
+    /// so that only subscriptions naming the type get them.
+    pub fn carries_secret(&self) -> bool {
+        matches!(self, EventType::ChangeRequestCreated)
+    }
+
     /// The wire name, e.g. `token.revoked`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -151,9 +157,15 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// Whether this subscription wants events of type `t`.
+    /// Whether this subscription wants events of type `t`. A subscription to every type (no
+    /// `event_types`) does not get the types that carry a secret ([`EventType::carries_secret`]):
+    /// those go only to subscriptions that name them, an approvers' channel.
     pub fn wants(&self, t: EventType) -> bool {
-        self.enabled && self.event_types.as_ref().is_none_or(|ts| ts.contains(&t))
+        self.enabled
+            && match &self.event_types {
+                None => !t.carries_secret(),
+                Some(ts) => ts.contains(&t),
+            }
     }
 }
 

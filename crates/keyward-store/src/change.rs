@@ -67,8 +67,9 @@ pub trait ChangeRequestStore: Send + Sync {
         filter: &ChangeRequestFilter,
         page: &PageRequest,
     ) -> Result<Vec<ChangeRequest>>;
-    /// Records `approval` if the request is pending and not expired at `approval.at`, and
-    /// the person has not approved it before, appending `audit`. Returns whether it was
+    /// Records `approval` if the request is pending and not expired at `approval.at`, has
+    /// fewer approvals than it needs, and the person has not approved it before, appending
+    /// `audit`. Returns whether it was
     /// recorded; `false` (and nothing is written) otherwise, or when there is no such request.
     async fn add_approval(
         &self,

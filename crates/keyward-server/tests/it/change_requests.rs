@@ -173,8 +173,18 @@ async fn actions(app: &TestApp) -> Vec<String> {
 }
 
 async fn loyalty_flow(app: TestApp) {
+    // The approvers' channel names the event that carries the code; a catch-all subscription
+    // (a SIEM) hears everything else but never gets a code.
     let hooks = Receiver::start(&[]).await;
-    subscribe(&app, json!({"url": hooks.url})).await;
+    subscribe(
+        &app,
+        json!({"url": hooks.url, "event_types": [
+            "change_request.created", "change_request.approved", "change_request.applied"
+        ]}),
+    )
+    .await;
+    let siem = Receiver::start(&[]).await;
+    subscribe(&app, json!({"url": siem.url})).await;
     app.catalogue(&["orders:read"]).await;
     let role = app
         .api_role("Integration", Scope::Workspace, &["orders:read"])
@@ -315,6 +325,19 @@ async fn loyalty_flow(app: TestApp) {
         }
     })
     .await;
+    eventually("the catch-all subscription hears the outcome", || {
+        siem.all()
+            .iter()
+            .any(|h| h.body.contains("change_request.applied"))
+    })
+    .await;
+    for h in siem.all() {
+        assert!(
+            !h.body.contains("change_request.created") && !h.body.contains(&code),
+            "a catch-all subscription got the approval code: {}",
+            h.body
+        );
+    }
 
     // Every step is audited, the code nowhere, and the chain holds.
     let acts = actions(&app).await;

@@ -318,6 +318,19 @@ macro_rules! change_store {
                     if open.rows_affected() == 0 {
                         return Ok(false);
                     }
+                    // Counted by a statement after the row is held, so it sees every approval
+                    // committed before: a request already approved enough takes no more.
+                    let (given, needed): (i64, i64) = sqlx::query_as(
+                        "SELECT (SELECT COUNT(*) FROM change_request_approvals \
+                         WHERE request_id = $1), approvals_needed \
+                         FROM change_requests WHERE id = $1",
+                    )
+                    .bind(id.uuid().to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if given >= needed {
+                        return Ok(false);
+                    }
                     let done = sqlx::query(
                         "INSERT INTO change_request_approvals (request_id, user_id, token_id, at, \
                      comment, token_maker) VALUES ($1, $2, $3, $4, $5, $6) \

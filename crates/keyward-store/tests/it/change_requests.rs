@@ -79,7 +79,7 @@ fn request(
         requested_by,
         reason: "because".into(),
         state: ChangeState::Pending,
-        approvals_needed: 1,
+        approvals_needed: 3,
         approvals: vec![],
         code_hash: format!("{}{}", random_hex(), random_hex()),
         created_at,
@@ -370,6 +370,14 @@ async fn approvals_are_once_per_person_and_only_while_open(store: Arc<dyn Store>
         events(&store, other.workspace.id, "change.approved").await,
         0
     );
+    // A third person completes the three needed; nobody adds a fourth.
+    assert!(approve(approval(carol.id, t + Duration::seconds(3))).await);
+    let dave = UserId::random(&mut OsRng);
+    assert!(
+        !approve(approval(dave, t + Duration::seconds(4))).await,
+        "a request approved enough takes no more approvals"
+    );
+    assert_eq!(get(&store, &r).await.approvals.len(), 3);
 
     // None once it is decided.
     let done = store
@@ -387,8 +395,8 @@ async fn approvals_are_once_per_person_and_only_while_open(store: Arc<dyn Store>
         .unwrap();
     assert!(done);
     assert!(!approve(approval(carol.id, t)).await);
-    assert_eq!(get(&store, &r).await.approvals.len(), 2);
-    assert_eq!(events(&store, ws, "change.approved").await, 2);
+    assert_eq!(get(&store, &r).await.approvals.len(), 3);
+    assert_eq!(events(&store, ws, "change.approved").await, 3);
 }
 
 impl Ms for Approval {
@@ -492,7 +500,14 @@ async fn apply(
     ];
     let by = Actor::SYSTEM;
     store
-        .apply_change_request(ws, r.id, change, &by, at(1_800_000_000_000), &audits)
+        .apply_change_request(
+            ws,
+            r.id,
+            change,
+            &by,
+            r.created_at + Duration::minutes(1),
+            &audits,
+        )
         .await
 }
 
@@ -520,7 +535,7 @@ async fn applying_changes_the_target_and_marks_the_request(store: Arc<dyn Store>
     let stored = get(&store, &r).await;
     assert_eq!(stored.state, ChangeState::Applied);
     assert_eq!(stored.decided_by, Some(Actor::SYSTEM));
-    assert_eq!(stored.decided_at, Some(at(1_800_000_000_000)));
+    assert_eq!(stored.decided_at, Some((r.created_at + Duration::minutes(1)).ms()));
     // Once: a second apply writes nothing.
     let mut later = now_at.clone();
     later.value.name = "Twice".into();
