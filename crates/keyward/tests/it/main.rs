@@ -4,6 +4,7 @@
 //! webhook (its secret shown once, never listed) and deletes it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod change_requests;
 mod readme;
 mod skip;
 mod startup;
@@ -81,12 +82,36 @@ fn serve(extra_env: &[(&str, String)], database_url: &str) -> Server {
 
 /// Runs a CLI verb against `server`; returns (success, stdout, stderr).
 fn cli(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+    cli_as(server, &server.token, args, None)
+}
+
+/// Runs a CLI verb against `server` as `token` (`KEYWARD_TOKEN`), with `stdin` as its standard
+/// input when given; returns (success, stdout, stderr).
+fn cli_as(
+    server: &Server,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(args)
         .env("KEYWARD_URL", &server.url)
-        .env("KEYWARD_TOKEN", &server.token)
-        .output()
+        .env("KEYWARD_TOKEN", token)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
