@@ -295,7 +295,8 @@ pub struct DeliveryAttempt {
 pub struct CreateWebhook {
     /// `http(s)://…`.
     pub url: String,
-    /// Event type names; absent or `null` for all.
+    /// Event type names; absent or `null` for all but `change_request.created` (it carries an
+    /// approval code, so it goes only to subscriptions that name it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_types: Option<Vec<String>>,
     /// Defaults to `true`.

@@ -535,7 +535,10 @@ async fn applying_changes_the_target_and_marks_the_request(store: Arc<dyn Store>
     let stored = get(&store, &r).await;
     assert_eq!(stored.state, ChangeState::Applied);
     assert_eq!(stored.decided_by, Some(Actor::SYSTEM));
-    assert_eq!(stored.decided_at, Some((r.created_at + Duration::minutes(1)).ms()));
+    assert_eq!(
+        stored.decided_at,
+        Some((r.created_at + Duration::minutes(1)).ms())
+    );
     // Once: a second apply writes nothing.
     let mut later = now_at.clone();
     later.value.name = "Twice".into();
