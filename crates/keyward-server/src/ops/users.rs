@@ -137,6 +137,75 @@ pub(crate) async fn ensure_holds_user(
     }
 }
 
+/// Under `require_approval`, refuses moving `user` to a role with another IP allowlist while
+/// live tokens of theirs inherit their role: that would change those tokens' allowlist without
+/// a second person. (Give the tokens a role of their own first, which waits for approval; then
+/// the user's role can change.) Change requests do not target users.
+async fn ensure_no_inherited_allowlist_change(
+    state: &AppState,
+    user: &User,
+    to: Option<RoleId>,
+) -> Result<(), ApiError> {
+    let ws = user.workspace_id;
+    if to == user.role_id
+        || !state
+            .store
+            .workspace(ws)
+            .await?
+            .is_some_and(|w| w.settings.require_approval)
+    {
+        return Ok(());
+    }
+    let mut roles: HashMap<RoleId, Option<Role>> = HashMap::new();
+    let old = role_of(state, &mut roles, ws, user.role_id)
+        .await?
+        .map(|r| r.ip_allowlist.clone());
+    let new = role_of(state, &mut roles, ws, to)
+        .await?
+        .map(|r| r.ip_allowlist.clone());
+    if old == new {
+        return Ok(());
+    }
+    let filter = TokenFilter {
+        owner_id: Some(user.id),
+        role_id: None,
+        status: None,
+        now: state.now(),
+    };
+    let mut page = PageRequest {
+        limit: 200,
+        after: None,
+    };
+    loop {
+        let tokens = state.store.list_tokens(ws, &filter, &page).await?;
+        let inheriting = tokens.iter().any(|t| {
+            t.role_id.is_none()
+                && !matches!(
+                    t.shown_status(filter.now),
+                    ShownStatus::Revoked | ShownStatus::Expired
+                )
+        });
+        if inheriting {
+            return Err(ApiError::conflict(
+                "APPROVAL_REQUIRED",
+                "this workspace requires approval of allowlist changes, and tokens of this user \
+                 inherit its role: moving the user to a role with another IP allowlist would \
+                 change theirs at once. Give those tokens a role of their own first (that \
+                 change waits for approval), then change the user's role",
+            ));
+        }
+        match tokens.last() {
+            Some(last) if tokens.len() == page.limit as usize => {
+                page.after = Some(Cursor {
+                    created_at: last.created_at,
+                    id: last.id.uuid(),
+                });
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 /// The role `id` names, looked up once per request.
 async fn role_of<'a>(
     state: &AppState,
@@ -267,6 +336,7 @@ async fn update_once(
             ));
         }
         check_role(state, caller, user.workspace_id, user.kind, role_id).await?;
+        ensure_no_inherited_allowlist_change(state, user, role_id).await?;
         user.role_id = role_id;
     }
     if let Some(disabled) = patch.disabled {

@@ -936,6 +936,62 @@ async fn two_needed_approvals_given_at_once_apply(app: TestApp) {
 }
 both_backends!(two_needed_approvals_given_at_once_apply);
 
+/// Moving a user, whose tokens inherit its role, to a role with another allowlist would change
+/// those tokens' allowlist at once: under approval it is refused with what to do instead.
+async fn a_users_role_change_cannot_widen_inherited_allowlists(app: TestApp) {
+    let narrow = |name: &str, list: Option<&str>| CreateRole {
+        name: name.into(),
+        description: String::new(),
+        kind: RoleKind::Api,
+        scope: Scope::User,
+        permissions: vec!["keyward.tokens:read".into()],
+        ip_allowlist: list.map(|l| serde_json::from_value(json!(l)).unwrap()),
+        rate_limit_per_minute: None,
+    };
+    let office = app
+        .admin
+        .create_role(&narrow("office", Some("127.0.0.1")))
+        .await
+        .unwrap();
+    let open = app
+        .admin
+        .create_role(&narrow("anywhere", None))
+        .await
+        .unwrap();
+    let same = app
+        .admin
+        .create_role(&narrow("office too", Some("127.0.0.1")))
+        .await
+        .unwrap();
+    let shop = app.service_user("shop", Some(office.id)).await;
+    app.token_for(&shop).await;
+    require_approval(&app, json!({})).await;
+    let path = format!("/v1/users/{}", shop.id);
+    let (status, refused) = call(
+        &app,
+        &app.admin_secret,
+        "PATCH",
+        &path,
+        json!({"role_id": open.id}),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "APPROVAL_REQUIRED");
+    let user = app.admin.user(shop.id).await.unwrap();
+    assert_eq!(user.role_id, Some(office.id), "nothing changed");
+    // A role with the same allowlist changes nobody's addresses: it applies.
+    let (status, moved) = call(
+        &app,
+        &app.admin_secret,
+        "PATCH",
+        &path,
+        json!({"role_id": same.id}),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+}
+both_backends!(a_users_role_change_cannot_widen_inherited_allowlists);
+
 /// A person who makes a token for a colleague knows its secret, so the two-person rule counts
 /// them behind it: neither a request made through it nor an approval given with it lets its
 /// maker be both the requester and an approver.
