@@ -6,7 +6,7 @@
 //! as stale instead of overwriting the newer change. A request is `pending` until it is
 //! applied, rejected, cancelled, expired or failed; every one of those is final.
 //!
-//! The one-time approval code is kept only as its SHA-256 (`code_hash`), which is never
+//! The one-time approval code is kept only as its keyed hash (`code_hash`), which is never
 //! serialised into an answer.
 
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::audit::Actor;
 pub use crate::ids::ChangeRequestId;
@@ -156,7 +156,7 @@ pub struct ChangeRequest {
     /// The approvals given so far, oldest first.
     #[serde(default)]
     pub approvals: Vec<Approval>,
-    /// SHA-256 (hex) of the one-time approval code. Never serialised into an answer.
+    /// HMAC-SHA256 (hex) of the one-time approval code. Never serialised into an answer.
     #[serde(skip_serializing, default)]
     #[schema(ignore)]
     pub code_hash: String,
@@ -295,9 +295,10 @@ pub fn approval_code(key: &[u8; 32], id: ChangeRequestId) -> String {
     code
 }
 
-/// SHA-256 (hex) of a code as typed, after dropping spaces and dashes and upper-casing (and
-/// reading O as 0 and I or L as 1, as Crockford's base32 does): the form stored and compared.
-pub fn code_hash(code: &str) -> String {
+/// HMAC-SHA256 (hex) under `key` of a code as typed, after dropping spaces and dashes and
+/// upper-casing (and reading O as 0 and I or L as 1, as Crockford's base32 does): the form
+/// stored and compared. Keyed, so a copy of the store alone cannot search the 50-bit codes.
+pub fn code_hash(key: &[u8; 32], code: &str) -> String {
     let normal: String = code
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
@@ -307,7 +308,12 @@ pub fn code_hash(code: &str) -> String {
             c => c,
         })
         .collect();
-    hex::encode(Sha256::digest(normal.as_bytes()))
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
+    mac.update(b"keyward change request approval code hash\0");
+    mac.update(normal.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 #[cfg(test)]
@@ -408,9 +414,11 @@ mod tests {
         assert_ne!(approval_code(&key, b), code);
         assert_ne!(approval_code(&[8u8; 32], a), code);
         let typed = format!(" {} ", code.to_lowercase().replace('-', " "));
-        assert_eq!(code_hash(&typed), code_hash(&code));
-        assert_ne!(code_hash(&approval_code(&key, b)), code_hash(&code));
-        assert_eq!(code_hash("0O1IL"), code_hash("00111"));
+        let h = |c: &str| code_hash(&key, c);
+        assert_eq!(h(&typed), h(&code));
+        assert_ne!(h(&approval_code(&key, b)), h(&code));
+        assert_eq!(h("0O1IL"), h("00111"));
+        assert_ne!(code_hash(&[8u8; 32], &code), h(&code), "keyed");
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub(crate) async fn hold(
         state: ChangeState::Pending,
         approvals_needed: settings.approvals_required.max(1),
         approvals: vec![],
-        code_hash: code_hash(&code),
+        code_hash: code_hash(&state.people.approval_key, &code),
         created_at: now,
         expires_at: now + Duration::hours(i64::from(settings.approval_expiry_hours.max(1))),
         decided_at: None,
@@ -384,7 +384,7 @@ pub async fn approve(
     validate::text(&body.comment, "comment", true)?;
     let r = open(state, caller, id).await?;
     let maker = ensure_decider(state, caller, &r).await?;
-    if code_hash(&body.code) != r.code_hash {
+    if code_hash(&state.people.approval_key, &body.code) != r.code_hash {
         let audit = caller.audit(
             state,
             "change_request.code_failed",
