@@ -103,6 +103,7 @@ fn compiled() -> CompiledToken {
         revoked_at: None,
         family_id: None,
         rotated_from: None,
+        created_by: None,
     };
     let workspace = Workspace {
         id: ws,
