@@ -87,7 +87,18 @@ fn field_diff(field: &str, old: Option<&Value>, new: &Value) -> Option<FieldDiff
     } else {
         (shown(old), shown(new))
     };
-    (o != n).then(|| FieldDiff {
+    // Lists (permissions) in another order are the same list.
+    let same_set = match (old, new) {
+        (Value::Array(a), Value::Array(b)) => {
+            let mut a: Vec<String> = a.iter().map(shown).collect();
+            let mut b: Vec<String> = b.iter().map(shown).collect();
+            a.sort();
+            b.sort();
+            a == b
+        }
+        _ => false,
+    };
+    (o != n && !same_set).then(|| FieldDiff {
         field: field.to_owned(),
         old: o,
         new: n,
