@@ -20,8 +20,10 @@
 //! - [`settings`]: the workspace's security settings.
 //! - [`webhooks`]: webhook subscriptions and deliveries.
 //! - [`activity`]: a token's usage and audit events.
+//! - [`approvals`]: the inbox of change requests awaiting a second person's approval.
 
 pub mod activity;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod page;
@@ -53,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         .merge(settings::routes())
         .merge(webhooks::routes())
         .merge(activity::routes())
+        .merge(approvals::routes())
         .layer(middleware::map_response(security_headers))
 }
 

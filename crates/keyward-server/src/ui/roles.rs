@@ -1,7 +1,8 @@
 //! Roles: the list, and creating and editing a role with the permission matrix, kind,
 //! scope, IP allowlist, rate limit and the "may generate API tokens" switch. Every change is
 //! the operations layer's (`ops::roles`), with the person as the caller: authorization, the
-//! escalation checks, validation and the audit trail are the API's.
+//! escalation checks, validation and the audit trail are the API's. A change of the role held
+//! for another person's approval shows on its page until it is decided.
 
 mod matrix;
 
@@ -14,9 +15,10 @@ use axum::{Form, Router};
 use keyward_core::api::{CreateRole, IpListInput, RolePatch};
 use keyward_core::model::{RoleKind, Scope};
 use keyward_core::permission::any_grants;
-use keyward_core::{CatalogueEntry, Permission, Role, RoleId};
+use keyward_core::{CatalogueEntry, ChangeTarget, Permission, Role, RoleId};
 
 use self::matrix::{grants_token_creation, Matrix, TOKENS_CREATE};
+use super::approvals::{diff, FieldDiff};
 use super::auth::{csrf_refusal, Person};
 use super::page::{explain, html, message, redirect, when, Chrome};
 use crate::error::ApiError;
@@ -353,6 +355,8 @@ struct RolePage {
     created: String,
     updated: String,
     e: Refusal,
+    /// What pending change requests about the role would change.
+    pending: Vec<FieldDiff>,
 }
 
 impl RolePage {
@@ -379,6 +383,16 @@ impl RolePage {
     /// Whether the refusal is about `field` (or one of its items, `permissions[2]`).
     fn about(&self, field: &str) -> bool {
         self.e.field == field || self.e.field.starts_with(&format!("{field}["))
+    }
+
+    /// The requested value of `field` in a pending change request ("" when none).
+    fn pending_of(&self, field: &str) -> String {
+        self.pending
+            .iter()
+            .filter(|d| d.field == field)
+            .map(|d| d.new.as_str())
+            .collect::<Vec<_>>()
+            .join(" / ")
     }
 }
 
@@ -410,6 +424,17 @@ async fn render(
         Some(r) => format!("Role “{}”", r.name),
         None => "Create a role".into(),
     };
+    let pending = match role {
+        Some(r) => {
+            let about = ChangeTarget::Role(r.id);
+            // Without the requests the page still works; it just marks nothing.
+            ops::change_requests::pending_about(state, &person.caller, about)
+                .await
+                .map(|rs| rs.iter().flat_map(diff).collect())
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
     let mut c = person.chrome(title);
     c.flash = flash;
     if !e.text.is_empty() {
@@ -426,6 +451,7 @@ async fn render(
         d,
         m,
         e,
+        pending,
     };
     html(status, &page)
 }

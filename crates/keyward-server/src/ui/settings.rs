@@ -5,7 +5,9 @@
 //! Saving sends [`crate::ops::workspaces::update`] — what `PATCH /v1/workspace` does — only the
 //! fields the person changed from the values the form showed, so a change someone else made
 //! meanwhile to another field is kept. The page warns when the allowlist being saved leaves out
-//! the person's own address; the operation refuses such a list (`SELF_LOCKOUT`).
+//! the person's own address; the operation refuses such a list (`SELF_LOCKOUT`). A form sent
+//! without the approval fields (how many approvals, how long a request waits) leaves them as
+//! they are. A change held for approval shows next to its field until it is decided.
 
 use std::net::IpAddr;
 
@@ -18,7 +20,9 @@ use axum::{Form, Router};
 use keyward_core::api::{IpListInput, SettingsPatch, WorkspacePatch};
 use keyward_core::ip::IpAllowlist;
 use keyward_core::model::WorkspaceSettings;
+use keyward_core::ChangeTarget;
 
+use super::approvals::{diff, FieldDiff};
 use super::auth::{csrf_refusal, Person};
 use super::page::{explain, html, Chrome};
 use crate::error::ApiError;
@@ -44,6 +48,8 @@ struct Values {
     token_max_lifetime_days: String,
     expiry_warning_days: String,
     default_rate_limit_per_minute: String,
+    approvals_required: String,
+    approval_expiry_hours: String,
 }
 
 impl Values {
@@ -59,6 +65,8 @@ impl Values {
                 .unwrap_or_default(),
             expiry_warning_days: s.expiry_warning_days.to_string(),
             default_rate_limit_per_minute: s.default_rate_limit_per_minute.to_string(),
+            approvals_required: s.approvals_required.to_string(),
+            approval_expiry_hours: s.approval_expiry_hours.to_string(),
         }
     }
 
@@ -86,6 +94,20 @@ struct SettingsPage {
     lockout: bool,
     field: String,
     field_error: String,
+    /// The fields pending change requests would change, with their requested values.
+    pending: Vec<FieldDiff>,
+}
+
+impl SettingsPage {
+    /// The requested value of `field` in a pending change request ("" when none).
+    fn pending_of(&self, field: &str) -> String {
+        self.pending
+            .iter()
+            .filter(|d| d.field == field)
+            .map(|d| d.new.as_str())
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
 }
 
 /// Whether `list` (as typed) parses to a non-empty allowlist without `ip`.
@@ -127,7 +149,23 @@ fn page(
             .unwrap_or_else(|| "unknown".into()),
         field,
         field_error,
+        pending: Vec::new(),
     }
+}
+
+/// Draws `p` with the changes pending approval marked.
+async fn drawn(
+    state: &AppState,
+    person: &Person,
+    status: StatusCode,
+    mut p: SettingsPage,
+) -> Response {
+    let about = ops::change_requests::pending_about(state, &person.caller, ChangeTarget::Workspace);
+    // The page still works if the requests cannot be read; it just marks nothing.
+    if let Ok(requests) = about.await {
+        p.pending = requests.iter().flat_map(diff).collect();
+    }
+    html(status, &p)
 }
 
 async fn show(State(state): State<AppState>, person: Person) -> Response {
@@ -136,16 +174,19 @@ async fn show(State(state): State<AppState>, person: Person) -> Response {
         Err(e) => return refused(&person, &e),
     };
     let v = Values::of(&ws.settings);
-    html(
-        StatusCode::OK,
-        &page(&person, &ws.settings, v.clone(), v, None),
-    )
+    let p = page(&person, &ws.settings, v.clone(), v, None);
+    drawn(&state, &person, StatusCode::OK, p).await
 }
 
 /// The submitted values and the values the form was shown with (absent ones: the current).
 fn read_form(fields: &[(String, String)], current: &Values) -> (String, Values, Values) {
     let mut csrf = String::new();
-    let mut v = Values::default();
+    // The approval fields are new to the form: absent, they stay as they are.
+    let mut v = Values {
+        approvals_required: current.approvals_required.clone(),
+        approval_expiry_hours: current.approval_expiry_hours.clone(),
+        ..Values::default()
+    };
     let mut was = current.clone();
     for (k, val) in fields {
         match k.as_str() {
@@ -159,6 +200,10 @@ fn read_form(fields: &[(String, String)], current: &Values) -> (String, Values, 
             "default_rate_limit_per_minute" => {
                 v.default_rate_limit_per_minute = val.trim().to_owned();
             }
+            "approvals_required" => v.approvals_required = val.trim().to_owned(),
+            "approval_expiry_hours" => v.approval_expiry_hours = val.trim().to_owned(),
+            "was_approvals_required" => was.approvals_required = val.trim().to_owned(),
+            "was_approval_expiry_hours" => was.approval_expiry_hours = val.trim().to_owned(),
             "was_ip_allowlist" => was.ip_allowlist = val.clone(),
             "was_internal_networks" => was.internal_networks = val.clone(),
             "was_require_2fa" => was.require_2fa = val == "true",
@@ -230,6 +275,20 @@ fn patch_of(v: &Values, was: &Values) -> Result<SettingsPatch, (String, String)>
             "Default rate limit (requests per minute)",
         )?);
     }
+    if v.approvals_required != was.approvals_required {
+        p.approvals_required = Some(number(
+            &v.approvals_required,
+            "approvals_required",
+            "Approvals a change needs",
+        )?);
+    }
+    if v.approval_expiry_hours != was.approval_expiry_hours {
+        p.approval_expiry_hours = Some(number(
+            &v.approval_expiry_hours,
+            "approval_expiry_hours",
+            "Hours a change request waits",
+        )?);
+    }
     Ok(p)
 }
 
@@ -279,13 +338,13 @@ async fn save(
         Ok(p) => p,
         Err(e) => {
             let p = page(&person, &ws.settings, v, was, Some(e));
-            return html(StatusCode::UNPROCESSABLE_ENTITY, &p);
+            return drawn(&state, &person, StatusCode::UNPROCESSABLE_ENTITY, p).await;
         }
     };
     if settings == SettingsPatch::default() {
         let mut p = page(&person, &ws.settings, current.clone(), current, None);
         p.c.flash = Some("Nothing changed.".into());
-        return html(StatusCode::OK, &p);
+        return drawn(&state, &person, StatusCode::OK, p).await;
     }
     let patch = WorkspacePatch {
         name: None,
@@ -299,13 +358,13 @@ async fn save(
                 "Sent for approval: change request {} waits for {} approval(s).",
                 r.id, r.approvals_needed
             ));
-            html(StatusCode::ACCEPTED, &p)
+            drawn(&state, &person, StatusCode::ACCEPTED, p).await
         }
         Ok(ops::change_requests::Outcome::Applied(ws)) => {
             let now = Values::of(&ws.settings);
             let mut p = page(&person, &ws.settings, now.clone(), now, None);
             p.c.flash = Some("Settings saved.".into());
-            html(StatusCode::OK, &p)
+            drawn(&state, &person, StatusCode::OK, p).await
         }
         Err(e) => {
             let (field, text, status) = refusal_field(&e);
@@ -313,7 +372,7 @@ async fn save(
                 return refused(&person, &e);
             }
             let p = page(&person, &ws.settings, v, was, Some((field, text)));
-            html(status, &p)
+            drawn(&state, &person, status, p).await
         }
     }
 }

@@ -5,8 +5,9 @@
 //! verify and appear nowhere afterwards, looks at its activity, revokes it, reads the audit
 //! log and the security settings, signs out and in again with the second factor; and a person
 //! without `keyward.tokens:create` finds no way to create a token and is refused when posting
-//! the form anyway. Screenshots of each step go to `target/screenshots/` (or
-//! `KEYWARD_SCREENSHOTS_DIR`).
+//! the form anyway. And two-person approval: a Security Manager asks for a wider workspace
+//! allowlist, a Security Admin finds it in the approvals inbox with its diff and approves it.
+//! Screenshots of each step go to `target/screenshots/` (or `KEYWARD_SCREENSHOTS_DIR`).
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium`,
 //! `chromium-driver`; `.ci/run` installs them). Without them the test says so loudly and
@@ -383,5 +384,112 @@ async fn a_person_walks_the_dashboard_in_chromium() {
     .await;
     let all = app.admin.list_tokens(&Default::default()).await.unwrap();
     assert!(all.items.iter().all(|t| t.name != "sneaky"));
+    c.close().await.unwrap();
+}
+
+/// `PATCH /v1/workspace` with `secret`; answers the status and body.
+async fn patch_workspace(
+    app: &TestApp,
+    secret: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .patch(format!("{}/v1/workspace", app.url))
+        .bearer_auth(secret)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_admin_approves_an_allowlist_change_in_chromium() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let on = json!({"settings": {"require_approval": true, "ip_allowlist": "127.0.0.1"}});
+    let (status, ws) = patch_workspace(&app, &app.admin_secret, on).await;
+    assert_eq!(status, 200, "{ws}");
+
+    // The Security Manager asks, through the API, for two more addresses.
+    let maria =
+        crate::change_requests::person(&app, "maria", "Security Manager", &["keyward.workspace:*"])
+            .await;
+    let ask = json!({
+        "settings": {"ip_allowlist": "127.0.0.1, 203.0.113.5, 203.0.113.6"},
+        "reason": "new warehouse",
+    });
+    let (status, request) = patch_workspace(&app, &maria.secret, ask).await;
+    assert_eq!(status, 202, "{request}");
+    let id = request["id"].as_str().unwrap().to_owned();
+
+    // A Security Admin signs in and opens Approvals: the request with its diff and code.
+    let admin_role = role_id(&app, "Security Admin").await.parse().unwrap();
+    let sam = app
+        .admin
+        .create_user(&keyward_core::api::CreateUser {
+            kind: keyward_core::model::UserKind::Human,
+            name: "sam".into(),
+            email: Some("sam@example.com".into()),
+            role_id: Some(admin_role),
+        })
+        .await
+        .unwrap();
+    let c = browser(&driver).await;
+    let link = invitation_path(&app, &sam).await;
+    sign_up(&c, &app, &link, false).await;
+    click(&c, "a[href='/ui/approvals']").await;
+    at(&c, "/ui/approvals").await;
+    let card = format!("#cr-{id}");
+    let new = text(&c, &format!("{card} tr.diff-ip_allowlist td.new")).await;
+    assert!(
+        new.contains("203.0.113.5") && new.contains("203.0.113.6"),
+        "{new}"
+    );
+    let old = text(&c, &format!("{card} tr.diff-ip_allowlist td.old")).await;
+    assert!(
+        old.contains("127.0.0.1") && !old.contains("203.0.113.5"),
+        "{old}"
+    );
+    assert_eq!(text(&c, &format!("{card} .requester")).await, "maria");
+    assert_eq!(text(&c, &format!("{card} .reason")).await, "new warehouse");
+    assert_eq!(text(&c, &format!("{card} .approvals")).await, "0 of 1");
+    assert!(!text(&c, &format!("{card} .approval-code")).await.is_empty());
+    shot(&c, "13-approvals-inbox").await;
+
+    // Approve: the allowlist holds the addresses and the request is applied.
+    fill(
+        &c,
+        &format!("#approve-comment-{id}"),
+        "checked with the warehouse",
+    )
+    .await;
+    click(&c, &format!("{card} button.approve")).await;
+    shows(&c, "p.flash", "Approved and applied.").await;
+    shows(&c, &format!("#decided {card} td.state"), "applied").await;
+    shot(&c, "14-approvals-decided").await;
+    let ws = app.admin.workspace().await.unwrap();
+    let entries = ws.settings.ip_allowlist.entries().join(", ");
+    assert!(
+        entries.contains("203.0.113.5") && entries.contains("203.0.113.6"),
+        "{entries}"
+    );
+    let res = reqwest::Client::new()
+        .get(format!("{}/v1/change-requests/{id}", app.url))
+        .bearer_auth(&maria.secret)
+        .send()
+        .await
+        .unwrap();
+    let done: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(done["state"], "applied", "{done}");
+    assert_eq!(done["approvals"][0]["user_id"], sam.id.to_string());
+    assert_eq!(
+        done["approvals"][0]["comment"],
+        "checked with the warehouse"
+    );
     c.close().await.unwrap();
 }

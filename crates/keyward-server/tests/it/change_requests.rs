@@ -29,12 +29,12 @@ async fn call(app: &TestApp, secret: &str, method: &str, path: &str, body: Value
 
 /// A person (human user) holding the ready-made human role `role`, and an API token of theirs
 /// acting with an api role of `perms` (a human's token needs its own api role).
-struct Person {
-    user: User,
-    secret: String,
+pub(crate) struct Person {
+    pub(crate) user: User,
+    pub(crate) secret: String,
 }
 
-async fn person(app: &TestApp, name: &str, human_role: &str, perms: &[&str]) -> Person {
+pub(crate) async fn person(app: &TestApp, name: &str, human_role: &str, perms: &[&str]) -> Person {
     let roles = app.admin.list_roles(&Default::default()).await.unwrap();
     let role = roles
         .items

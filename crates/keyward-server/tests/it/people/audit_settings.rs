@@ -229,7 +229,7 @@ async fn the_audit_log_lists_filters_exports_and_checks_the_chain(app: TestApp) 
 both_backends!(the_audit_log_lists_filters_exports_and_checks_the_chain);
 
 /// The settings form as a browser would send it unchanged: hidden fields and the values shown.
-fn settings_form(page: &Page) -> Vec<(&'static str, String)> {
+pub(super) fn settings_form(page: &Page) -> Vec<(&'static str, String)> {
     let textarea = |name: &str| {
         let at = page.body.find(&format!("name=\"{name}\"")).unwrap();
         let rest = &page.body[at..];
@@ -264,7 +264,7 @@ fn settings_form(page: &Page) -> Vec<(&'static str, String)> {
     form
 }
 
-fn set(form: &mut Vec<(&'static str, String)>, name: &'static str, value: &str) {
+pub(super) fn set(form: &mut Vec<(&'static str, String)>, name: &'static str, value: &str) {
     form.retain(|(k, _)| *k != name);
     form.push((name, value.to_owned()));
 }

@@ -2,6 +2,7 @@
 //! invitations, passwords, TOTP with the injected clock, recovery codes, sessions, CSRF, the
 //! sign-in guard, the allowlist, and audit parity between dashboard and API.
 
+mod approvals;
 mod audit_settings;
 pub mod browserless;
 mod flows;
