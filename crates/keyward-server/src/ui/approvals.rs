@@ -421,6 +421,7 @@ mod tests {
             }}),
             base_version: 1,
             requested_by: keyward_core::audit::Actor::SYSTEM,
+            requested_by_maker: None,
             reason: String::new(),
             state: keyward_core::ChangeState::Pending,
             approvals_needed: 1,
