@@ -68,7 +68,8 @@ pub trait ChangeRequestStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Vec<ChangeRequest>>;
     /// Records `approval` if the request is pending and not expired at `approval.at`, has
-    /// fewer approvals than it needs, and the person has not approved it before, appending
+    /// fewer approvals than it needs, and neither the person nor the maker of their token stands
+    /// behind an approval of it already (as approver or maker), appending
     /// `audit`. Returns whether it was
     /// recorded; `false` (and nothing is written) otherwise, or when there is no such request.
     async fn add_approval(

@@ -177,7 +177,7 @@ fn sees_all(caller: &Caller) -> bool {
 /// Whether the caller may approve or reject `r`: it holds the permission with workspace scope,
 /// and is not the requesting person. (That it is a person is checked when it tries.)
 pub fn may_decide(caller: &Caller, r: &ChangeRequest) -> bool {
-    sees_all(caller) && r.requested_by.user_id != Some(caller.owner_id())
+    sees_all(caller) && !r.involves(caller.owner_id())
 }
 
 /// The request's approval code, for the approvers' inbox: `None` unless the caller may decide
@@ -339,6 +339,35 @@ async fn maker_of(state: &AppState, caller: &Caller) -> Result<Option<UserId>, A
     Ok(human.then_some(maker))
 }
 
+/// Who answers for a token the caller makes (creates or rotates): the caller's owner; but for a
+/// service user's token, whoever made that token, as recorded (the bootstrap admin token's
+/// maker is its own service user). So a person who made a service user's token and then made
+/// tokens with it still stands behind those.
+pub(crate) async fn responsible_maker(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<UserId, ApiError> {
+    let owner = caller.owner_id();
+    let Some(id) = caller.token_id() else {
+        return Ok(owner);
+    };
+    let ws = caller.workspace_id();
+    let service = state
+        .store
+        .user(ws, owner)
+        .await?
+        .is_some_and(|u| u.kind == UserKind::Service);
+    if !service {
+        return Ok(owner);
+    }
+    Ok(state
+        .store
+        .token(ws, id)
+        .await?
+        .and_then(|t| t.created_by)
+        .unwrap_or(owner))
+}
+
 /// Refuses a decider who may not decide `r`: without the permission or workspace scope, the
 /// requesting person (with any of their tokens, or a token someone made for them), or not a
 /// person at all. Answers the maker of the caller's token (see [`maker_of`]).
@@ -412,6 +441,11 @@ pub async fn approve(
     // Before anything is recorded: the approver must be able to apply it (last approval) or
     // at least to make it directly (any approval), as of the target now.
     let planned = plan(state, caller, &r).await?;
+    if r.approvals.len() >= r.approvals_needed as usize {
+        // Approved enough, but its application did not happen (an error on the way): an
+        // approver who could approve it applies it now.
+        return apply(state, caller, r, planned).await;
+    }
     let approval = Approval {
         user_id: caller.owner_id(),
         token_id: caller.token().map(|t| t.token_id),

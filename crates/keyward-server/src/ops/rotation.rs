@@ -115,7 +115,7 @@ async fn rotate_once(
         family_id: Some(old.family()),
         rotated_from: Some(old.id),
         // Whoever rotates learns the new secret, so the new token is theirs to answer for.
-        created_by: Some(caller.owner_id()),
+        created_by: Some(super::change_requests::responsible_maker(state, caller).await?),
         ..old.clone()
     };
     // The new token copies the old one's restrictions, so it is no less restricted than the

@@ -113,7 +113,7 @@ pub async fn create(
         revoked_at: None,
         family_id: None,
         rotated_from: None,
-        created_by: Some(caller.owner_id()),
+        created_by: Some(super::change_requests::responsible_maker(state, caller).await?),
     };
     limits::ensure_token_within(&caller.limits(), &token, Some(&role), &ws.settings)?;
     let audit = caller

@@ -92,6 +92,16 @@ fn event_types(items: Option<&[String]>) -> Result<Option<Vec<EventType>>, ApiEr
     Ok(Some(out))
 }
 
+/// A webhook that names a type carrying a secret (`change_request.created`, with approval
+/// codes) is the approvers' channel: pointing one somewhere, or subscribing one to it, needs
+/// `keyward.security:approve` as well, so a requester cannot route the codes to themselves.
+fn ensure_may_receive_codes(caller: &Caller, types: Option<&[EventType]>) -> Result<(), ApiError> {
+    if types.is_some_and(|ts| ts.iter().any(EventType::carries_secret)) {
+        caller.require(super::change_requests::APPROVE)?;
+    }
+    Ok(())
+}
+
 fn description(text: Option<&str>) -> Result<String, ApiError> {
     let text = text.unwrap_or_default();
     Ok(validate::description_of_at_most(
@@ -121,6 +131,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
+    ensure_may_receive_codes(caller, webhook.event_types.as_deref())?;
     let view = view(&webhook);
     let audit = caller
         .audit(state, "webhook.created", "webhook", webhook.id.to_string())
@@ -192,6 +203,9 @@ pub async fn update(
     }
     if let Some(types) = &patch.event_types {
         w.event_types = event_types(types.as_deref())?;
+    }
+    if patch.url.is_some() || patch.event_types.is_some() {
+        ensure_may_receive_codes(caller, w.event_types.as_deref())?;
     }
     if let Some(enabled) = patch.enabled {
         w.enabled = enabled;

@@ -992,6 +992,57 @@ async fn a_users_role_change_cannot_widen_inherited_allowlists(app: TestApp) {
 }
 both_backends!(a_users_role_change_cannot_widen_inherited_allowlists);
 
+/// The approvers' channel: only someone who may approve subscribes a webhook to the event
+/// carrying the codes, or points such a webhook elsewhere.
+async fn only_approvers_route_the_codes(app: TestApp) {
+    let role = app
+        .api_role("hooks", Scope::Workspace, &["keyward.webhooks:*"])
+        .await;
+    let ops = app.service_user("ops", Some(role.id)).await;
+    let secret = app.token_for(&ops).await.secret;
+    let hook = |types: Value| json!({"url": "https://hooks.example.com/k", "event_types": types});
+    let (status, refused) = call(
+        &app,
+        &secret,
+        "POST",
+        "/v1/webhooks",
+        hook(json!(["change_request.created"])),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    let (status, ok) = call(&app, &secret, "POST", "/v1/webhooks", hook(Value::Null)).await;
+    assert_eq!(status, 201, "a catch-all gets no codes: {ok}");
+    let (status, channel) = call(
+        &app,
+        &app.admin_secret,
+        "POST",
+        "/v1/webhooks",
+        hook(json!(["change_request.created"])),
+    )
+    .await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["webhook"]["id"].as_str().unwrap();
+    let (status, refused) = call(
+        &app,
+        &secret,
+        "PATCH",
+        &format!("/v1/webhooks/{id}"),
+        json!({"url": "https://elsewhere.example.com/k"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    let (status, ok) = call(
+        &app,
+        &secret,
+        "PATCH",
+        &format!("/v1/webhooks/{id}"),
+        json!({"description": "approvers"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{ok}");
+}
+both_backends!(only_approvers_route_the_codes);
+
 /// A person who makes a token for a colleague knows its secret, so the two-person rule counts
 /// them behind it: neither a request made through it nor an approval given with it lets its
 /// maker be both the requester and an approver.
@@ -1050,6 +1101,51 @@ async fn a_token_made_for_a_colleague_counts_as_its_makers(app: TestApp) {
     let (status, refused) = decide(&app, &for_bob.secret, &r, "approve", body.clone()).await;
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["code"], "SELF_APPROVAL");
+    // Nor through a service user: a token Alice made for a robot makes a token for Bob, and
+    // that one still has Alice behind it.
+    let robot_role = app
+        .api_role(
+            "robot",
+            Scope::Workspace,
+            &[
+                "keyward.tokens:create",
+                "keyward.workspace:*",
+                "keyward.security:approve",
+            ],
+        )
+        .await;
+    let robot = app.service_user("robot", Some(robot_role.id)).await;
+    let (status, t1) = call(
+        &app,
+        &alice.secret,
+        "POST",
+        "/v1/tokens",
+        json!({"owner_id": robot.id, "name": "robot"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{t1}");
+    let (status, t2) = call(
+        &app,
+        t1["secret"].as_str().unwrap(),
+        "POST",
+        "/v1/tokens",
+        json!({"owner_id": bob.user.id, "name": "via robot", "role_id": bobs_role.id}),
+    )
+    .await;
+    assert_eq!(status, 201, "{t2}");
+    assert_eq!(t2["token"]["created_by"], json!(alice.user.id));
+    let body = json!({"code": code(&app, &r)});
+    let (status, refused) = decide(
+        &app,
+        t2["secret"].as_str().unwrap(),
+        &r,
+        "approve",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["code"], "SELF_APPROVAL");
+
     let (status, applied) = decide(&app, &bob.secret, &r, "approve", body).await;
     assert_eq!(status, 200, "{applied}");
     assert_eq!(applied["state"], "applied");

@@ -331,6 +331,22 @@ macro_rules! change_store {
                     if given >= needed {
                         return Ok(false);
                     }
+                    // Nobody stands behind two approvals (as approver or as the maker of the
+                    // approving token), even when both arrive at once.
+                    let mut people = vec![approval.user_id.uuid().to_string()];
+                    people.extend(approval.token_maker.map(|m| m.uuid().to_string()));
+                    let marks = if people.len() == 2 { "$2, $3" } else { "$2" };
+                    let query = format!(
+                        "SELECT COUNT(*) FROM change_request_approvals WHERE request_id = $1 \
+                         AND (user_id IN ({marks}) OR token_maker IN ({marks}))"
+                    );
+                    let mut q = sqlx::query_scalar::<_, i64>(&query).bind(id.uuid().to_string());
+                    for p in &people {
+                        q = q.bind(p);
+                    }
+                    if q.fetch_one(&mut *tx).await? > 0 {
+                        return Ok(false);
+                    }
                     let done = sqlx::query(
                         "INSERT INTO change_request_approvals (request_id, user_id, token_id, at, \
                      comment, token_maker) VALUES ($1, $2, $3, $4, $5, $6) \
