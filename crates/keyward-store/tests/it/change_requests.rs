@@ -330,9 +330,19 @@ async fn approvals_are_once_per_person_and_only_while_open(store: Arc<dyn Store>
     let mut again = approval(bob.id, t + Duration::seconds(1));
     again.comment = "twice".into();
     assert!(!approve(again).await, "a person approves once");
-    let with_token = Approval {
+    // Bob made this token: he stands behind an approval already.
+    let made_by_bob = Approval {
         token_id: Some(b.token.id),
         token_maker: Some(bob.id),
+        ..approval(b.user.id, t + Duration::seconds(2))
+    };
+    assert!(
+        !approve(made_by_bob).await,
+        "nobody stands behind two approvals"
+    );
+    let with_token = Approval {
+        token_id: Some(b.token.id),
+        token_maker: Some(UserId::random(&mut OsRng)),
         ..approval(b.user.id, t + Duration::seconds(2))
     };
     assert!(approve(with_token.clone()).await);
