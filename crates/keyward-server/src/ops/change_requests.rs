@@ -314,9 +314,9 @@ async fn open(
 
 /// The person who made the caller's token, when that is a human user other than its owner:
 /// whoever made a token knows its secret, so they stand behind what it does. `None` for a
-/// person in the dashboard, a token its owner made, one made by a service user (whoever holds
-/// a service user's admin token is not known to keyward) and one made before keyward recorded
-/// its maker.
+/// person in the dashboard, a token its owner made, one whose recorded maker is a service user
+/// (only the bootstrap admin token's makings, see [`responsible_maker`]: whoever holds it is
+/// not known to keyward) and one made before keyward recorded its maker.
 async fn maker_of(state: &AppState, caller: &Caller) -> Result<Option<UserId>, ApiError> {
     let Some(id) = caller.token_id() else {
         return Ok(None);
