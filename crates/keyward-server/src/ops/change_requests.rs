@@ -101,6 +101,7 @@ pub(crate) async fn hold(
     reason: Option<&str>,
 ) -> Result<ChangeRequest, ApiError> {
     let reason = validate::description(reason.unwrap_or(""), "reason")?;
+    ensure_room_for_another(state, caller).await?;
     let now = state.now();
     let id = ChangeRequestId::random(&mut rand_core::OsRng);
     let code = code_of(state, id);
@@ -166,6 +167,38 @@ async fn emit(state: &AppState, t: EventType, r: &ChangeRequest, code: Option<&s
             tracing::warn!(error = %e, kind = t.as_str(), "change request event not enqueued")
         }
     }
+}
+
+/// How many requests one person may have pending at once: enough for real work, few enough that
+/// nobody buries the approvers' inbox.
+pub const MAX_PENDING_PER_REQUESTER: u32 = 20;
+
+/// Refuses a new request from a person who has [`MAX_PENDING_PER_REQUESTER`] pending already.
+async fn ensure_room_for_another(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let filter = ChangeRequestFilter {
+        state: Some(ChangeState::Pending),
+        target_kind: None,
+        target_id: None,
+        requested_by_user: Some(caller.owner_id()),
+    };
+    let page = keyward_store::PageRequest {
+        limit: MAX_PENDING_PER_REQUESTER,
+        after: None,
+    };
+    let pending = state
+        .store
+        .list_change_requests(caller.workspace_id(), &filter, &page)
+        .await?;
+    if pending.len() >= MAX_PENDING_PER_REQUESTER as usize {
+        return Err(ApiError::conflict(
+            "TOO_MANY_PENDING_REQUESTS",
+            format!(
+                "you have {MAX_PENDING_PER_REQUESTER} change requests waiting for approval \
+                 already; cancel some, or wait until they are decided"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the caller may see every request of the workspace (an approver), rather than only

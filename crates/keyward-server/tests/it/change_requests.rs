@@ -1043,6 +1043,33 @@ async fn only_approvers_route_the_codes(app: TestApp) {
 }
 both_backends!(only_approvers_route_the_codes);
 
+/// One person has at most 20 requests pending; cancelling one makes room again.
+async fn a_person_has_a_bounded_number_pending(app: TestApp) {
+    require_approval(&app, json!({})).await;
+    let manager = person(&app, "maria", "Security Manager", MANAGER).await;
+    let mut first = Value::Null;
+    for i in 0..20 {
+        let r = submit(&app, &manager, &format!("request {i}")).await;
+        if i == 0 {
+            first = r;
+        }
+    }
+    let (status, refused) = call(
+        &app,
+        &manager.secret,
+        "PATCH",
+        "/v1/workspace",
+        json!({"settings": {"ip_allowlist": WIDER}}),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "TOO_MANY_PENDING_REQUESTS");
+    let (status, _) = decide(&app, &manager.secret, &first, "cancel", json!({})).await;
+    assert_eq!(status, 200);
+    submit(&app, &manager, "room again").await;
+}
+both_backends!(a_person_has_a_bounded_number_pending);
+
 /// A person who makes a token for a colleague knows its secret, so the two-person rule counts
 /// them behind it: neither a request made through it nor an approval given with it lets its
 /// maker be both the requester and an approver.
