@@ -6,7 +6,7 @@ use std::collections::hash_map::{Entry, HashMap};
 
 use keyward_core::api::{CreateUser, Page, UserPatch};
 use keyward_core::model::{RoleKind, ShownStatus, User, UserKind};
-use keyward_core::{validate, DomainError, Role, RoleId, UserId, WorkspaceId};
+use keyward_core::{validate, DomainError, Role, RoleId, Token, UserId, WorkspaceId};
 use keyward_store::{Cursor, PageRequest, TokenFilter, UserFilter};
 use serde::Deserialize;
 
@@ -90,6 +90,28 @@ pub(crate) async fn ensure_holds_user(
     if let Some(role) = role_of(state, &mut roles, ws, user.role_id).await? {
         ensure_no_escalation(caller, &role.permissions, None, &cat)?;
     }
+    for token in live_tokens(state, user).await? {
+        let role_id = token.role_id.or(user.role_id);
+        let Some(role) = role_of(state, &mut roles, ws, role_id).await? else {
+            continue;
+        };
+        // A token never acts with a human role: such a token holds nothing.
+        if role.kind != RoleKind::Api {
+            continue;
+        }
+        ensure_no_escalation(
+            caller,
+            &role.permissions,
+            token.permissions.as_deref(),
+            &cat,
+        )?;
+    }
+    Ok(())
+}
+
+/// The user's tokens that are neither revoked nor expired (those hold nothing, and
+/// re-enabling the user does not revive them), all pages of them.
+async fn live_tokens(state: &AppState, user: &User) -> Result<Vec<Token>, ApiError> {
     let filter = TokenFilter {
         owner_id: Some(user.id),
         role_id: None,
@@ -100,39 +122,27 @@ pub(crate) async fn ensure_holds_user(
         limit: 200,
         after: None,
     };
+    let mut live = Vec::new();
     loop {
-        let tokens = state.store.list_tokens(ws, &filter, &page).await?;
-        for token in &tokens {
-            // Revoked and expired tokens hold nothing, and re-enabling does not revive them.
-            if matches!(
-                token.shown_status(filter.now),
-                ShownStatus::Revoked | ShownStatus::Expired
-            ) {
-                continue;
-            }
-            let role_id = token.role_id.or(user.role_id);
-            let Some(role) = role_of(state, &mut roles, ws, role_id).await? else {
-                continue;
-            };
-            // A token never acts with a human role: such a token holds nothing.
-            if role.kind != RoleKind::Api {
-                continue;
-            }
-            ensure_no_escalation(
-                caller,
-                &role.permissions,
-                token.permissions.as_deref(),
-                &cat,
-            )?;
+        let tokens = state
+            .store
+            .list_tokens(user.workspace_id, &filter, &page)
+            .await?;
+        let full = tokens.len() == page.limit as usize;
+        if let Some(last) = tokens.last() {
+            page.after = Some(Cursor {
+                created_at: last.created_at,
+                id: last.id.uuid(),
+            });
         }
-        match tokens.last() {
-            Some(last) if tokens.len() == page.limit as usize => {
-                page.after = Some(Cursor {
-                    created_at: last.created_at,
-                    id: last.id.uuid(),
-                });
-            }
-            _ => return Ok(()),
+        live.extend(tokens.into_iter().filter(|t| {
+            !matches!(
+                t.shown_status(filter.now),
+                ShownStatus::Revoked | ShownStatus::Expired
+            )
+        }));
+        if !full {
+            return Ok(live);
         }
     }
 }
@@ -166,44 +176,20 @@ async fn ensure_no_inherited_allowlist_change(
     if old == new {
         return Ok(());
     }
-    let filter = TokenFilter {
-        owner_id: Some(user.id),
-        role_id: None,
-        status: None,
-        now: state.now(),
-    };
-    let mut page = PageRequest {
-        limit: 200,
-        after: None,
-    };
-    loop {
-        let tokens = state.store.list_tokens(ws, &filter, &page).await?;
-        let inheriting = tokens.iter().any(|t| {
-            t.role_id.is_none()
-                && !matches!(
-                    t.shown_status(filter.now),
-                    ShownStatus::Revoked | ShownStatus::Expired
-                )
-        });
-        if inheriting {
-            return Err(ApiError::conflict(
-                "APPROVAL_REQUIRED",
-                "this workspace requires approval of allowlist changes, and tokens of this user \
-                 inherit its role: moving the user to a role with another IP allowlist would \
-                 change theirs at once. Give those tokens a role of their own first (that \
-                 change waits for approval), then change the user's role",
-            ));
-        }
-        match tokens.last() {
-            Some(last) if tokens.len() == page.limit as usize => {
-                page.after = Some(Cursor {
-                    created_at: last.created_at,
-                    id: last.id.uuid(),
-                });
-            }
-            _ => return Ok(()),
-        }
+    let inheriting = live_tokens(state, user)
+        .await?
+        .iter()
+        .any(|t| t.role_id.is_none());
+    if inheriting {
+        return Err(ApiError::conflict(
+            "APPROVAL_REQUIRED",
+            "this workspace requires approval of allowlist changes, and tokens of this user \
+             inherit its role: moving the user to a role with another IP allowlist would \
+             change theirs at once. Give those tokens a role of their own first (that \
+             change waits for approval), then change the user's role",
+        ));
     }
+    Ok(())
 }
 
 /// The role `id` names, looked up once per request.
