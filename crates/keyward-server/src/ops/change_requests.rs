@@ -208,7 +208,8 @@ fn sees_all(caller: &Caller) -> bool {
 }
 
 /// Whether the caller may approve or reject `r`: it holds the permission with workspace scope,
-/// and is not the requesting person. (That it is a person is checked when it tries.)
+/// and stands behind neither the request nor an approval of it. (That it is a person, and the
+/// maker of its token, are checked when it tries.)
 pub fn may_decide(caller: &Caller, r: &ChangeRequest) -> bool {
     sees_all(caller) && !r.involves(caller.owner_id())
 }

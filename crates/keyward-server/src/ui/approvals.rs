@@ -48,6 +48,17 @@ pub struct FieldDiff {
     pub new: String,
 }
 
+/// The requested values of `field` among `pending` diffs, joined with " / " ("" when none):
+/// what a settings or role page shows next to the field.
+pub fn requested_value(pending: &[FieldDiff], field: &str) -> String {
+    pending
+        .iter()
+        .filter(|d| d.field == field)
+        .map(|d| d.new.as_str())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// Whether `field` holds an IP list (shown canonically, comma-separated).
 fn is_ip_list(field: &str) -> bool {
     matches!(field, "ip_allowlist" | "internal_networks")
@@ -219,8 +230,8 @@ fn item(
         needed: r.approvals_needed,
         diff: diff(r),
         code: ops::change_requests::code_for(state, &person.caller, r),
-        may_decide: ops::change_requests::may_decide(&person.caller, r)
-            && !r.approved_by(person.caller.owner_id()),
+        // Not for someone behind the request or an approval of it already (`involves`).
+        may_decide: ops::change_requests::may_decide(&person.caller, r),
         own: r.requested_by.user_id == Some(person.caller.owner_id()),
         state: r.state.as_str(),
         decided: r.decided_at.map(when).unwrap_or_default(),
@@ -340,24 +351,58 @@ fn id_of(raw: &str) -> Result<ChangeRequestId, ApiError> {
     ChangeRequestId::parse(raw).map_err(|_| ApiError::NotFound("change request"))
 }
 
+/// What a decision form asks for.
+#[derive(Clone, Copy)]
+enum Decision {
+    Approve,
+    Reject,
+    Cancel,
+}
+
+/// The three decision forms: the CSRF check, the operation, then the inbox again.
+async fn decide(
+    state: &AppState,
+    person: &Person,
+    id: &str,
+    form: DecideForm,
+    what: Decision,
+) -> Response {
+    if let Some(r) = csrf_refusal(&person.csrf, &form.csrf) {
+        return r;
+    }
+    let caller = &person.caller;
+    let done = match (id_of(id), what) {
+        (Err(e), _) => Err(e),
+        (Ok(id), Decision::Approve) => {
+            let body = ApproveChange {
+                code: form.code,
+                comment: form.comment,
+            };
+            ops::change_requests::approve(state, caller, id, &body).await
+        }
+        (Ok(id), Decision::Reject) => {
+            let body = DecideChange {
+                comment: form.comment,
+            };
+            ops::change_requests::reject(state, caller, id, &body).await
+        }
+        (Ok(id), Decision::Cancel) => {
+            let body = DecideChange {
+                comment: form.comment,
+            };
+            ops::change_requests::cancel(state, caller, id, &body).await
+        }
+    };
+    after(state, person, done).await
+}
+
 async fn approve(
     State(state): State<AppState>,
     person: Person,
     Path(id): Path<String>,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&person.csrf, &form.csrf) {
-        return r;
-    }
-    let body = ApproveChange {
-        code: form.code,
-        comment: form.comment,
-    };
-    let done = match id_of(&id) {
-        Ok(id) => ops::change_requests::approve(&state, &person.caller, id, &body).await,
-        Err(e) => Err(e),
-    };
-    after(&state, &person, done).await
+    decide(&state, &person, &id, form, Decision::Approve).await
 }
 
 async fn reject(
@@ -366,17 +411,7 @@ async fn reject(
     Path(id): Path<String>,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&person.csrf, &form.csrf) {
-        return r;
-    }
-    let body = DecideChange {
-        comment: form.comment,
-    };
-    let done = match id_of(&id) {
-        Ok(id) => ops::change_requests::reject(&state, &person.caller, id, &body).await,
-        Err(e) => Err(e),
-    };
-    after(&state, &person, done).await
+    decide(&state, &person, &id, form, Decision::Reject).await
 }
 
 async fn cancel(
@@ -385,17 +420,7 @@ async fn cancel(
     Path(id): Path<String>,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    if let Some(r) = csrf_refusal(&person.csrf, &form.csrf) {
-        return r;
-    }
-    let body = DecideChange {
-        comment: form.comment,
-    };
-    let done = match id_of(&id) {
-        Ok(id) => ops::change_requests::cancel(&state, &person.caller, id, &body).await,
-        Err(e) => Err(e),
-    };
-    after(&state, &person, done).await
+    decide(&state, &person, &id, form, Decision::Cancel).await
 }
 
 #[cfg(test)]

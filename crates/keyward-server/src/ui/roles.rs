@@ -18,7 +18,7 @@ use keyward_core::permission::any_grants;
 use keyward_core::{CatalogueEntry, ChangeTarget, Permission, Role, RoleId};
 
 use self::matrix::{grants_token_creation, Matrix, TOKENS_CREATE};
-use super::approvals::{diff, FieldDiff};
+use super::approvals::{diff, requested_value, FieldDiff};
 use super::auth::{csrf_refusal, Person};
 use super::page::{explain, html, message, redirect, when, Chrome};
 use crate::error::ApiError;
@@ -387,12 +387,7 @@ impl RolePage {
 
     /// The requested value of `field` in a pending change request ("" when none).
     fn pending_of(&self, field: &str) -> String {
-        self.pending
-            .iter()
-            .filter(|d| d.field == field)
-            .map(|d| d.new.as_str())
-            .collect::<Vec<_>>()
-            .join(" / ")
+        requested_value(&self.pending, field)
     }
 }
 

@@ -22,7 +22,7 @@ use keyward_core::ip::IpAllowlist;
 use keyward_core::model::WorkspaceSettings;
 use keyward_core::ChangeTarget;
 
-use super::approvals::{diff, FieldDiff};
+use super::approvals::{diff, requested_value, FieldDiff};
 use super::auth::{csrf_refusal, Person};
 use super::page::{explain, html, Chrome};
 use crate::error::ApiError;
@@ -101,12 +101,7 @@ struct SettingsPage {
 impl SettingsPage {
     /// The requested value of `field` in a pending change request ("" when none).
     fn pending_of(&self, field: &str) -> String {
-        self.pending
-            .iter()
-            .filter(|d| d.field == field)
-            .map(|d| d.new.as_str())
-            .collect::<Vec<_>>()
-            .join(" / ")
+        requested_value(&self.pending, field)
     }
 }
 
