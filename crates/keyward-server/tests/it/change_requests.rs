@@ -13,7 +13,13 @@ use crate::events::{eventually, fast, subscribe, Receiver};
 use crate::support::{both_backends, Backend, TestApp};
 
 /// A raw call with `secret`; answers the status and JSON body.
-async fn call(app: &TestApp, secret: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    secret: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let http = reqwest::Client::new();
     let mut req = http
         .request(method.parse().unwrap(), format!("{}{path}", app.url))
@@ -67,6 +73,23 @@ pub(crate) async fn person(app: &TestApp, name: &str, human_role: &str, perms: &
         .unwrap();
     let secret = another_token(app, &user, api.id).await;
     Person { user, secret }
+}
+
+/// A token `maker_secret` makes for `owner`, with `role` if given: the API's answer.
+async fn mint(
+    app: &TestApp,
+    maker_secret: &str,
+    owner: keyward_core::UserId,
+    name: &str,
+    role: Option<keyward_core::RoleId>,
+) -> Value {
+    let mut body = json!({"owner_id": owner, "name": name});
+    if let Some(role) = role {
+        body["role_id"] = json!(role);
+    }
+    let (status, minted) = call(app, maker_secret, "POST", "/v1/tokens", body).await;
+    assert_eq!(status, 201, "{minted}");
+    minted
 }
 
 async fn another_token(app: &TestApp, user: &User, role: keyward_core::RoleId) -> String {
@@ -1091,15 +1114,14 @@ async fn a_token_made_for_a_colleague_counts_as_its_makers(app: TestApp) {
     let bob = person(&app, "bob", "Security Admin", APPROVER).await;
     let bobs_role = app.api_role("bob minted", Scope::Workspace, APPROVER).await;
     // Alice makes a token for Bob: it is Bob's, and the token says Alice made it.
-    let (status, minted) = call(
+    let minted = mint(
         &app,
         &alice.secret,
-        "POST",
-        "/v1/tokens",
-        json!({"owner_id": bob.user.id, "name": "for bob", "role_id": bobs_role.id}),
+        bob.user.id,
+        "for bob",
+        Some(bobs_role.id),
     )
     .await;
-    assert_eq!(status, 201, "{minted}");
     assert_eq!(minted["token"]["owner_id"], json!(bob.user.id));
     assert_eq!(minted["token"]["created_by"], json!(alice.user.id));
     let for_bob = Person {
@@ -1142,24 +1164,16 @@ async fn a_token_made_for_a_colleague_counts_as_its_makers(app: TestApp) {
         )
         .await;
     let robot = app.service_user("robot", Some(robot_role.id)).await;
-    let (status, t1) = call(
+    let t1 = mint(&app, &alice.secret, robot.id, "robot", None).await;
+    let via_robot = t1["secret"].as_str().unwrap();
+    let t2 = mint(
         &app,
-        &alice.secret,
-        "POST",
-        "/v1/tokens",
-        json!({"owner_id": robot.id, "name": "robot"}),
+        via_robot,
+        bob.user.id,
+        "via robot",
+        Some(bobs_role.id),
     )
     .await;
-    assert_eq!(status, 201, "{t1}");
-    let (status, t2) = call(
-        &app,
-        t1["secret"].as_str().unwrap(),
-        "POST",
-        "/v1/tokens",
-        json!({"owner_id": bob.user.id, "name": "via robot", "role_id": bobs_role.id}),
-    )
-    .await;
-    assert_eq!(status, 201, "{t2}");
     assert_eq!(t2["token"]["created_by"], json!(alice.user.id));
     let body = json!({"code": code(&app, &r)});
     let (status, refused) = decide(
@@ -1197,15 +1211,14 @@ async fn an_approvals_token_maker_cannot_approve_again(app: TestApp) {
     .await;
     let bob = person(&app, "bob", "Security Admin", APPROVER).await;
     let bobs_role = app.api_role("bob minted", Scope::Workspace, APPROVER).await;
-    let (status, minted) = call(
+    let minted = mint(
         &app,
         &alice.secret,
-        "POST",
-        "/v1/tokens",
-        json!({"owner_id": bob.user.id, "name": "for bob", "role_id": bobs_role.id}),
+        bob.user.id,
+        "for bob",
+        Some(bobs_role.id),
     )
     .await;
-    assert_eq!(status, 201, "{minted}");
     let r = submit(&app, &manager, "two needed").await;
     let body = json!({"code": code(&app, &r)});
     let (status, first) = decide(

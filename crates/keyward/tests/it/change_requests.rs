@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{cli, cli_as, json, random_hex, serve, skip, Server};
+use crate::{cli, cli_as, json, on_postgres, on_sqlite, Server};
 
 /// The private-destination switch that lets keyward deliver to the receiver on 127.0.0.1.
 const ALLOW_LOOPBACK_HOOKS: &str = "KEYWARD_WEBHOOKS__ALLOW_PRIVATE_DESTINATIONS";
@@ -469,31 +469,14 @@ fn approval_flow(server: &Server) {
 
 #[test]
 fn change_requests_through_the_cli_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("keyward-cr-{}", random_hex()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = serve(
-        &[(ALLOW_LOOPBACK_HOOKS, "true".into())],
-        &format!("sqlite://{}", dir.join("kw.db").display()),
-    );
-    approval_flow(&server);
-    drop(server);
-    let _ = std::fs::remove_dir_all(dir);
+    on_sqlite(&[(ALLOW_LOOPBACK_HOOKS, "true".into())], approval_flow);
 }
 
 #[test]
 fn change_requests_through_the_cli_on_postgres() {
-    let url = std::env::var("KEYWARD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if !skip::postgres_or_skip(&url, "change_requests_through_the_cli_on_postgres") {
-        return;
-    }
-    let server = serve(
-        &[
-            ("KEYWARD_DATABASE__SCHEMA", format!("kwcr_{}", random_hex())),
-            ("KEYWARD_AUDIT__CHAIN_KEY", "5a".repeat(32)),
-            (ALLOW_LOOPBACK_HOOKS, "true".into()),
-        ],
-        &url,
+    on_postgres(
+        "change_requests_through_the_cli_on_postgres",
+        &[(ALLOW_LOOPBACK_HOOKS, "true".into())],
+        approval_flow,
     );
-    approval_flow(&server);
 }

@@ -411,31 +411,47 @@ fn webhooks(server: &Server) {
 
 #[test]
 fn readme_walkthrough_on_sqlite() {
+    on_sqlite(&[], walkthrough);
+}
+
+/// Runs `run` against a keyward serving a fresh SQLite file (removed afterwards), with
+/// `extra_env` as well.
+fn on_sqlite(extra_env: &[(&str, String)], run: impl FnOnce(&Server)) {
     let dir = std::env::temp_dir().join(format!("keyward-cli-{}", random_hex()));
     std::fs::create_dir_all(&dir).unwrap();
-    let server = serve(&[], &format!("sqlite://{}", dir.join("kw.db").display()));
-    walkthrough(&server);
+    let server = serve(
+        extra_env,
+        &format!("sqlite://{}", dir.join("kw.db").display()),
+    );
+    run(&server);
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn readme_walkthrough_on_postgres() {
+/// Runs `run` against a keyward serving a schema of its own on the machine's PostgreSQL, with
+/// `extra_env` as well; says loudly that test `name` was skipped when there is none (fails
+/// under CI).
+fn on_postgres(name: &str, extra_env: &[(&str, String)], run: impl FnOnce(&Server)) {
     let url = std::env::var("KEYWARD_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if !skip::postgres_or_skip(&url, "readme_walkthrough_on_postgres") {
+    if !skip::postgres_or_skip(&url, name) {
         return;
     }
-    // The schema comes through the environment layer of the configuration.
-    let schema = format!("kwcli_{}", random_hex());
-    // PostgreSQL needs the audit chain key configured; SQLite generates its own key file.
-    let key = "5a".repeat(32);
-    let server = serve(
-        &[
-            ("KEYWARD_DATABASE__SCHEMA", schema),
-            ("KEYWARD_AUDIT__CHAIN_KEY", key),
-        ],
-        &url,
-    );
-    walkthrough(&server);
+    // The schema comes through the environment layer of the configuration. PostgreSQL needs
+    // the audit chain key configured; SQLite generates its own key file.
+    let mut env = vec![
+        (
+            "KEYWARD_DATABASE__SCHEMA",
+            format!("kwcli_{}", random_hex()),
+        ),
+        ("KEYWARD_AUDIT__CHAIN_KEY", "5a".repeat(32)),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let server = serve(&env, &url);
+    run(&server);
+}
+
+#[test]
+fn readme_walkthrough_on_postgres() {
+    on_postgres("readme_walkthrough_on_postgres", &[], walkthrough);
 }

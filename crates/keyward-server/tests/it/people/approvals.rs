@@ -9,22 +9,10 @@ use serde_json::{json, Value};
 
 use super::audit_settings::{set, settings_form};
 use super::browserless::{by_id, onboard, Jar};
-use crate::change_requests::person as api_person;
+use crate::change_requests::{call, person as api_person};
 use crate::support::{both_backends, TestApp};
 
 const PASSWORD: &str = "correct horse battery staple";
-
-async fn call(app: &TestApp, secret: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method.parse().unwrap(), format!("{}{path}", app.url))
-        .bearer_auth(secret);
-    if !body.is_null() {
-        req = req.json(&body);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
 
 async fn role_id(app: &TestApp, name: &str) -> keyward_core::RoleId {
     let roles = app.admin.list_roles(&Default::default()).await.unwrap();
