@@ -241,7 +241,7 @@ fn users_show() {}
     tag = "users",
     operation_id = "users_update",
     summary = "Rename, re-role, disable or enable a user",
-    description = "Needs `keyward.users:write`.",
+    description = "Needs `keyward.users:write`. Under `require_approval`, moving a user whose live tokens inherit its role to a role with another IP allowlist is refused (409 `APPROVAL_REQUIRED`): give the tokens a role of their own first.",
     params(
         ("id" = String, Path, description = "The object's id")
     ),
@@ -884,7 +884,7 @@ fn webhooks_list() {}
     tag = "webhooks",
     operation_id = "webhooks_create",
     summary = "Subscribe a URL; its signing secret is in this answer only",
-    description = "Needs `keyward.webhooks:write`.",
+    description = "Needs `keyward.webhooks:write`; naming `change_request.created` (it carries approval codes, and a subscription to all types does not get it) also needs `keyward.security:approve`.",
     request_body(content = CreateWebhook, content_type = "application/json"),
     responses(
         (status = 201, description = "OK", body = CreatedWebhook),
@@ -929,7 +929,7 @@ fn webhooks_show() {}
     tag = "webhooks",
     operation_id = "webhooks_update",
     summary = "Change a subscription",
-    description = "Needs `keyward.webhooks:write`.",
+    description = "Needs `keyward.webhooks:write`; changing the URL or types of a subscription naming `change_request.created` also needs `keyward.security:approve`.",
     params(
         ("id" = String, Path, description = "The object's id")
     ),
