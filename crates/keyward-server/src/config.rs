@@ -20,7 +20,7 @@ pub struct Config {
     /// Token hashing.
     pub tokens: TokensConfig,
     /// The verification cache.
-    pub cache: CacheConfig,
+    pub cache: keyward_gate::cache::CacheConfig,
     /// Network policy: trusted proxies, internal networks, the brute-force guard.
     pub policy: PolicyConfig,
     /// Logging.
@@ -224,32 +224,6 @@ impl fmt::Debug for TokensConfig {
                 &self.admin_rate_limit_per_minute,
             )
             .finish()
-    }
-}
-
-/// Verification cache settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CacheConfig {
-    /// Seconds a verified token's compiled form is trusted before it is reloaded; the safety
-    /// net for changes made by other nodes.
-    pub ttl_secs: u64,
-    /// Compiled tokens kept at most.
-    pub capacity: usize,
-    /// Seconds an unknown secret is remembered as unknown.
-    pub negative_ttl_secs: u64,
-    /// Unknown secrets remembered at most.
-    pub negative_capacity: usize,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        Self {
-            ttl_secs: 10,
-            capacity: 100_000,
-            negative_ttl_secs: 10,
-            negative_capacity: 10_000,
-        }
     }
 }
 
@@ -593,5 +567,54 @@ mod tests {
                 prop_assert!(Config::from_layers(Some(("f.toml", &text)), Vec::new()).is_err());
             }
         }
+    }
+
+    #[test]
+    fn config_comes_from_the_usage_section_and_its_variables() {
+        let env = [
+            ("KEYWARD_USAGE__WHEN_FULL", "wait"),
+            ("KEYWARD_USAGE__BATCH_SIZE", "10"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.usage.when_full, keyward_gate::usage::WhenFull::Wait);
+        assert_eq!(c.usage.batch_size, 10);
+        assert_eq!(c.usage.raw_retention_days, 30);
+        let bad = [("KEYWARD_USAGE__WHEN_FULL".to_owned(), "block".to_owned())];
+        assert!(Config::load(None, bad).is_err());
+    }
+
+    #[test]
+    fn config_comes_from_the_audit_section_and_is_checked() {
+        let env =
+            [("KEYWARD_AUDIT__DENIAL_MAX_KEYS", "3")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.audit.denial_max_keys, 3);
+        assert_eq!(c.audit.denial_flush_secs, 60);
+        assert!(c.audit.validate().is_ok());
+        let zero = keyward_gate::denials::AuditConfig {
+            denial_flush_secs: 0,
+            ..keyward_gate::denials::AuditConfig::default()
+        };
+        assert!(zero.validate().unwrap_err().contains("denial_flush_secs"));
+        let bad = [("KEYWARD_AUDIT__DENIAL_FLUSH".to_owned(), "1".to_owned())];
+        assert!(Config::load(None, bad).is_err());
+        let per_ws = [("KEYWARD_AUDIT__DENIAL_MAX_KEYS_PER_WORKSPACE", "0")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = Config::load(None, per_ws).unwrap();
+        assert!(c
+            .audit
+            .validate()
+            .unwrap_err()
+            .contains("denial_max_keys_per_workspace"));
+    }
+
+    #[test]
+    fn the_chain_key_is_never_printed() {
+        let key = "cd".repeat(32);
+        let env = [("KEYWARD_AUDIT__CHAIN_KEY".to_owned(), key.clone())];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.audit.chain_key, key);
+        assert!(!format!("{c:?}").contains(&key));
     }
 }

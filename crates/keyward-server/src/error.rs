@@ -2,12 +2,13 @@
 //! `IntoResponse` match turns it into `application/problem+json` (RFC 9457) with a stable
 //! `code`. A 500 logs its details and answers a generic body.
 
-use axum::body::Bytes;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyward_core::api::Problem;
 use keyward_core::{Code, DomainError};
 use keyward_store::StoreError;
+
+pub use keyward_gate::headers::{rate_limit_headers, rate_limit_policy};
 
 /// The media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -271,44 +272,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-
-/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and
-/// `Retry-After` when the request was refused. `policy` is [`rate_limit_policy`] of the
-/// outcome's limit (the verify API keeps it precomputed per token).
-pub fn rate_limit_headers(
-    headers: &mut axum::http::HeaderMap,
-    o: &keyward_core::ratelimit::Outcome,
-    policy: HeaderValue,
-) {
-    headers.insert(RATELIMIT_POLICY, policy);
-    // Built without `format!`: this runs on every rate-limited verify.
-    let mut num = itoa::Buffer::new();
-    let mut state = Vec::with_capacity(32);
-    state.extend_from_slice(b"\"default\";r=");
-    state.extend_from_slice(num.format(o.remaining).as_bytes());
-    state.extend_from_slice(b";t=");
-    state.extend_from_slice(num.format(o.reset_after_secs()).as_bytes());
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(state)) {
-        headers.insert(RATELIMIT, v);
-    }
-    if let Some(secs) = o.retry_after_secs() {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-}
-
-/// The `RateLimit-Policy` value of a per-minute quota of `limit`.
-pub fn rate_limit_policy(limit: u32) -> HeaderValue {
-    let mut num = itoa::Buffer::new();
-    let mut policy = Vec::with_capacity(32);
-    policy.extend_from_slice(b"\"default\";q=");
-    policy.extend_from_slice(num.format(limit).as_bytes());
-    policy.extend_from_slice(b";w=60");
-    HeaderValue::from_maybe_shared(Bytes::from(policy))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"default\""))
-}
-
 /// Turns a refusal that did not come from [`ApiError`] (one of axum's own extractor
 /// rejections, such as a path parameter that is not UTF-8, or a body over the limit) into
 /// problem+json with a stable code, dropping its text: it may quote the input. Responses that
@@ -358,6 +321,16 @@ impl From<crate::limiter::LimiterError> for ApiError {
     fn from(e: crate::limiter::LimiterError) -> Self {
         tracing::warn!(error = %e, "rate limiter unavailable");
         ApiError::Unavailable
+    }
+}
+
+impl From<keyward_gate::GateError> for ApiError {
+    fn from(e: keyward_gate::GateError) -> Self {
+        match e {
+            keyward_gate::GateError::Store(e) => e.into(),
+            keyward_gate::GateError::Limiter(e) => e.into(),
+            keyward_gate::GateError::Invalid(e) => ApiError::Invalid(e),
+        }
     }
 }
 

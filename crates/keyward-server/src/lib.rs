@@ -16,17 +16,14 @@
 //!   delegation checks, audit drafts, cache invalidation and events, with no HTTP types; and
 //!   [`ops::Caller`], the acting principal (a token or a person).
 //! - [`admin`]: the admin REST API, a thin JSON front end over [`ops`].
-//! - [`verifier`], [`cache`]: the hot path and its cache.
-//! - [`limiter`]: rate-limit state behind a trait (in memory today; shared later).
-//! - [`client_ip`]: the client address, through trusted proxies only.
+//! - [`verifier`], [`cache`], [`limiter`], [`client_ip`], [`usage`], [`denials`], [`clock`]:
+//!   the hot path, re-exported from `keyward-gate`, which the embedded layer shares.
 //! - [`extract`]: JSON/query extractors and the authentication that builds a token
 //!   [`ops::Caller`] (admin API) or an [`extract::VerifierCaller`] (verify API).
 //! - [`error`]: [`ApiError`], the single problem+json mapping.
 //! - [`bootstrap`]: a workspace with its first admin.
-//! - [`denials`]: security denials aggregated into the audit trail.
 //! - [`audit_key`]: where the audit chain key comes from (configuration, key file, generated).
-//! - [`clock`], [`state`]: the injected clock and the shared state.
-//! - [`usage`]: usage records off the hot path: channel, batch writer, roll-up and pruning.
+//! - [`state`]: the shared state.
 //! - [`events`]: events, the webhook delivery worker and the expiry scheduler.
 //! - [`leaks`]: GitHub secret-scanning alerts: verify, revoke, answer.
 //! - [`people`]: human sign-in: passwords, TOTP, recovery codes, invitations, sessions.
@@ -37,16 +34,11 @@
 pub mod admin;
 pub mod audit_key;
 pub mod bootstrap;
-pub mod cache;
-pub mod client_ip;
-pub mod clock;
 pub mod config;
-pub mod denials;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod leaks;
-pub mod limiter;
 pub mod listener;
 pub mod metrics;
 pub mod openapi;
@@ -56,8 +48,9 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod ui;
-pub mod usage;
-pub mod verifier;
+
+// The hot path lives in keyward-gate; these keep its modules at their old paths here.
+pub use keyward_gate::{cache, client_ip, clock, denials, limiter, usage, verifier};
 
 pub use config::Config;
 pub use error::ApiError;

@@ -6,7 +6,8 @@
 //! batch writer task ([`writer`]) drains the channel and stores batches of up to `batch_size`
 //! records, or whatever arrived within `flush_interval_ms` of a batch's first record, each in
 //! one transaction. On shutdown the channel is closed, drained and the last batch written
-//! before [`crate::Application::run_until`] returns.
+//! before the owner of the tasks (the server's `Application::run_until`, the embedded layer's
+//! `Gate::shutdown`) returns.
 //!
 //! A maintenance task ([`maintenance`]) folds raw records older than `raw_retention_days` into
 //! hourly roll-ups and prunes roll-ups older than `rollup_retention_days`, judging age by the
@@ -322,21 +323,6 @@ mod tests {
         let long = format!("/{}", "é".repeat(MAX_PATH));
         let cut_path = clean_path(&long).unwrap();
         assert!(cut_path.len() <= MAX_PATH && cut_path.starts_with("/é"));
-    }
-
-    #[test]
-    fn config_comes_from_the_usage_section_and_its_variables() {
-        let env = [
-            ("KEYWARD_USAGE__WHEN_FULL", "wait"),
-            ("KEYWARD_USAGE__BATCH_SIZE", "10"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let c = crate::Config::load(None, env).unwrap();
-        assert_eq!(c.usage.when_full, WhenFull::Wait);
-        assert_eq!(c.usage.batch_size, 10);
-        assert_eq!(c.usage.raw_retention_days, 30);
-        let bad = [("KEYWARD_USAGE__WHEN_FULL".to_owned(), "block".to_owned())];
-        assert!(crate::Config::load(None, bad).is_err());
     }
 
     #[test]

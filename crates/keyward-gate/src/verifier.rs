@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use keyward_core::api::{OwnerRef, RateLimitState, RoleRef, VerifyResponse};
 use keyward_core::decision::{
     decide_access, decide_permissions, rate_limit_exempt, Code, CompiledToken, DecisionRequest,
@@ -24,7 +24,8 @@ use keyward_store::Store;
 
 use crate::cache::{CachedToken, Lookup, TokenCache};
 use crate::denials::{Denial, Denials};
-use crate::error::{rate_limit_policy, ApiError};
+use crate::error::GateError;
+use crate::headers::rate_limit_policy;
 use crate::limiter::{LimitKey, RateLimiter};
 
 /// The outcome of one verification.
@@ -172,7 +173,7 @@ impl Verifier {
     }
 
     /// Decides on `raw` for `ask`: its required permissions, its source, who asks.
-    pub async fn verify(&self, raw: &str, ask: &Ask<'_>) -> Result<Verdict, ApiError> {
+    pub async fn verify(&self, raw: &str, ask: &Ask<'_>) -> Result<Verdict, GateError> {
         let now = self.clock.now();
         let now_ns = to_nanos(now);
         let ip = ask.ip;
@@ -228,7 +229,7 @@ impl Verifier {
                             &rec.catalogue,
                         );
                         let quota = Quota::new(compiled.rate_limit_per_minute, 60)
-                            .map_err(ApiError::Invalid)?;
+                            .map_err(GateError::Invalid)?;
                         let cached = Arc::new(CachedToken {
                             valid_prefix: valid_prefix(&compiled),
                             limit_policy: rate_limit_policy(quota.limit),
@@ -323,7 +324,7 @@ impl Verifier {
         guard_refusal: Option<Outcome>,
         guard: Option<(&Quota, LimitKey)>,
         now_ns: i64,
-    ) -> Result<Verdict, ApiError> {
+    ) -> Result<Verdict, GateError> {
         if let Some(o) = guard_refusal {
             return Ok(Verdict::refused_by_guard(o));
         }
@@ -332,7 +333,11 @@ impl Verifier {
     }
 
     /// Counts a guessing attempt (malformed or unknown secret) against its guard key.
-    async fn failed(&self, guard: Option<(&Quota, LimitKey)>, now_ns: i64) -> Result<(), ApiError> {
+    async fn failed(
+        &self,
+        guard: Option<(&Quota, LimitKey)>,
+        now_ns: i64,
+    ) -> Result<(), GateError> {
         if let Some((quota, key)) = guard {
             self.policy.limiter.hit(key, quota, now_ns).await?;
         }

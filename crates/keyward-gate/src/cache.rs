@@ -11,12 +11,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::HeaderValue;
+use bytes::Bytes;
+use http::HeaderValue;
 use keyward_core::ratelimit::Quota;
 use keyward_core::{CompiledToken, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
 
-use crate::config::CacheConfig;
+use serde::{Deserialize, Serialize};
+
+/// Verification cache settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Seconds a verified token's compiled form is trusted before it is reloaded; the safety
+    /// net for changes made by other nodes.
+    pub ttl_secs: u64,
+    /// Compiled tokens kept at most.
+    pub capacity: usize,
+    /// Seconds an unknown secret is remembered as unknown.
+    pub negative_ttl_secs: u64,
+    /// Unknown secrets remembered at most.
+    pub negative_capacity: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 10,
+            capacity: 100_000,
+            negative_ttl_secs: 10,
+            negative_capacity: 10_000,
+        }
+    }
+}
 
 /// A compiled token as cached: the decision's input, and the `VALID` answer of the verify API
 /// serialised once (but for its closing brace, after which the per-request rate-limit state

@@ -1,7 +1,7 @@
 //! Security denials in the audit trail, aggregated so a flood cannot fill the disk.
 //!
 //! The verifier (for `POST /v1/verify` and the admin API's authentication) and
-//! [`crate::ops::Caller::require`] (for a token caller) report each `IP_NOT_ALLOWED`, `INTERNAL_ONLY`,
+//! the server's `Caller::require` (for a token caller) report each `IP_NOT_ALLOWED`, `INTERNAL_ONLY`,
 //! `RATE_LIMITED` and `INSUFFICIENT_PERMISSIONS` of a token that was found to
 //! [`Denials::record`]: one short mutex-protected map update, no storage I/O, no allocation
 //! unless the key is new. Refusals that name no token (malformed or unknown secrets, the
@@ -10,7 +10,7 @@
 //! Every `audit.denial_flush_secs` (judged by the injected clock) a task writes one
 //! `security.denied` event per key, with the occurrences as the event's `count`, in one
 //! `append_audit` call. A failed write merges the counts back for the next flush. On graceful
-//! shutdown the task flushes what is left before [`crate::Application::run_until`] returns.
+//! shutdown the task flushes what is left before its owner stops.
 //!
 //! # Layout
 //! - this module: the `[audit]` configuration, the [`Denials`] handle, the flush task.
@@ -35,7 +35,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Attempts of the last flush on shutdown.
 const LAST_ATTEMPTS: u32 = 3;
 
-/// The `[audit]` section of the configuration: the chain key (read by [`crate::audit_key`])
+/// The `[audit]` section of the configuration: the chain key (read by the server's `audit_key`)
 /// and the aggregation of security denials.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -226,44 +226,5 @@ async fn run(denials: Arc<Denials>, mut stop: watch::Receiver<bool>) {
                 "security denials lost on shutdown: storage refused them"
             ),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_comes_from_the_audit_section_and_is_checked() {
-        let env =
-            [("KEYWARD_AUDIT__DENIAL_MAX_KEYS", "3")].map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let c = crate::Config::load(None, env).unwrap();
-        assert_eq!(c.audit.denial_max_keys, 3);
-        assert_eq!(c.audit.denial_flush_secs, 60);
-        assert!(c.audit.validate().is_ok());
-        let zero = AuditConfig {
-            denial_flush_secs: 0,
-            ..AuditConfig::default()
-        };
-        assert!(zero.validate().unwrap_err().contains("denial_flush_secs"));
-        let bad = [("KEYWARD_AUDIT__DENIAL_FLUSH".to_owned(), "1".to_owned())];
-        assert!(crate::Config::load(None, bad).is_err());
-        let per_ws = [("KEYWARD_AUDIT__DENIAL_MAX_KEYS_PER_WORKSPACE", "0")]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let c = crate::Config::load(None, per_ws).unwrap();
-        assert!(c
-            .audit
-            .validate()
-            .unwrap_err()
-            .contains("denial_max_keys_per_workspace"));
-    }
-
-    #[test]
-    fn the_chain_key_is_never_printed() {
-        let key = "cd".repeat(32);
-        let env = [("KEYWARD_AUDIT__CHAIN_KEY".to_owned(), key.clone())];
-        let c = crate::Config::load(None, env).unwrap();
-        assert_eq!(c.audit.chain_key, key);
-        assert!(!format!("{c:?}").contains(&key));
     }
 }

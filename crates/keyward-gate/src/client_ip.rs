@@ -20,7 +20,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use keyward_core::ip::IpAllowlist;
 
 /// Normalises IPv4-mapped IPv6 (`::ffff:1.2.3.4`, what a dual-stack listener reports for IPv4
@@ -124,7 +124,7 @@ fn is_port(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
     use proptest::prelude::*;
 
     fn headers(pairs: &[(&'static str, &[u8])]) -> HeaderMap {

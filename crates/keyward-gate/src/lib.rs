@@ -1,0 +1,33 @@
+//! keyward-gate: keyward's hot path as a library, shared by the server's verify API,
+//! forward-auth and gateway, and by the embedded tower layer (`keyward-tower`).
+//!
+//! A presented secret becomes a decision here: the brute-force guard, the format check, the
+//! token cache (a cached token is decided with no storage I/O), the pure decision of
+//! `keyward-core`, the rate limiter, and the sinks that carry usage records and security
+//! denials off the hot path to batch writers. The gate depends on `keyward-core` and the
+//! store traits of `keyward-store`, never on the server: the admin API, the dashboard, events
+//! and schedulers stay there.
+//!
+//! # Layout
+//! - [`verifier`]: [`verifier::Verifier`], a secret and an [`verifier::Ask`] → a
+//!   [`verifier::Verdict`].
+//! - [`cache`]: compiled tokens by secret hash, a negative cache, invalidation.
+//! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`] (in memory today).
+//! - [`client_ip`]: the client address, through trusted proxies only.
+//! - [`usage`]: usage records' channel, batch writer, roll-up and pruning.
+//! - [`denials`]: security denials aggregated into the audit trail.
+//! - [`headers`]: the `RateLimit-Policy` / `RateLimit` / `Retry-After` headers.
+//! - [`clock`]: the system clock and a hand-moved one for tests.
+//! - [`error`]: [`GateError`], what stops a decision from being made.
+
+pub mod cache;
+pub mod client_ip;
+pub mod clock;
+pub mod denials;
+pub mod error;
+pub mod headers;
+pub mod limiter;
+pub mod usage;
+pub mod verifier;
+
+pub use error::GateError;
