@@ -35,7 +35,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Attempts of the last flush on shutdown.
 const LAST_ATTEMPTS: u32 = 3;
 
-/// The `[audit]` section of the configuration: the chain key (read by the server's `audit_key`)
+/// The `[audit]` section of the configuration: the chain key (read by [`crate::audit_key`])
 /// and the aggregation of security denials.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

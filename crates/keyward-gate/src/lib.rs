@@ -20,9 +20,12 @@
 //! - [`usage`]: usage records' channel, batch writer, roll-up and pruning.
 //! - [`denials`]: security denials aggregated into the audit trail.
 //! - [`headers`]: the `RateLimit-Policy` / `RateLimit` / `Retry-After` headers.
+//! - [`audit_key`]: where the audit chain key comes from (configuration, key file, generated);
+//!   the server and the embedded layer append to the same chain.
 //! - [`clock`]: the system clock and a hand-moved one for tests.
 //! - [`error`]: [`GateError`], what stops a decision from being made.
 
+pub mod audit_key;
 pub mod cache;
 pub mod client_ip;
 pub mod clock;

@@ -17,13 +17,13 @@
 //!   delegation checks, audit drafts, cache invalidation and events, with no HTTP types; and
 //!   [`ops::Caller`], the acting principal (a token or a person).
 //! - [`admin`]: the admin REST API, a thin JSON front end over [`ops`].
-//! - [`verifier`], [`cache`], [`limiter`], [`client_ip`], [`usage`], [`denials`], [`clock`]:
+//! - [`verifier`], [`cache`], [`limiter`], [`client_ip`], [`usage`], [`denials`], [`clock`],
+//!   [`audit_key`]:
 //!   the hot path, re-exported from `keyward-gate`, which the embedded layer shares.
 //! - [`extract`]: JSON/query extractors and the authentication that builds a token
 //!   [`ops::Caller`] (admin API) or an [`extract::VerifierCaller`] (verify API).
 //! - [`error`]: [`ApiError`], the single problem+json mapping.
 //! - [`bootstrap`]: a workspace with its first admin.
-//! - [`audit_key`]: where the audit chain key comes from (configuration, key file, generated).
 //! - [`state`]: the shared state.
 //! - [`events`]: events, the webhook delivery worker and the expiry scheduler.
 //! - [`leaks`]: GitHub secret-scanning alerts: verify, revoke, answer.
@@ -33,7 +33,6 @@
 //! - [`openapi`]: the OpenAPI 3.1 document at `/openapi.json`.
 
 pub mod admin;
-pub mod audit_key;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
@@ -52,7 +51,7 @@ pub mod state;
 pub mod ui;
 
 // The hot path lives in keyward-gate; these keep its modules at their old paths here.
-pub use keyward_gate::{cache, client_ip, clock, denials, limiter, usage, verifier};
+pub use keyward_gate::{audit_key, cache, client_ip, clock, denials, limiter, usage, verifier};
 
 pub use config::Config;
 pub use error::ApiError;
