@@ -42,6 +42,7 @@ use crate::usage::{self, Usage};
 use crate::verifier::{Ask, Asker, Verifier};
 use rules::Credential;
 
+/// The request being admitted, as the edge sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Original<'a> {
     /// Its method (`GET`).
@@ -54,6 +55,7 @@ pub struct Original<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
+/// The edge's answer.
 #[derive(Debug, Clone)]
 pub enum Admission {
     /// Let it through.

@@ -226,8 +226,6 @@ impl Refusal {
     }
 }
 
-/// The edge's answer.
-
 #[cfg(test)]
 mod tests {
     use super::*;

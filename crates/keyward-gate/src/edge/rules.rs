@@ -88,8 +88,6 @@ impl EdgeRules {
     }
 }
 
-/// The request being admitted, as the edge sees it.
-
 #[cfg(test)]
 mod tests {
     use super::*;
