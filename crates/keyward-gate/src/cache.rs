@@ -57,6 +57,9 @@ pub struct CachedToken {
     pub quota: Quota,
     /// Its `RateLimit-Policy` header value.
     pub limit_policy: HeaderValue,
+    /// The principal headers the edge sends upstream, built on first use (then each request
+    /// clones reference-counted values instead of formatting ids and JSON again).
+    pub edge_headers: std::sync::OnceLock<Vec<(http::HeaderName, HeaderValue)>>,
 }
 
 impl std::ops::Deref for CachedToken {

@@ -122,7 +122,7 @@ impl Edge {
             Presented::One(s) => s,
             Presented::None if *requirement == Requirement::Anonymous => {
                 return Ok(Admission::Allowed(Allowed {
-                    principal: None,
+                    token: None,
                     rate: None,
                 }));
             }
@@ -174,7 +174,7 @@ impl Edge {
         let refusal = match code {
             Code::Valid => {
                 return Ok(Admission::Allowed(Allowed {
-                    principal: token.map(Principal::of),
+                    token: verdict.token.clone(),
                     rate,
                 }))
             }

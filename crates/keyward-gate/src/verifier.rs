@@ -235,6 +235,7 @@ impl Verifier {
                             limit_policy: rate_limit_policy(quota.limit),
                             quota,
                             compiled,
+                            edge_headers: std::sync::OnceLock::new(),
                         });
                         self.cache.insert(hash, cached.clone(), epoch);
                         cached

@@ -1,6 +1,8 @@
 //! What the edge answers: the [`Principal`] let through and its headers ([`Allowed`]), or a
 //! [`Refusal`] with its status, stable code, challenge and problem+json body.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
@@ -72,32 +74,25 @@ pub const CODE_HEADER: &str = "x-keyward-code";
 #[derive(Debug, Clone)]
 pub struct Allowed {
     /// The token, unless the route is anonymous and none was sent.
-    pub principal: Option<Principal>,
+    pub token: Option<Arc<CachedToken>>,
     pub(crate) rate: Option<(Outcome, HeaderValue)>,
 }
 
 impl Allowed {
+    /// Who is let through (`None`: an anonymous route, no credential).
+    pub fn principal(&self) -> Option<Principal> {
+        self.token.as_deref().map(Principal::of)
+    }
+
     /// Sets the principal headers (or `X-Keyward-Anonymous: true`) and the rate-limit headers
     /// on `headers`, first removing every `X-Keyward-*` principal header already there.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         strip_principal_headers(headers);
-        match &self.principal {
-            Some(p) => {
-                let mut put = |name: &'static str, value: String| {
-                    if let Ok(v) = HeaderValue::try_from(value) {
-                        headers.insert(HeaderName::from_static(name), v);
-                    }
-                };
-                put(PRINCIPAL_HEADERS[0], p.token_id.to_string());
-                put(PRINCIPAL_HEADERS[1], p.workspace_id.to_string());
-                put(PRINCIPAL_HEADERS[2], p.user_id.to_string());
-                if let Some(role) = p.role_id {
-                    put(PRINCIPAL_HEADERS[3], role.to_string());
+        match &self.token {
+            Some(t) => {
+                for (name, value) in t.edge_headers.get_or_init(|| principal_headers(t)) {
+                    headers.insert(name.clone(), value.clone());
                 }
-                put(PRINCIPAL_HEADERS[4], p.scope.as_str().to_owned());
-                let perms: Vec<&str> = p.permissions.iter().map(Permission::as_str).collect();
-                put(PRINCIPAL_HEADERS[5], perms.join(","));
-                put(PRINCIPAL_HEADERS[6], ascii_json(&p.metadata));
             }
             None => {
                 headers.insert(
@@ -110,6 +105,29 @@ impl Allowed {
             rate_limit_headers(headers, o, policy.clone());
         }
     }
+}
+
+/// The principal headers of `t`, built once per cache entry.
+fn principal_headers(t: &CachedToken) -> Vec<(HeaderName, HeaderValue)> {
+    let p = Principal::of(t);
+    let perms: Vec<&str> = p.permissions.iter().map(Permission::as_str).collect();
+    let values = [
+        Some(p.token_id.to_string()),
+        Some(p.workspace_id.to_string()),
+        Some(p.user_id.to_string()),
+        p.role_id.map(|r| r.to_string()),
+        Some(p.scope.as_str().to_owned()),
+        Some(perms.join(",")),
+        Some(ascii_json(&p.metadata)),
+    ];
+    PRINCIPAL_HEADERS
+        .iter()
+        .zip(values)
+        .filter_map(|(name, value)| {
+            let value = HeaderValue::try_from(value?).ok()?;
+            Some((HeaderName::from_static(name), value))
+        })
+        .collect()
 }
 
 /// Removes the principal headers (and the anonymous marker) from `headers`: what the gateway
