@@ -40,6 +40,14 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &IpAllowlist) -
     if trusted.is_empty() || !trusted.contains(peer) {
         return Some(peer);
     }
+    behind_proxy(peer, headers, trusted)
+}
+
+/// The client address of a request from `peer`, a proxy known to be one (a trusted address,
+/// or one that proved itself with forward-auth's shared secret): its `X-Forwarded-For` chain,
+/// else `X-Real-IP`, else the peer itself (a request the proxy made on its own behalf).
+pub fn behind_proxy(peer: IpAddr, headers: &HeaderMap, trusted: &IpAllowlist) -> Option<IpAddr> {
+    let peer = canonical(peer);
     let lines = headers.get_all("x-forwarded-for");
     if lines.iter().next().is_some() {
         return forwarded_for(lines.iter().map(|v| v.as_bytes()), trusted);

@@ -11,6 +11,9 @@
 //! # Layout
 //! - [`verifier`]: [`verifier::Verifier`], a secret and an [`verifier::Ask`] → a
 //!   [`verifier::Verdict`].
+//! - [`routes`]: the route table: an original request's method and path → what it needs.
+//! - [`edge`]: [`edge::Edge`], the admission shared by forward-auth, the gateway and the
+//!   embedded layer: route table, credential, decision → principal headers or a refusal.
 //! - [`cache`]: compiled tokens by secret hash, a negative cache, invalidation.
 //! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`] (in memory today).
 //! - [`client_ip`]: the client address, through trusted proxies only.
@@ -24,9 +27,11 @@ pub mod cache;
 pub mod client_ip;
 pub mod clock;
 pub mod denials;
+pub mod edge;
 pub mod error;
 pub mod headers;
 pub mod limiter;
+pub mod routes;
 pub mod usage;
 pub mod verifier;
 

@@ -37,6 +37,8 @@ pub struct Config {
     pub audit: crate::denials::AuditConfig,
     /// The web dashboard: sessions, invitations, the sign-in guard.
     pub dashboard: crate::people::DashboardConfig,
+    /// The edge surfaces (forward-auth, gateway): the route table and the credential.
+    pub edge: keyward_gate::edge::EdgeConfig,
 }
 
 /// Network policy.
@@ -501,9 +503,9 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const SECTIONS: [&str; 11] = [
+        const SECTIONS: [&str; 12] = [
             "server", "database", "tokens", "cache", "policy", "log", "usage", "webhooks",
-            "expiry", "leaks", "audit",
+            "expiry", "leaks", "audit", "edge",
         ];
 
         fn known_keys(section: &str) -> Vec<String> {

@@ -12,6 +12,7 @@
 //! - [`listener`]: the HTTP/1.1 connection loop: connection cap, header-read, request and idle
 //!   timeouts, graceful shutdown.
 //! - [`routes`]: the router, health, the verify API.
+//! - [`forward_auth`]: `/auth` for nginx, Caddy, Traefik and Envoy, over the gate's edge.
 //! - [`ops`]: the operations layer, one module per resource: authorization, validation,
 //!   delegation checks, audit drafts, cache invalidation and events, with no HTTP types; and
 //!   [`ops::Caller`], the acting principal (a token or a person).
@@ -38,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod forward_auth;
 pub mod leaks;
 pub mod listener;
 pub mod metrics;

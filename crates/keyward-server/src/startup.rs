@@ -67,6 +67,7 @@ struct Checked {
     brute_force: Option<Quota>,
     leak_keys: crate::leaks::LeakKeys,
     admin_rate_limit: u32,
+    edge: keyward_gate::edge::EdgeRules,
 }
 
 impl Checked {
@@ -101,7 +102,9 @@ impl Checked {
         let admin_rate_limit =
             keyward_core::validate::rate_limit(config.tokens.admin_rate_limit_per_minute, field)
                 .map_err(|e| StartupError::Config(e.message))?;
+        let edge = keyward_gate::edge::EdgeRules::from_config(&config.edge).map_err(bad)?;
         Ok(Self {
+            edge,
             admin_rate_limit,
             trusted_proxies,
             internal_networks,
@@ -215,6 +218,16 @@ impl Application {
             denials.clone(),
         ));
         let (usage, usage_rx) = Usage::new(&config.usage, store.clone(), clock.clone());
+        let edge = keyward_gate::edge::Edge::new(
+            verifier.clone(),
+            usage.clone(),
+            clock.clone(),
+            checked.edge,
+        );
+        let forward_auth = Arc::new(crate::forward_auth::ForwardAuth::new(
+            Arc::new(edge),
+            &config.edge.proxy_secret,
+        ));
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
         let leak_keys = Arc::new(checked.leak_keys);
         let state = AppState {
@@ -230,6 +243,7 @@ impl Application {
             trusted_proxies,
             verify_permission: keyward_core::permission::verify_permission(),
             people,
+            forward_auth,
             admin_rate_limit: checked.admin_rate_limit,
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {

@@ -39,6 +39,8 @@ pub struct AppState {
     pub verify_permission: keyward_core::Permission,
     /// People: the dashboard's sign-in configuration and guard.
     pub people: Arc<crate::people::People>,
+    /// Forward-auth: the edge admission and who may ask it.
+    pub forward_auth: Arc<crate::forward_auth::ForwardAuth>,
 }
 
 impl AppState {

@@ -76,6 +76,50 @@ fn metrics() {}
 )]
 fn verify() {}
 
+/// Forward-auth answers every method the same way; the document lists five of them, under
+/// `/auth` (nginx, Caddy, Traefik) and `/auth/{rest}` (Envoy's path prefix).
+macro_rules! forward_auth {
+    ($($name:ident $method:ident $path:literal $id:literal $([$($rest:tt)*])?;)*) => {$(
+        #[utoipa::path(
+            $method,
+            path = $path,
+            tag = "forward-auth",
+            operation_id = $id,
+            summary = "Forward-auth: may the original request pass?",
+            description = "For reverse proxies (nginx `auth_request`, Caddy `forward_auth`, Traefik `ForwardAuth`, Envoy `ext_authz`). Answers only peers in `policy.trusted_proxies` or sending `X-Keyward-Proxy-Secret`. The original request is `X-Forwarded-Method`/`X-Forwarded-Uri`, `X-Original-Method`/`X-Original-URI`, or this request under the `/auth` prefix; the route table of `[edge]` says what it needs. See docs/forward-auth.md.",
+            params(
+                ("X-Forwarded-Method" = Option<String>, Header, description = "The original method (Caddy, Traefik)"),
+                ("X-Forwarded-Uri" = Option<String>, Header, description = "The original URI (Caddy, Traefik)"),
+                ("X-Original-Method" = Option<String>, Header, description = "The original method (nginx)"),
+                ("X-Original-URI" = Option<String>, Header, description = "The original URI (nginx); a rate-limit refusal is then a 403 with `X-Keyward-Code: RATE_LIMITED`")
+                $($($rest)*)?
+            ),
+            responses(
+                (status = 200, description = "Allowed: the principal is in the `X-Keyward-Token-Id`, `-Workspace-Id`, `-User-Id`, `-Role-Id`, `-Scope`, `-Permissions` and `-Metadata` headers (or `X-Keyward-Anonymous: true`)"),
+                (status = 401, description = "No credential, or a token that is malformed, unknown, pending, revoked, expired, not yet valid or whose owner is disabled; see `WWW-Authenticate` and `X-Keyward-Code`", body = Problem, content_type = "application/problem+json"),
+                (status = 403, description = "Not a trusted proxy, a route the table refuses, internal-only, an address off the allowlist, or a missing permission (`insufficient_scope`)", body = Problem, content_type = "application/problem+json"),
+                (status = 429, description = "Rate limited; see `Retry-After` and `RateLimit`", body = Problem, content_type = "application/problem+json"),
+                (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+            ),
+            security(("bearer" = []))
+        )]
+        fn $name() {}
+    )*};
+}
+
+forward_auth! {
+    forward_auth_get get "/auth" "forward_auth_get";
+    forward_auth_post post "/auth" "forward_auth_post";
+    forward_auth_put put "/auth" "forward_auth_put";
+    forward_auth_patch patch "/auth" "forward_auth_patch";
+    forward_auth_delete delete "/auth" "forward_auth_delete";
+    forward_auth_prefixed_get get "/auth/{rest}" "forward_auth_prefixed_get" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];
+    forward_auth_prefixed_post post "/auth/{rest}" "forward_auth_prefixed_post" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];
+    forward_auth_prefixed_put put "/auth/{rest}" "forward_auth_prefixed_put" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];
+    forward_auth_prefixed_patch patch "/auth/{rest}" "forward_auth_prefixed_patch" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];
+    forward_auth_prefixed_delete delete "/auth/{rest}" "forward_auth_prefixed_delete" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];
+}
+
 #[utoipa::path(
     get,
     path = "/v1/workspace",

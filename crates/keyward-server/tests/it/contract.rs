@@ -24,7 +24,8 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
             for (at, _) in text.match_indices(".route(\"") {
                 let rest = &text[at + 8..];
                 let end = rest.find('"').unwrap();
-                let route = rest[..end].to_owned();
+                // A catch-all `{*rest}` is documented as the parameter `{rest}`.
+                let route = rest[..end].replace("{*", "{");
                 // The handler chain runs to the parenthesis closing `.route(`.
                 let mut depth = 1;
                 let mut chain_end = 0;
@@ -42,11 +43,15 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
                     }
                 }
                 let chain = &rest[end..chain_end];
-                for m in ["get", "post", "put", "patch", "delete"] {
-                    let calls = chain
+                let calls = |m: &str| {
+                    chain
                         .match_indices(&format!("{m}("))
-                        .any(|(i, _)| i == 0 || !chain.as_bytes()[i - 1].is_ascii_alphanumeric());
-                    if calls {
+                        .any(|(i, _)| i == 0 || !chain.as_bytes()[i - 1].is_ascii_alphanumeric())
+                };
+                // `any(…)` (forward-auth) answers every method; the document lists the five.
+                let every = calls("any");
+                for m in ["get", "post", "put", "patch", "delete"] {
+                    if every || calls(m) {
                         found.insert((m.to_uppercase(), route.clone()));
                     }
                 }
@@ -102,6 +107,7 @@ async fn every_route_is_documented_and_every_operation_routed() {
             app.url,
             path.replace("{id}", "tok_00000000000000000000000000000000")
                 .replace("{permission}", "cart:read")
+                .replace("{rest}", "orders/1")
         );
         let req = http.request(method.parse().unwrap(), &url);
         let r = req.bearer_auth(&app.admin_secret).send().await.unwrap();

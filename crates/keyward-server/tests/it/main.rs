@@ -16,6 +16,7 @@ mod denials;
 mod durability;
 mod events;
 mod expiry;
+mod forward_auth;
 mod inputs;
 mod leak_signature;
 mod leaks;
