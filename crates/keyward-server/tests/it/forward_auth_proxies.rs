@@ -176,14 +176,15 @@ impl Proxy {
 
     /// nginx with `docs/proxies/nginx.conf` inside a minimal main configuration whose logs,
     /// pid file and temporary paths are all in the scratch directory.
-    async fn nginx(keyward: &str, upstream: &str) -> Proxy {
+    /// `secret`: what replaces the `KEYWARD_PROXY_SECRET` placeholder (empty: none is sent).
+    async fn nginx(keyward: &str, upstream: &str, secret: &str) -> Proxy {
         let dir = Self::scratch("nginx");
         let port = free_port();
         let server = shipped("nginx.conf")
             .replace("LISTEN_ADDR", &format!("127.0.0.1:{port}"))
             .replace("KEYWARD_ADDR", keyward)
             .replace("UPSTREAM_ADDR", upstream)
-            .replace("\"KEYWARD_PROXY_SECRET\"", "\"\"");
+            .replace("KEYWARD_PROXY_SECRET", secret);
         std::fs::write(dir.join("keyward.conf"), server).unwrap();
         let d = dir.display();
         let main = format!(
@@ -217,13 +218,23 @@ impl Proxy {
 
     /// Caddy with `docs/proxies/Caddyfile` (its admin endpoint is off), HOME and the XDG
     /// directories in the scratch directory.
-    async fn caddy(keyward: &str, upstream: &str) -> Proxy {
+    /// `secret`: when given, the shipped proxy-secret line is uncommented and Caddy gets the
+    /// secret in its environment.
+    async fn caddy(keyward: &str, upstream: &str, secret: Option<&str>) -> Proxy {
         let dir = Self::scratch("caddy");
         let port = free_port();
-        let caddyfile = shipped("Caddyfile")
+        let mut caddyfile = shipped("Caddyfile")
             .replace("LISTEN_ADDR", &format!("127.0.0.1:{port}"))
             .replace("KEYWARD_ADDR", keyward)
             .replace("UPSTREAM_ADDR", upstream);
+        if secret.is_some() {
+            let line = "# header_up X-Keyward-Proxy-Secret {env.KEYWARD_PROXY_SECRET}";
+            assert!(
+                caddyfile.contains(line),
+                "the shipped Caddyfile has the secret line"
+            );
+            caddyfile = caddyfile.replace(line, &line[2..]);
+        }
         assert!(
             caddyfile.contains("admin off"),
             "the shipped Caddyfile turns admin off"
@@ -238,7 +249,8 @@ impl Proxy {
             .arg("caddyfile")
             .env("HOME", &dir)
             .env("XDG_CONFIG_HOME", dir.join("config"))
-            .env("XDG_DATA_HOME", dir.join("data"));
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("KEYWARD_PROXY_SECRET", secret.unwrap_or_default());
         Self::spawn("caddy", dir, port, &mut command).ready().await
     }
 }
@@ -561,7 +573,7 @@ async fn nginx_auth_request() {
     let t = tokens(&app).await;
     let upstream = upstream().await;
     let keyward_addr = app.url.trim_start_matches("http://").to_owned();
-    let proxy = Proxy::nginx(&keyward_addr, &upstream).await;
+    let proxy = Proxy::nginx(&keyward_addr, &upstream, "").await;
     through(&proxy, &app, &t).await;
 }
 
@@ -574,8 +586,74 @@ async fn caddy_forward_auth() {
     let t = tokens(&app).await;
     let upstream = upstream().await;
     let keyward_addr = app.url.trim_start_matches("http://").to_owned();
-    let proxy = Proxy::caddy(&keyward_addr, &upstream).await;
+    let proxy = Proxy::caddy(&keyward_addr, &upstream, None).await;
     through(&proxy, &app, &t).await;
+}
+
+/// keyward trusting no proxy address, only the shared secret, which the proxy sends: the
+/// shipped configurations' proxy-secret lines work, and the secret never reaches the upstream.
+async fn with_secret(proxy: impl AsyncFnOnce(&str, &str, &str) -> Proxy) {
+    let secret = format!("proxy-{}", random_hex());
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.edge.proxy_secret = secret.clone();
+        c.edge.routes = vec![RouteConfig {
+            route: "GET /orders/{id}".into(),
+            permissions: vec!["orders:read".into()],
+            anonymous: false,
+        }];
+    })
+    .await
+    .unwrap();
+    let t = tokens(&app).await;
+    let upstream = upstream().await;
+    let keyward_addr = app.url.trim_start_matches("http://").to_owned();
+    let proxy = proxy(&keyward_addr, &upstream, &secret).await;
+    let http = http();
+    let r = http
+        .get(format!("{}/orders/1", proxy.url))
+        .header("authorization", format!("Bearer {}", t.good.secret))
+        .header("x-keyward-proxy-secret", "the client's guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}: {}",
+        proxy.name,
+        proxy.logs()
+    );
+    let got: Echoed = r.json().await.unwrap();
+    assert_eq!(
+        got.one("x-keyward-proxy-secret"),
+        None,
+        "{}: {got:?}",
+        proxy.name
+    );
+    assert!(
+        got.one("x-keyward-token-id").is_some(),
+        "{}: {got:?}",
+        proxy.name
+    );
+    // Without the secret, the same peer is refused.
+    let r = http.get(format!("{}/auth", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "PROXY_NOT_TRUSTED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_proxy_secret() {
+    if have(NGINX) {
+        with_secret(async |k, u, s| Proxy::nginx(k, u, s).await).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_proxy_secret() {
+    if have(CADDY) {
+        with_secret(async |k, u, s| Proxy::caddy(k, u, Some(s)).await).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,5 +903,19 @@ async fn traefik_and_envoy_request_shapes() {
         );
         assert!(header(&r, "ratelimit").is_some(), "{who}");
         assert!(header(&r, "ratelimit-policy").is_some(), "{who}");
+    }
+}
+
+/// docs/forward-auth.md shows each shipped configuration exactly as it is in docs/proxies/
+/// (the nginx and Caddy files being what the tests above run).
+#[test]
+fn the_guide_shows_the_shipped_configs() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/forward-auth.md");
+    let guide = std::fs::read_to_string(&path).unwrap();
+    for file in ["nginx.conf", "Caddyfile", "traefik.yml", "envoy.yaml"] {
+        assert!(
+            guide.contains(&shipped(file)),
+            "docs/forward-auth.md does not show docs/proxies/{file} as shipped"
+        );
     }
 }
