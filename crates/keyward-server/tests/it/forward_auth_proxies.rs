@@ -156,14 +156,19 @@ impl Proxy {
     }
 
     /// Waits until the proxy accepts connections (it fails the test if the process exits).
-    async fn ready(mut self) -> Proxy {
+    /// `Err` when the port was taken in the meantime (by another test's `127.0.0.1:0`).
+    async fn ready(mut self) -> Result<Proxy, String> {
         let addr = self.url.trim_start_matches("http://").to_owned();
         for _ in 0..200 {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("{} exited with {status}:\n{}", self.name, self.logs());
+                let logs = self.logs();
+                if logs.contains("in use") {
+                    return Err(logs);
+                }
+                panic!("{} exited with {status}:\n{logs}", self.name);
             }
             if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                return self;
+                return Ok(self);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -178,6 +183,10 @@ impl Proxy {
     /// pid file and temporary paths are all in the scratch directory.
     /// `secret`: what replaces the `KEYWARD_PROXY_SECRET` placeholder (empty: none is sent).
     async fn nginx(keyward: &str, upstream: &str, secret: &str) -> Proxy {
+        retry_port(async || Self::nginx_on(keyward, upstream, secret).await).await
+    }
+
+    async fn nginx_on(keyward: &str, upstream: &str, secret: &str) -> Result<Proxy, String> {
         let dir = Self::scratch("nginx");
         let port = free_port();
         let server = shipped("nginx.conf")
@@ -202,7 +211,9 @@ impl Proxy {
              }}\n"
         );
         std::fs::write(dir.join("nginx.conf"), main).unwrap();
-        let globals = format!("daemon off; master_process on; pid {d}/nginx.pid;");
+        // One process, no master: killing it leaves no worker behind (a killed master's
+        // workers would keep running, and keep the port).
+        let globals = format!("daemon off; master_process off; pid {d}/nginx.pid;");
         let mut command = Command::new(NGINX);
         command
             .arg("-p")
@@ -221,6 +232,14 @@ impl Proxy {
     /// `secret`: when given, the shipped proxy-secret line is uncommented and Caddy gets the
     /// secret in its environment.
     async fn caddy(keyward: &str, upstream: &str, secret: Option<&str>) -> Proxy {
+        retry_port(async || Self::caddy_on(keyward, upstream, secret).await).await
+    }
+
+    async fn caddy_on(
+        keyward: &str,
+        upstream: &str,
+        secret: Option<&str>,
+    ) -> Result<Proxy, String> {
         let dir = Self::scratch("caddy");
         let port = free_port();
         let mut caddyfile = shipped("Caddyfile")
@@ -253,6 +272,18 @@ impl Proxy {
             .env("KEYWARD_PROXY_SECRET", secret.unwrap_or_default());
         Self::spawn("caddy", dir, port, &mut command).ready().await
     }
+}
+
+/// Starts a proxy, on a fresh port again if the one picked was taken before it bound it.
+async fn retry_port(start: impl AsyncFn() -> Result<Proxy, String>) -> Proxy {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match start().await {
+            Ok(proxy) => return proxy,
+            Err(logs) => last = logs,
+        }
+    }
+    panic!("the proxy found its port taken three times:\n{last}");
 }
 
 // ---------------------------------------------------------------------------------------------
