@@ -34,6 +34,7 @@ struct Echoed {
     method: String,
     uri: String,
     headers: BTreeMap<String, Vec<String>>,
+    body: String,
 }
 
 impl Echoed {
@@ -48,8 +49,8 @@ impl Echoed {
 
 /// An upstream on `127.0.0.1:0` answering every request with what it received, as JSON.
 async fn upstream() -> String {
-    let app =
-        axum::Router::new().fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
+    let app = axum::Router::new().fallback(
+        |method: Method, uri: Uri, headers: HeaderMap, body: String| async move {
             let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (name, value) in &headers {
                 map.entry(name.as_str().to_owned())
@@ -60,8 +61,10 @@ async fn upstream() -> String {
                 "method": method.as_str(),
                 "uri": uri.to_string(),
                 "headers": map,
+                "body": body,
             }))
-        });
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -301,6 +304,7 @@ async fn keyward() -> TestApp {
         c.edge.routes = vec![
             route("GET /orders/{id}", &["orders:read"], false),
             route("POST /orders", &["orders:write"], false),
+            route("PUT /orders/{id}", &["orders:read"], false),
             route("GET /public/**", &[], true),
         ];
     })
@@ -324,7 +328,15 @@ async fn tokens(app: &TestApp) -> Tokens {
         .api_role("Order reader", Scope::Workspace, &["orders:read"])
         .await;
     let user = app.service_user("shop-frontend", Some(role.id)).await;
-    let good = app.token_for(&user).await;
+    let good = app
+        .admin
+        .create_token(&keyward_core::api::CreateToken {
+            name: "with metadata".into(),
+            metadata: Some(metadata()),
+            ..token_request(&user)
+        })
+        .await
+        .unwrap();
     let revoked = app.token_for(&user).await;
     let wrong_ip = app
         .admin
@@ -353,6 +365,11 @@ async fn tokens(app: &TestApp) -> Tokens {
     }
 }
 
+/// The good token's metadata: quotes, commas and a non-ASCII letter to carry through a header.
+fn metadata() -> serde_json::Value {
+    serde_json::json!({"team": "Zürich", "tier": "gold", "shards": [1, 2]})
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(std::net::IpAddr::from([127, 0, 0, 1]))
@@ -366,6 +383,13 @@ fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 
 fn code(r: &reqwest::Response) -> Option<&str> {
     header(r, "x-keyward-code")
+}
+
+/// The one `WWW-Authenticate` challenge (a proxy must not send keyward's twice).
+fn challenge(r: &reqwest::Response) -> Option<&str> {
+    let all: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
+    assert!(all.len() <= 1, "{} challenges: {all:?}", all.len());
+    header(r, "www-authenticate")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,6 +445,9 @@ async fn through(proxy: &Proxy, app: &TestApp, t: &Tokens) {
         "{name}: {got:?}"
     );
     assert!(got.one("x-keyward-scope").is_some(), "{name}: {got:?}");
+    let meta: serde_json::Value =
+        serde_json::from_str(got.one("x-keyward-metadata").unwrap()).unwrap();
+    assert_eq!(meta, metadata(), "{name}");
     assert_eq!(got.one("x-keyward-anonymous"), None, "{name}: {got:?}");
     no_leftovers(name, &got);
 
@@ -435,16 +462,31 @@ async fn through(proxy: &Proxy, app: &TestApp, t: &Tokens) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "{name}");
     assert_eq!(code(&r), Some("INSUFFICIENT_PERMISSIONS"), "{name}");
+    assert_eq!(
+        challenge(&r),
+        Some(r#"Bearer realm="keyward", error="insufficient_scope", scope="orders:write""#),
+        "{name}"
+    );
+    let r = http
+        .put(at("/orders/9"))
+        .header("authorization", bearer(&t.good))
+        .body("the new order")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{name}");
+    let got: Echoed = r.json().await.unwrap();
+    assert_eq!(
+        (got.method.as_str(), got.body.as_str()),
+        ("PUT", "the new order"),
+        "{name}"
+    );
 
     // No credential: 401 with the bare challenge.
     let r = http.get(at("/orders/42")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{name}");
     assert_eq!(code(&r), Some("MISSING_CREDENTIAL"), "{name}");
-    assert_eq!(
-        header(&r, "www-authenticate"),
-        Some(r#"Bearer realm="keyward""#),
-        "{name}"
-    );
+    assert_eq!(challenge(&r), Some(r#"Bearer realm="keyward""#), "{name}");
 
     // A client cannot choose what keyward judges: its own X-Forwarded-Uri / X-Original-URI
     // naming an anonymous route do not get a protected one through.
@@ -481,7 +523,7 @@ async fn through(proxy: &Proxy, app: &TestApp, t: &Tokens) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{name}");
     assert_eq!(code(&r), Some("REVOKED"), "{name}");
     assert_eq!(
-        header(&r, "www-authenticate"),
+        challenge(&r),
         Some(r#"Bearer realm="keyward", error="invalid_token""#),
         "{name}"
     );
@@ -780,7 +822,7 @@ async fn traefik_and_envoy_request_shapes() {
     ] {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{who}");
         assert_eq!(code(&r), Some("INSUFFICIENT_PERMISSIONS"), "{who}");
-        let challenge = header(&r, "www-authenticate").unwrap_or_default();
+        let challenge = challenge(&r).unwrap_or_default();
         assert!(
             challenge.contains("insufficient_scope"),
             "{who}: {challenge}"
@@ -848,11 +890,7 @@ async fn traefik_and_envoy_request_shapes() {
     ] {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{who}");
         assert_eq!(code(&r), Some("MISSING_CREDENTIAL"), "{who}");
-        assert_eq!(
-            header(&r, "www-authenticate"),
-            Some(r#"Bearer realm="keyward""#),
-            "{who}"
-        );
+        assert_eq!(challenge(&r), Some(r#"Bearer realm="keyward""#), "{who}");
         assert!(
             header(&r, "content-type").is_some_and(|c| c.starts_with("application/problem+json")),
             "{who}"
@@ -905,7 +943,7 @@ async fn traefik_and_envoy_request_shapes() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{who}");
         assert_eq!(code(&r), Some("REVOKED"), "{who}");
         assert_eq!(
-            header(&r, "www-authenticate"),
+            challenge(&r),
             Some(r#"Bearer realm="keyward", error="invalid_token""#),
             "{who}"
         );
