@@ -17,6 +17,7 @@ mod durability;
 mod events;
 mod expiry;
 mod forward_auth;
+mod forward_auth_proxies;
 mod inputs;
 mod leak_signature;
 mod leaks;
