@@ -100,7 +100,17 @@ async fn forward_auth(
     }
     let header = |name: &str| headers.get(name).map(|v| v.to_str().map(str::trim));
     let (convention, method, target) = match (header("x-forwarded-uri"), header("x-original-uri")) {
-        (Some(uri), _) => (Convention::Forwarded, header("x-forwarded-method"), uri),
+        // Both conventions at once: one of them was written by the client (a proxy that
+        // failed to clear the other one's headers). Which one the proxy meant cannot be told.
+        (Some(_), Some(_)) => {
+            return crate::ApiError::forbidden(
+                "AMBIGUOUS_ORIGINAL_REQUEST",
+                "the request carries both X-Forwarded-Uri and X-Original-URI: configure the \
+                 proxy to clear the one it does not set (see docs/forward-auth.md)",
+            )
+            .into_response();
+        }
+        (Some(uri), None) => (Convention::Forwarded, header("x-forwarded-method"), uri),
         (None, Some(uri)) => (Convention::Nginx, header("x-original-method"), uri),
         (None, None) => {
             let path = req.uri().path();

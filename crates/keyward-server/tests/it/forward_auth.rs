@@ -257,6 +257,15 @@ async fn the_client_address_comes_from_the_trusted_proxy() {
         (status, h(&headers, "x-keyward-code")),
         (403, "IP_NOT_ALLOWED")
     );
+    // A client's own X-Original-URI beside the proxy's X-Forwarded-Uri: refused, whichever
+    // of the two the proxy wrote.
+    let both = [
+        ("X-Original-URI", "/public/x"),
+        ("X-Forwarded-For", "203.0.113.9"),
+    ];
+    let (status, headers, body) = ask(&app, "GET", "/orders/1", None, &both).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("AMBIGUOUS_ORIGINAL_REQUEST"), "{body}");
     // A client that wrote its own X-Forwarded-For in front of the proxy's gains nothing.
     let spoofed = [("X-Forwarded-For", "203.0.113.9, 198.51.100.1")];
     assert_eq!(
