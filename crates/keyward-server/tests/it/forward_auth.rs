@@ -263,7 +263,7 @@ async fn the_client_address_comes_from_the_trusted_proxy() {
         ("X-Original-URI", "/public/x"),
         ("X-Forwarded-For", "203.0.113.9"),
     ];
-    let (status, headers, body) = ask(&app, "GET", "/orders/1", None, &both).await;
+    let (status, _, body) = ask(&app, "GET", "/orders/1", None, &both).await;
     assert_eq!(status, 403);
     assert!(body.contains("AMBIGUOUS_ORIGINAL_REQUEST"), "{body}");
     // A client that wrote its own X-Forwarded-For in front of the proxy's gains nothing.
