@@ -397,6 +397,21 @@ mod tests {
         assert_eq!(loaded, Config::default());
     }
 
+    /// The README's forward-auth example is a configuration keyward starts with.
+    #[test]
+    fn the_readme_route_table_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let block = readme
+            .split_once("\n## Put keyward in front of your API")
+            .and_then(|(_, rest)| rest.split_once("```toml\n"))
+            .and_then(|(_, rest)| rest.split_once("```"))
+            .map_or("", |(block, _)| block);
+        let loaded = Config::from_layers(Some(("README.md", block)), Vec::new()).unwrap();
+        let rules = keyward_gate::edge::EdgeRules::from_config(&loaded.edge).unwrap();
+        assert_eq!(rules.table().len(), 3);
+        assert_eq!(loaded.policy.trusted_proxies, ["127.0.0.1"]);
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
