@@ -44,10 +44,12 @@ secret=$(realistic_token)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(free_port); auth=$(free_port); bare=$(free_port); health=$(free_port); stub=$(free_port)
 kw=127.0.0.1:$port
-# Three copies of the shipped server block, differing only in what the auth subrequest asks.
+# Three copies of the shipped configuration, differing only in what the auth subrequest asks
+# (each with its own kept-alive upstream).
 snippet() { # listen, auth address, auth path
   sed -e "s/LISTEN_ADDR/127.0.0.1:$1/" -e "s/KEYWARD_ADDR/$2/" -e "s/UPSTREAM_ADDR/127.0.0.1:$up/" \
-      -e 's/"KEYWARD_PROXY_SECRET"/""/' -e "s#http://$2/auth;#http://$2$3;#" docs/proxies/nginx.conf
+      -e 's/"KEYWARD_PROXY_SECRET"/""/' -e "s/upstream keyward {/upstream keyward_$1 {/" \
+      -e "s#http://keyward/auth;#http://keyward_$1$3;#" docs/proxies/nginx.conf
 }
 mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
 {
