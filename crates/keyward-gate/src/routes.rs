@@ -72,9 +72,10 @@ struct Route {
 
 impl Route {
     fn matches(&self, method: &str, path: &[&str]) -> bool {
-        if self.method.as_deref().is_some_and(|m| m != method) {
-            return false;
-        }
+        self.method.as_deref().is_none_or(|m| m == method) && self.matches_path(path)
+    }
+
+    fn matches_path(&self, path: &[&str]) -> bool {
         let mut i = 0;
         for seg in &self.segments {
             match seg {
@@ -148,13 +149,30 @@ impl RouteTable {
         Ok(Self { routes, unmatched })
     }
 
-    /// What `method` on `path` (already [normalised](normalise)) needs.
+    /// What `method` on `path` (already [normalised](normalise)) needs. A `HEAD` reads what a
+    /// `GET` reads, so `GET` routes match it too; a route naming `HEAD` beats a `GET` route
+    /// of the same pattern.
     pub fn requirement(&self, method: &str, path: &str) -> &Requirement {
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        self.routes
-            .iter()
-            .find(|r| r.matches(method, &segments))
-            .map_or(&self.unmatched, |r| &r.requirement)
+        let found = if method == "HEAD" {
+            let reads = |r: &&Route| {
+                matches!(r.method.as_deref(), None | Some("HEAD" | "GET"))
+                    && r.matches_path(&segments)
+            };
+            let first = self.routes.iter().find(reads);
+            match first {
+                Some(get) if get.method.as_deref() == Some("GET") => self
+                    .routes
+                    .iter()
+                    .filter(|r| r.specificity() == get.specificity())
+                    .find(|r| r.method.as_deref() == Some("HEAD") && r.matches_path(&segments))
+                    .or(first),
+                other => other,
+            }
+        } else {
+            self.routes.iter().find(|r| r.matches(method, &segments))
+        };
+        found.map_or(&self.unmatched, |r| &r.requirement)
     }
 
     /// Every permission some route requires (checked against a catalogue at start).
@@ -338,22 +356,22 @@ mod tests {
         }
     }
 
-    fn table() -> RouteTable {
+    fn table_entries() -> Vec<RouteConfig> {
         let mut public = route("* /public/**", &[]);
         public.anonymous = true;
-        RouteTable::build(
-            &[
-                route("GET /orders/{id}", &["orders:read"]),
-                route("GET /orders/export", &["orders:export"]),
-                route("POST /carts/**", &["cart:write"]),
-                route("* /orders/{id}", &["orders:write"]),
-                route("DELETE /orders/{id}", &["orders:write", "orders:delete"]),
-                route("GET /orders/**", &["orders:list"]),
-                public,
-            ],
-            Requirement::Deny,
-        )
-        .unwrap()
+        vec![
+            route("GET /orders/{id}", &["orders:read"]),
+            route("GET /orders/export", &["orders:export"]),
+            route("POST /carts/**", &["cart:write"]),
+            route("* /orders/{id}", &["orders:write"]),
+            route("DELETE /orders/{id}", &["orders:write", "orders:delete"]),
+            route("GET /orders/**", &["orders:list"]),
+            public,
+        ]
+    }
+
+    fn table() -> RouteTable {
+        RouteTable::build(&table_entries(), Requirement::Deny).unwrap()
     }
 
     #[test]
@@ -373,6 +391,15 @@ mod tests {
         assert_eq!(needs(&t, "GET", "/carts/1"), ["<deny>"]);
         assert_eq!(needs(&t, "GET", "/public/logo.png"), ["<anonymous>"]);
         assert_eq!(needs(&t, "GET", "/"), ["<deny>"]);
+        // HEAD is judged as GET unless a route names HEAD.
+        assert_eq!(needs(&t, "HEAD", "/orders/export"), ["orders:export"]);
+        assert_eq!(needs(&t, "HEAD", "/orders/42"), ["orders:read"]);
+        let mut head = table_entries();
+        head.push(route("HEAD /orders/{id}", &["orders:head"]));
+        let t = RouteTable::build(&head, Requirement::Deny).unwrap();
+        assert_eq!(needs(&t, "HEAD", "/orders/42"), ["orders:head"]);
+        assert_eq!(needs(&t, "HEAD", "/orders/export"), ["orders:export"]);
+        assert_eq!(needs(&t, "GET", "/orders/42"), ["orders:read"]);
     }
 
     #[test]
