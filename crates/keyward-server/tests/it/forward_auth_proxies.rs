@@ -764,6 +764,26 @@ fn envoy(
         .header("x-forwarded-proto", "http")
 }
 
+/// The same original request as Traefik and as Envoy would ask it, with `token` if any.
+async fn both(
+    http: &reqwest::Client,
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&CreatedToken>,
+) -> [(&'static str, reqwest::Response); 2] {
+    let mut traefik = traefik(http, app, method, path);
+    let mut envoy = envoy(http, app, method.parse().unwrap(), path);
+    if let Some(t) = token {
+        traefik = traefik.bearer_auth(&t.secret);
+        envoy = envoy.bearer_auth(&t.secret);
+    }
+    [
+        ("traefik", traefik.send().await.unwrap()),
+        ("envoy", envoy.send().await.unwrap()),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traefik_and_envoy_request_shapes() {
     let app = keyward().await;
@@ -772,24 +792,7 @@ async fn traefik_and_envoy_request_shapes() {
     let bearer = |c: &CreatedToken| format!("Bearer {}", c.secret);
     let token_id = t.good.token.id.to_string();
 
-    for (who, r) in [
-        (
-            "traefik",
-            traefik(&http, &app, "GET", "/orders/7?x=1")
-                .header("authorization", bearer(&t.good))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "envoy",
-            envoy(&http, &app, Method::GET, "/orders/7?x=1")
-                .header("authorization", bearer(&t.good))
-                .send()
-                .await
-                .unwrap(),
-        ),
-    ] {
+    for (who, r) in both(&http, &app, "GET", "/orders/7?x=1", Some(&t.good)).await {
         assert_eq!(r.status(), StatusCode::OK, "{who}");
         assert_eq!(
             header(&r, "x-keyward-token-id"),
@@ -802,24 +805,7 @@ async fn traefik_and_envoy_request_shapes() {
     }
 
     // The original method is what is judged.
-    for (who, r) in [
-        (
-            "traefik",
-            traefik(&http, &app, "POST", "/orders")
-                .header("authorization", bearer(&t.good))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "envoy",
-            envoy(&http, &app, Method::POST, "/orders")
-                .header("authorization", bearer(&t.good))
-                .send()
-                .await
-                .unwrap(),
-        ),
-    ] {
+    for (who, r) in both(&http, &app, "POST", "/orders", Some(&t.good)).await {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{who}");
         assert_eq!(code(&r), Some("INSUFFICIENT_PERMISSIONS"), "{who}");
         let challenge = challenge(&r).unwrap_or_default();
@@ -831,63 +817,16 @@ async fn traefik_and_envoy_request_shapes() {
     }
 
     // Anonymous routes, unmatched routes, missing credentials.
-    for (who, r) in [
-        (
-            "traefik",
-            traefik(&http, &app, "GET", "/public/a/b")
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "envoy",
-            envoy(&http, &app, Method::GET, "/public/a/b")
-                .send()
-                .await
-                .unwrap(),
-        ),
-    ] {
+    for (who, r) in both(&http, &app, "GET", "/public/a/b", None).await {
         assert_eq!(r.status(), StatusCode::OK, "{who}");
         assert_eq!(header(&r, "x-keyward-anonymous"), Some("true"), "{who}");
         assert_eq!(header(&r, "x-keyward-user-id"), None, "{who}");
     }
-    for (who, r) in [
-        (
-            "traefik",
-            traefik(&http, &app, "GET", "/admin")
-                .header("authorization", bearer(&t.good))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "envoy",
-            envoy(&http, &app, Method::GET, "/admin")
-                .header("authorization", bearer(&t.good))
-                .send()
-                .await
-                .unwrap(),
-        ),
-    ] {
+    for (who, r) in both(&http, &app, "GET", "/admin", Some(&t.good)).await {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{who}");
         assert_eq!(code(&r), Some("ROUTE_NOT_ALLOWED"), "{who}");
     }
-    for (who, r) in [
-        (
-            "traefik",
-            traefik(&http, &app, "GET", "/orders/7")
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "envoy",
-            envoy(&http, &app, Method::GET, "/orders/7")
-                .send()
-                .await
-                .unwrap(),
-        ),
-    ] {
+    for (who, r) in both(&http, &app, "GET", "/orders/7", None).await {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{who}");
         assert_eq!(code(&r), Some("MISSING_CREDENTIAL"), "{who}");
         assert_eq!(challenge(&r), Some(r#"Bearer realm="keyward""#), "{who}");
@@ -898,48 +837,14 @@ async fn traefik_and_envoy_request_shapes() {
     }
 
     // The client's address and the allowlist.
-    for (who, r) in [
-        (
-            "traefik",
-            traefik(&http, &app, "GET", "/orders/7")
-                .header("authorization", bearer(&t.wrong_ip))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "envoy",
-            envoy(&http, &app, Method::GET, "/orders/7")
-                .header("authorization", bearer(&t.wrong_ip))
-                .send()
-                .await
-                .unwrap(),
-        ),
-    ] {
+    for (who, r) in both(&http, &app, "GET", "/orders/7", Some(&t.wrong_ip)).await {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{who}");
         assert_eq!(code(&r), Some("IP_NOT_ALLOWED"), "{who}");
     }
 
     // Revoked.
     app.admin.revoke_token(t.revoked.token.id).await.unwrap();
-    for (who, r) in [
-        (
-            "traefik",
-            traefik(&http, &app, "GET", "/orders/7")
-                .header("authorization", bearer(&t.revoked))
-                .send()
-                .await
-                .unwrap(),
-        ),
-        (
-            "envoy",
-            envoy(&http, &app, Method::GET, "/orders/7")
-                .header("authorization", bearer(&t.revoked))
-                .send()
-                .await
-                .unwrap(),
-        ),
-    ] {
+    for (who, r) in both(&http, &app, "GET", "/orders/7", Some(&t.revoked)).await {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{who}");
         assert_eq!(code(&r), Some("REVOKED"), "{who}");
         assert_eq!(
