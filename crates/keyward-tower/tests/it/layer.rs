@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use keyward_client::UsageParams;
+use keyward_core::api::IpListInput;
 
 use crate::support::{both_backends, problem, App, Server};
 
@@ -159,3 +160,57 @@ async fn usage_reaches_the_server(server: Server) {
     server.shutdown().await;
 }
 both_backends!(usage_reaches_the_server);
+
+/// The client address is the connection's peer, or what a trusted proxy forwarded: a token
+/// allowed only from 203.0.113.0/24 is refused from 127.0.0.1, whatever `X-Forwarded-For`
+/// says, unless 127.0.0.1 is a trusted proxy.
+async fn client_address_through_trusted_proxies(server: Server) {
+    let pinned = server
+        .token_adjusted("pinned", &["orders:read"], |req| {
+            req.ip_allowlist = Some(IpListInput::Entries(vec!["203.0.113.0/24".into()]));
+        })
+        .await;
+    let forwarded = |app: &App| {
+        app.http
+            .get(format!("{}/orders/1", app.url))
+            .bearer_auth(&pinned.secret)
+            .header("X-Forwarded-For", "203.0.113.5")
+            .send()
+    };
+    let direct = App::spawn(&server.gate_options()).await;
+    let res = forwarded(&direct).await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(problem(res).await["code"], "IP_NOT_ALLOWED");
+    assert_eq!(direct.calls(), 0);
+
+    let mut options = server.gate_options();
+    options.trusted_proxies = vec!["127.0.0.1".into()];
+    let proxied = App::spawn(&options).await;
+    assert_eq!(forwarded(&proxied).await.unwrap().status(), 200);
+    let res = proxied.get("/orders/1", Some(&pinned.secret)).await;
+    assert_eq!(
+        res.status(),
+        403,
+        "the proxy's own request comes from 127.0.0.1"
+    );
+    assert_eq!(proxied.calls(), 1);
+    direct.gate.shutdown().await;
+    proxied.gate.shutdown().await;
+    server.shutdown().await;
+}
+both_backends!(client_address_through_trusted_proxies);
+
+/// A store that cannot answer: 503 STORE_UNAVAILABLE, and the handler is not called.
+async fn store_unavailable(server: Server) {
+    let reader = server.token_with("reader", &["orders:read"]).await;
+    let app = App::spawn(&server.gate_options()).await;
+    server.break_the_store().await;
+    server.shutdown().await;
+    let res = app.get("/orders/1", Some(&reader.secret)).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["x-keyward-code"], "STORE_UNAVAILABLE");
+    assert_eq!(problem(res).await["code"], "STORE_UNAVAILABLE");
+    assert_eq!(app.calls(), 0);
+    app.gate.shutdown().await;
+}
+both_backends!(store_unavailable);

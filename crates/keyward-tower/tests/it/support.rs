@@ -132,10 +132,11 @@ impl Server {
         })
     }
 
-    /// Stops the server gracefully.
-    pub async fn shutdown(self) {
+    /// Stops the server gracefully; its configuration stays readable.
+    pub async fn shutdown(self) -> Config {
         let _ = self.stop.send(());
         self.server.await.unwrap().unwrap();
+        self.config
     }
 
     /// Gate options over the server's store (and chain key): the test route table, a 1 s
@@ -164,6 +165,16 @@ impl Server {
     /// Adds `perms` to the catalogue; an api role holding `role_perms`; a service user with
     /// it; a token for that user.
     pub async fn token_with(&self, name: &str, perms: &[&str]) -> CreatedToken {
+        self.token_adjusted(name, perms, |_| {}).await
+    }
+
+    /// Like [`Server::token_with`], the token's request adjusted by `adjust`.
+    pub async fn token_adjusted(
+        &self,
+        name: &str,
+        perms: &[&str],
+        adjust: impl FnOnce(&mut CreateToken),
+    ) -> CreatedToken {
         for p in ["orders:read", "orders:write"] {
             let put = PutPermission {
                 description: format!("{p} for tests"),
@@ -193,22 +204,47 @@ impl Server {
             })
             .await
             .unwrap();
-        self.admin
-            .create_token(&CreateToken {
-                owner_id: user.id,
-                name: format!("{name} token"),
-                role_id: None,
-                permissions: None,
-                metadata: None,
-                not_before: None,
-                expires_at: None,
-                pending: false,
-                ip_allowlist: None,
-                internal_only: false,
-                rate_limit_per_minute: None,
-            })
-            .await
-            .unwrap()
+        let mut req = CreateToken {
+            owner_id: user.id,
+            name: format!("{name} token"),
+            role_id: None,
+            permissions: None,
+            metadata: None,
+            not_before: None,
+            expires_at: None,
+            pending: false,
+            ip_allowlist: None,
+            internal_only: false,
+            rate_limit_per_minute: None,
+        };
+        adjust(&mut req);
+        self.admin.create_token(&req).await.unwrap()
+    }
+
+    /// Makes the store unusable for token lookups: its `tokens` table is renamed away.
+    pub async fn break_the_store(&self) {
+        let url = &self.config.database.url;
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                sqlx::query("ALTER TABLE tokens RENAME TO tokens_gone")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let schema = &self.config.database.schema;
+                sqlx::query(&format!(
+                    "ALTER TABLE \"{schema}\".tokens RENAME TO tokens_gone"
+                ))
+                .execute(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+            }
+        }
     }
 }
 
