@@ -234,6 +234,12 @@ impl Gate {
             sqlite_synchronous: options.sqlite_synchronous,
         })
         .await?;
+        if store.count_workspaces().await? == 0 {
+            tracing::warn!(
+                "the keyward store has no workspace yet: every token is unknown until a \
+                 keyward server has set it up (is database_url the server's?)"
+            );
+        }
         let pepper = Some(options.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
         let cache = Arc::new(TokenCache::new(&options.cache));
         let denials = Arc::new(Denials::new(&options.audit, store.clone(), clock.clone()));
