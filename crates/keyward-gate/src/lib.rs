@@ -14,6 +14,9 @@
 //! - [`routes`]: the route table: an original request's method and path → what it needs.
 //! - [`edge`]: [`edge::Edge`], the admission shared by forward-auth, the gateway and the
 //!   embedded layer: route table, credential, decision → principal headers or a refusal.
+//! - [`gate`]: [`gate::Gate`], all of the above assembled over a store opened from
+//!   [`gate::GateOptions`], with the usage and denial tasks running: what the embedded layer
+//!   holds.
 //! - [`cache`]: compiled tokens by secret hash, a negative cache, invalidation.
 //! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`] (in memory today).
 //! - [`client_ip`]: the client address, through trusted proxies only.
@@ -32,6 +35,7 @@ pub mod clock;
 pub mod denials;
 pub mod edge;
 pub mod error;
+pub mod gate;
 pub mod headers;
 pub mod limiter;
 pub mod routes;
