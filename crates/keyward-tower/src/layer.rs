@@ -103,10 +103,12 @@ where
             match admission {
                 Ok(Admission::Allowed(allowed)) => {
                     strip_principal_headers(req.headers_mut());
-                    if let Some(principal) = allowed.principal {
+                    if let Some(principal) = allowed.principal() {
                         req.extensions_mut().insert(principal);
                     }
-                    inner.call(req).await
+                    let mut res = inner.call(req).await?;
+                    allowed.write_rate_headers(res.headers_mut());
+                    Ok(res)
                 }
                 Ok(Admission::Refused(refusal)) => {
                     tracing::debug!(code = refusal.code, status = %refusal.status, "keyward refused a request");

@@ -101,6 +101,12 @@ impl Allowed {
                 );
             }
         }
+        self.write_rate_headers(headers);
+    }
+
+    /// Sets `RateLimit-Policy` and `RateLimit` for the token's limit (when step 7 ran): what
+    /// the embedded layer adds to the service's response.
+    pub fn write_rate_headers(&self, headers: &mut HeaderMap) {
         if let Some((o, policy)) = &self.rate {
             rate_limit_headers(headers, o, policy.clone());
         }

@@ -25,6 +25,12 @@ async fn admits_and_refuses(server: Server) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // The service's answer carries the token's rate-limit state, as forward-auth's does.
+    assert!(res.headers()["ratelimit-policy"]
+        .to_str()
+        .unwrap()
+        .contains(";q="));
+    assert!(res.headers().contains_key("ratelimit"));
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["token_id"], reader.token.id.to_string());
     assert_eq!(body["permissions"], serde_json::json!(["orders:read"]));
