@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use keyward_core::ip::IpAllowlist;
 use keyward_core::ratelimit::Quota;
 use keyward_core::{Clock, TokenHasher};
-use keyward_store::{SqliteSync, Store, StoreError, StoreOptions};
+use keyward_store::{SqliteSync, Store, StoreError, StoreOptions, UsageRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheConfig, TokenCache};
@@ -193,6 +193,75 @@ impl Checked {
     }
 }
 
+/// The hot path over one store: cache, verifier, denial aggregator, usage pipeline and the
+/// edge admission, wired to each other. The server and [`Gate`] both build theirs here.
+pub struct HotPath {
+    /// The token cache.
+    pub cache: Arc<TokenCache>,
+    /// The verifier.
+    pub verifier: Arc<Verifier>,
+    /// The usage pipeline's handle.
+    pub usage: Arc<Usage>,
+    /// The denial aggregator.
+    pub denials: Arc<Denials>,
+    /// The admission of forward-auth, the gateway and the embedded layer.
+    pub edge: Arc<Edge>,
+}
+
+/// What [`HotPath::assemble`] needs besides the store, checked.
+pub struct HotPathSettings<'a> {
+    /// `[cache]`.
+    pub cache: &'a CacheConfig,
+    /// `[audit]` (the denial aggregation's bounds).
+    pub audit: &'a AuditConfig,
+    /// `[usage]`.
+    pub usage: &'a UsageConfig,
+    /// Internal networks of the whole deployment.
+    pub internal_networks: IpAllowlist,
+    /// The brute-force guard's quota, if on.
+    pub brute_force: Option<Quota>,
+    /// Rate-limit state (shared with whatever else limits, e.g. the server's sign-in guard).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// The route table and credential rules.
+    pub edge: EdgeRules,
+}
+
+impl HotPath {
+    /// Wires the hot path over `store`; also returns the usage channel's receiving end, for
+    /// the owner to start the writer with ([`UsageTasks::start`]) when it starts serving.
+    pub fn assemble(
+        store: Arc<dyn Store>,
+        hasher: TokenHasher,
+        clock: Arc<dyn Clock>,
+        s: HotPathSettings<'_>,
+    ) -> (Self, tokio::sync::mpsc::Receiver<UsageRecord>) {
+        let cache = Arc::new(TokenCache::new(s.cache));
+        let denials = Arc::new(Denials::new(s.audit, store.clone(), clock.clone()));
+        let verifier = Arc::new(Verifier::new(
+            store.clone(),
+            cache.clone(),
+            hasher,
+            clock.clone(),
+            Policy {
+                internal_networks: s.internal_networks,
+                brute_force: s.brute_force,
+                limiter: s.limiter,
+            },
+            denials.clone(),
+        ));
+        let (usage, usage_rx) = Usage::new(s.usage, store, clock.clone());
+        let edge = Arc::new(Edge::new(verifier.clone(), usage.clone(), clock, s.edge));
+        let hot = Self {
+            cache,
+            verifier,
+            usage,
+            denials,
+            edge,
+        };
+        (hot, usage_rx)
+    }
+}
+
 struct Tasks {
     usage: UsageTasks,
     denials: DenialTasks,
@@ -241,28 +310,27 @@ impl Gate {
             );
         }
         let pepper = Some(options.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
-        let cache = Arc::new(TokenCache::new(&options.cache));
-        let denials = Arc::new(Denials::new(&options.audit, store.clone(), clock.clone()));
-        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryLimiter::default());
-        let verifier = Arc::new(Verifier::new(
+        let (hot, usage_rx) = HotPath::assemble(
             store.clone(),
-            cache.clone(),
             TokenHasher::new(pepper),
-            clock.clone(),
-            Policy {
+            clock,
+            HotPathSettings {
+                cache: &options.cache,
+                audit: &options.audit,
+                usage: &options.usage,
                 internal_networks: checked.internal_networks,
                 brute_force: checked.brute_force,
-                limiter,
+                limiter: Arc::new(MemoryLimiter::default()),
+                edge: checked.edge,
             },
-            denials.clone(),
-        ));
-        let (usage, usage_rx) = Usage::new(&options.usage, store.clone(), clock.clone());
-        let edge = Arc::new(Edge::new(
-            verifier.clone(),
-            usage.clone(),
-            clock,
-            checked.edge,
-        ));
+        );
+        let HotPath {
+            cache,
+            verifier,
+            usage,
+            denials,
+            edge,
+        } = hot;
         let tasks = Tasks {
             usage: UsageTasks::start(usage.clone(), usage_rx),
             denials: DenialTasks::start(denials.clone()),
