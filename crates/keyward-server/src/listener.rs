@@ -11,7 +11,10 @@
 //!   also bounds how long a kept-alive connection may sit idle between requests: the
 //!   keep-alive timeout is in effect the smaller of this and the idle timeout.
 //! - **Request timeout** (`request_timeout_secs`): a request whose answer (reading its body
-//!   included) is not ready in time is answered 503 `REQUEST_TIMEOUT`, problem+json.
+//!   included) is not ready in time is answered 503 `REQUEST_TIMEOUT`, problem+json. The
+//!   gateway's listener has none ([`Limits::request_timeout`] is `None`): a long streamed body
+//!   or an upgraded connection must not be cut off; the gateway bounds the wait for the
+//!   upstream's answer itself.
 //! - **Idle timeout** (`idle_timeout_secs`): a connection on which nothing was read or written
 //!   for this long is shut down gracefully (a request in progress still gets its answer); if it
 //!   is still open one more idle period later (a client that does not read its answer), it is
@@ -47,8 +50,8 @@ use crate::error::ApiError;
 pub struct Limits {
     /// Time a client has to send a request head.
     pub header_read_timeout: Duration,
-    /// Time a request has to be answered.
-    pub request_timeout: Duration,
+    /// Time a request has to be answered; `None` for no limit (the gateway).
+    pub request_timeout: Option<Duration>,
     /// Time a connection may see no traffic.
     pub idle_timeout: Duration,
     /// Connections open at once, at most.
@@ -135,6 +138,9 @@ impl Connection {
             let mut router = router.clone();
             async move {
                 let answer = tower_service::Service::call(&mut router, req);
+                let Some(request_timeout) = request_timeout else {
+                    return answer.await;
+                };
                 match tokio::time::timeout(request_timeout, answer).await {
                     Ok(Ok(response)) => Ok::<_, std::convert::Infallible>(response),
                     Ok(Err(never)) => match never {},
@@ -145,7 +151,9 @@ impl Connection {
                 }
             }
         });
-        let mut conn = pin!(self.builder.serve_connection(io, service));
+        // With upgrades (HTTP/1.1 `Upgrade`, for the gateway's WebSocket pass-through): once a
+        // connection is handed over, this loop is done with it.
+        let mut conn = pin!(self.builder.serve_connection(io, service).with_upgrades());
         let idle = self.limits.idle_timeout;
         let mut check_at = started + idle;
         let mut closing = false;

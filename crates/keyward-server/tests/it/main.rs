@@ -17,6 +17,7 @@ mod durability;
 mod events;
 mod expiry;
 mod forward_auth;
+mod gateway;
 mod inputs;
 mod leak_signature;
 mod leaks;
