@@ -143,6 +143,12 @@ impl Upstream {
     }
 }
 
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.authority, self.prefix)
+    }
+}
+
 /// The running gateway: the edge, the upstream and the client that reaches it.
 pub struct Gateway {
     edge: Arc<Edge>,
@@ -219,6 +225,7 @@ mod tests {
         assert_eq!(ok.authority().as_str(), "127.0.0.1:9000");
         assert_eq!(ok.uri_for("/a?b=1").unwrap(), "http://127.0.0.1:9000/a?b=1");
         let prefixed = Upstream::parse("http://api.internal:80/v2/").unwrap();
+        assert_eq!(prefixed.to_string(), "http://api.internal:80/v2");
         assert_eq!(
             prefixed.uri_for("/orders").unwrap(),
             "http://api.internal:80/v2/orders"

@@ -323,7 +323,7 @@ impl Application {
     pub fn gateway_upstream(&self) -> Option<String> {
         self.gateway
             .as_ref()
-            .map(|g| format!("http://{}", g.gateway.upstream().authority()))
+            .map(|g| g.gateway.upstream().to_string())
     }
 
     /// The workspace created on a fresh store, with its admin secret: present once, on the
