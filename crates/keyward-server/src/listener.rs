@@ -102,9 +102,9 @@ pub async fn serve(
             limits,
             close: close_rx.clone(),
         };
+        let slot = ConnectionSlot(Arc::new(slot));
         connections.spawn(async move {
-            conn.run(stream, peer).await;
-            drop(slot);
+            conn.run(stream, peer, slot).await;
         });
     }
     drop(listener);
@@ -113,6 +113,12 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
     Ok(())
 }
+
+/// A connection's place under `max_connections`, in every request's extensions: whatever
+/// outlives the connection's loop with its bytes (the gateway's upgraded connections) keeps a
+/// clone, so the connection still counts until it is really closed.
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// What one connection's task needs.
 struct Connection {
@@ -123,7 +129,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
+    async fn run(mut self, stream: TcpStream, peer: SocketAddr, slot: ConnectionSlot) {
         let started = Instant::now();
         let activity = Arc::new(AtomicU64::new(0));
         let io = TokioIo::new(Tracked {
@@ -135,6 +141,7 @@ impl Connection {
         let request_timeout = self.limits.request_timeout;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(slot.clone());
             let mut router = router.clone();
             async move {
                 let answer = tower_service::Service::call(&mut router, req);

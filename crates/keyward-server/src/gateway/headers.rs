@@ -61,7 +61,8 @@ const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Sets `X-Forwarded-For` (the peer appended to the chain), `X-Forwarded-Proto` and
 /// `X-Forwarded-Host`. What a client sent is kept only from a trusted proxy (`trusted`);
-/// from anyone else it is replaced, so the upstream never reads a forged chain.
+/// from anyone else it is replaced (and its `Forwarded` and `X-Real-IP` dropped), so the
+/// upstream never reads a forged chain.
 pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, trusted: bool) {
     let chain: Vec<String> = if trusted {
         headers
@@ -80,6 +81,11 @@ pub fn set_forwarded(headers: &mut HeaderMap, peer: IpAddr, trusted: bool) {
     }
     value.push_str(&peer.to_string());
     headers.remove(&FORWARDED_FOR);
+    if !trusted {
+        // Other claims about the client, from the client itself: not passed on.
+        headers.remove(header::FORWARDED);
+        headers.remove("x-real-ip");
+    }
     if let Ok(v) = HeaderValue::try_from(value) {
         headers.insert(FORWARDED_FOR, v);
     }
@@ -144,6 +150,7 @@ mod tests {
         let sent = [
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
+            ("x-real-ip", "1.2.3.4"),
             ("host", "api.example"),
         ];
         let mut h = map(&sent);
@@ -151,9 +158,11 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example");
+        assert!(!h.contains_key("x-real-ip"));
         let mut h = map(&sent);
         set_forwarded(&mut h, peer, true);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
     }
 }

@@ -19,6 +19,8 @@ use keyward_gate::client_ip::{canonical, client_ip};
 use keyward_gate::edge::{Admission, Original, Refusal, CODE_HEADER};
 use tokio::sync::oneshot;
 
+use crate::listener::ConnectionSlot;
+
 use super::headers::{remove_hop_by_hop, set_forwarded, upgrade_of};
 use super::Gateway;
 
@@ -97,6 +99,8 @@ pub(super) async fn handle(
     };
     let upgrade = upgrade_of(req.headers());
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    // An upgraded connection keeps its place under `server.max_connections`.
+    let slot = req.extensions_mut().remove::<ConnectionSlot>();
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     remove_hop_by_hop(&mut headers, upgrade.as_ref());
@@ -166,6 +170,7 @@ pub(super) async fn handle(
         };
         let upstream_upgrade = hyper::upgrade::on(&mut res);
         tokio::spawn(async move {
+            let _slot = slot;
             match tokio::join!(client_upgrade, upstream_upgrade) {
                 (Ok(client), Ok(upstream)) => {
                     let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
