@@ -197,6 +197,11 @@ impl Gateway {
         &self.upstream
     }
 
+    /// How long the upstream's response head may take once the request is sent.
+    pub fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
     /// Every method and path, proxied.
     pub fn router(self: Arc<Self>) -> Router {
         Router::new().fallback(proxy::handle).with_state(self)

@@ -355,15 +355,18 @@ impl Application {
         };
         let main =
             crate::listener::serve(self.listener, app, self.limits, stopped(stop_rx.clone()));
-        // The gateway's listener: the same header-read and idle timeouts and connection cap,
-        // no total request timeout (a long stream or an upgraded connection must not be cut).
-        let gateway_limits = crate::listener::Limits {
-            request_timeout: None,
-            ..self.limits
-        };
+        let limits = self.limits;
         let gateway = async move {
             match self.gateway {
                 Some(bound) => {
+                    // The same header-read timeout and connection cap, no total request
+                    // timeout (a long stream or an upgraded connection must not be cut), and
+                    // an idle timeout no shorter than the wait for the upstream's answer.
+                    let gateway_limits = crate::listener::Limits {
+                        request_timeout: None,
+                        idle_timeout: limits.idle_timeout.max(bound.gateway.response_timeout()),
+                        ..limits
+                    };
                     let router = bound.gateway.router();
                     crate::listener::serve(bound.listener, router, gateway_limits, stopped(stop_rx))
                         .await

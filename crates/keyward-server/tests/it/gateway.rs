@@ -210,6 +210,14 @@ async fn spawn(upstream: &str, configure: impl FnOnce(&mut Config)) -> (TestApp,
 
 /// A token holding `orders:read`; its secret and id.
 async fn reader(app: &TestApp) -> (String, String) {
+    reader_with(app, |_| {}).await
+}
+
+/// Like [`reader`], the token request shaped by `shape`.
+async fn reader_with(
+    app: &TestApp,
+    shape: impl FnOnce(&mut keyward_core::api::CreateToken),
+) -> (String, String) {
     app.catalogue(&["orders:read"]).await;
     let role = app
         .api_role(
@@ -224,7 +232,9 @@ async fn reader(app: &TestApp) -> (String, String) {
             Some(role.id),
         )
         .await;
-    let created = app.admin.create_token(&token_request(&user)).await.unwrap();
+    let mut req = token_request(&user);
+    shape(&mut req);
+    let created = app.admin.create_token(&req).await.unwrap();
     (created.secret, created.token.id.to_string())
 }
 
@@ -332,6 +342,56 @@ async fn a_revoked_token_is_refused_by_the_gateway_and_the_upstream_sees_nothing
     let problem: serde_json::Value = r.json().await.unwrap();
     assert_eq!(problem["code"], "REVOKED");
     assert_eq!(seen.requests.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test]
+async fn rate_limits_are_a_real_429_and_anonymous_routes_are_marked() {
+    let (up, seen) = upstream().await;
+    let (app, gw) = spawn(&up, |c| {
+        c.edge.routes.push(RouteConfig {
+            route: "GET /public/**".into(),
+            permissions: Vec::new(),
+            anonymous: true,
+        });
+    })
+    .await;
+    let (secret, _) = reader_with(&app, |t| t.rate_limit_per_minute = Some(2)).await;
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let r = http
+            .get(format!("{gw}/orders"))
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(h(r.headers(), "content-type").starts_with("application/json"));
+    }
+    let before = seen.requests.load(Ordering::SeqCst);
+    // nginx's header changes nothing here: the gateway answers the client itself.
+    let r = http
+        .get(format!("{gw}/orders"))
+        .bearer_auth(&secret)
+        .header("X-Original-URI", "/orders")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(h(r.headers(), "x-keyward-code"), "RATE_LIMITED");
+    assert!(!h(r.headers(), "retry-after").is_empty());
+    assert!(h(r.headers(), "ratelimit-policy").contains("q=2"));
+    assert_eq!(seen.requests.load(Ordering::SeqCst), before);
+
+    let r = http
+        .get(format!("{gw}/public/logo.svg"))
+        .header("X-Keyward-Token-Id", "tok_forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echoed: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(echoed["headers"]["x-keyward-anonymous"], "true");
+    assert!(echoed["headers"].get("x-keyward-token-id").is_none());
 }
 
 fn rss_kib() -> u64 {
