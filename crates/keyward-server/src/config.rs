@@ -39,6 +39,8 @@ pub struct Config {
     pub dashboard: crate::people::DashboardConfig,
     /// The edge surfaces (forward-auth, gateway): the route table and the credential.
     pub edge: keyward_gate::edge::EdgeConfig,
+    /// Gateway mode: the upstream keyward proxies admitted requests to, and its listener.
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 /// Network policy.
@@ -130,7 +132,7 @@ impl ServerConfig {
     pub fn limits(&self) -> crate::listener::Limits {
         crate::listener::Limits {
             header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
-            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            request_timeout: Some(std::time::Duration::from_secs(self.request_timeout_secs)),
             idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
         }
@@ -140,10 +142,15 @@ impl ServerConfig {
 /// `ip:port`, `[ipv6]:port` or `host:port` with a port of 0 to 65535; the address is not
 /// shown back in the refusal beyond the key's name.
 fn check_listen(listen: &str) -> Result<(), String> {
+    check_address("server.listen", listen)
+}
+
+/// Like `server.listen`'s check, for the address under `key`.
+pub(crate) fn check_address(key: &str, listen: &str) -> Result<(), String> {
     if listen.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(());
     }
-    let refuse = |why: &str| Err(format!("server.listen {why}"));
+    let refuse = |why: &str| Err(format!("{key} {why}"));
     let Some((host, port)) = listen.rsplit_once(':') else {
         return refuse("must be an address with a port, such as 127.0.0.1:8080");
     };
@@ -518,9 +525,9 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const SECTIONS: [&str; 12] = [
+        const SECTIONS: [&str; 13] = [
             "server", "database", "tokens", "cache", "policy", "log", "usage", "webhooks",
-            "expiry", "leaks", "audit", "edge",
+            "expiry", "leaks", "audit", "edge", "gateway",
         ];
 
         fn known_keys(section: &str) -> Vec<String> {

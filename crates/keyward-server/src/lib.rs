@@ -13,6 +13,8 @@
 //!   timeouts, graceful shutdown.
 //! - [`routes`]: the router, health, the verify API.
 //! - [`forward_auth`]: `/auth` for nginx, Caddy, Traefik and Envoy, over the gate's edge.
+//! - [`gateway`]: gateway mode: the same edge, then a streaming reverse proxy to an upstream,
+//!   on a listener of its own.
 //! - [`ops`]: the operations layer, one module per resource: authorization, validation,
 //!   delegation checks, audit drafts, cache invalidation and events, with no HTTP types; and
 //!   [`ops::Caller`], the acting principal (a token or a person).
@@ -39,6 +41,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod forward_auth;
+pub mod gateway;
 pub mod leaks;
 pub mod listener;
 pub mod metrics;

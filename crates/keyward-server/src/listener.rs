@@ -11,7 +11,10 @@
 //!   also bounds how long a kept-alive connection may sit idle between requests: the
 //!   keep-alive timeout is in effect the smaller of this and the idle timeout.
 //! - **Request timeout** (`request_timeout_secs`): a request whose answer (reading its body
-//!   included) is not ready in time is answered 503 `REQUEST_TIMEOUT`, problem+json.
+//!   included) is not ready in time is answered 503 `REQUEST_TIMEOUT`, problem+json. The
+//!   gateway's listener has none ([`Limits::request_timeout`] is `None`): a long streamed body
+//!   or an upgraded connection must not be cut off; the gateway bounds the wait for the
+//!   upstream's answer itself.
 //! - **Idle timeout** (`idle_timeout_secs`): a connection on which nothing was read or written
 //!   for this long is shut down gracefully (a request in progress still gets its answer); if it
 //!   is still open one more idle period later (a client that does not read its answer), it is
@@ -47,8 +50,8 @@ use crate::error::ApiError;
 pub struct Limits {
     /// Time a client has to send a request head.
     pub header_read_timeout: Duration,
-    /// Time a request has to be answered.
-    pub request_timeout: Duration,
+    /// Time a request has to be answered; `None` for no limit (the gateway).
+    pub request_timeout: Option<Duration>,
     /// Time a connection may see no traffic.
     pub idle_timeout: Duration,
     /// Connections open at once, at most.
@@ -99,9 +102,9 @@ pub async fn serve(
             limits,
             close: close_rx.clone(),
         };
+        let slot = ConnectionSlot(Arc::new(slot));
         connections.spawn(async move {
-            conn.run(stream, peer).await;
-            drop(slot);
+            conn.run(stream, peer, slot).await;
         });
     }
     drop(listener);
@@ -110,6 +113,12 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
     Ok(())
 }
+
+/// A connection's place under `max_connections`, in every request's extensions: whatever
+/// outlives the connection's loop with its bytes (the gateway's upgraded connections) keeps a
+/// clone, so the connection still counts until it is really closed.
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// What one connection's task needs.
 struct Connection {
@@ -120,7 +129,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(mut self, stream: TcpStream, peer: SocketAddr) {
+    async fn run(mut self, stream: TcpStream, peer: SocketAddr, slot: ConnectionSlot) {
         let started = Instant::now();
         let activity = Arc::new(AtomicU64::new(0));
         let io = TokioIo::new(Tracked {
@@ -132,9 +141,13 @@ impl Connection {
         let request_timeout = self.limits.request_timeout;
         let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(slot.clone());
             let mut router = router.clone();
             async move {
                 let answer = tower_service::Service::call(&mut router, req);
+                let Some(request_timeout) = request_timeout else {
+                    return answer.await;
+                };
                 match tokio::time::timeout(request_timeout, answer).await {
                     Ok(Ok(response)) => Ok::<_, std::convert::Infallible>(response),
                     Ok(Err(never)) => match never {},
@@ -145,7 +158,9 @@ impl Connection {
                 }
             }
         });
-        let mut conn = pin!(self.builder.serve_connection(io, service));
+        // With upgrades (HTTP/1.1 `Upgrade`, for the gateway's WebSocket pass-through): once a
+        // connection is handed over, this loop is done with it.
+        let mut conn = pin!(self.builder.serve_connection(io, service).with_upgrades());
         let idle = self.limits.idle_timeout;
         let mut check_at = started + idle;
         let mut closing = false;

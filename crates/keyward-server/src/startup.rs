@@ -68,6 +68,7 @@ struct Checked {
     leak_keys: crate::leaks::LeakKeys,
     admin_rate_limit: u32,
     edge: keyward_gate::edge::EdgeRules,
+    gateway: Option<crate::gateway::Upstream>,
 }
 
 impl Checked {
@@ -103,8 +104,10 @@ impl Checked {
             keyward_core::validate::rate_limit(config.tokens.admin_rate_limit_per_minute, field)
                 .map_err(|e| StartupError::Config(e.message))?;
         let edge = keyward_gate::edge::EdgeRules::from_config(&config.edge).map_err(bad)?;
+        let gateway = config.gateway.validate().map_err(bad)?;
         Ok(Self {
             edge,
+            gateway,
             admin_rate_limit,
             trusted_proxies,
             internal_networks,
@@ -158,6 +161,7 @@ pub struct Application {
     bootstrap: Option<CreatedWorkspace>,
     grace: std::time::Duration,
     limits: crate::listener::Limits,
+    gateway: Option<crate::gateway::Bound>,
     usage_rx: tokio::sync::mpsc::Receiver<keyward_store::UsageRecord>,
 }
 
@@ -180,6 +184,16 @@ impl Application {
                 address: config.server.listen.clone(),
                 error,
             })?;
+        let gateway_listener =
+            match &checked.gateway {
+                Some(_) => Some(TcpListener::bind(&config.gateway.listen).await.map_err(
+                    |error| StartupError::Bind {
+                        address: config.gateway.listen.clone(),
+                        error,
+                    },
+                )?),
+                None => None,
+            };
         let (chain_key, _) = crate::audit_key::load(&config.audit, &config.database.url)
             .map_err(StartupError::Config)?;
         let device_key = chain_key.derive("dashboard device cookie");
@@ -224,8 +238,21 @@ impl Application {
             clock.clone(),
             checked.edge,
         );
+        let edge = Arc::new(edge);
+        let gateway = match (gateway_listener, checked.gateway) {
+            (Some(listener), Some(upstream)) => Some(crate::gateway::Bound {
+                listener,
+                gateway: Arc::new(crate::gateway::Gateway::new(
+                    &config.gateway,
+                    upstream,
+                    edge.clone(),
+                    trusted_proxies.clone(),
+                )),
+            }),
+            _ => None,
+        };
         let forward_auth = Arc::new(crate::forward_auth::ForwardAuth::new(
-            Arc::new(edge),
+            edge,
             &config.edge.proxy_secret,
         ));
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
@@ -267,6 +294,7 @@ impl Application {
             bootstrap,
             grace: std::time::Duration::from_secs(config.server.shutdown_grace_secs),
             limits: config.server.limits(),
+            gateway,
             usage_rx,
         })
     }
@@ -279,6 +307,23 @@ impl Application {
     /// The bound address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The gateway's bound port, when `gateway.upstream` is set.
+    pub fn gateway_port(&self) -> Option<u16> {
+        self.gateway_addr().map(|a| a.port())
+    }
+
+    /// The gateway's bound address, when `gateway.upstream` is set.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().and_then(|g| g.local_addr().ok())
+    }
+
+    /// The gateway's upstream, when `gateway.upstream` is set.
+    pub fn gateway_upstream(&self) -> Option<String> {
+        self.gateway
+            .as_ref()
+            .map(|g| g.gateway.upstream().to_string())
     }
 
     /// The workspace created on a fresh store, with its admin secret: present once, on the
@@ -303,17 +348,43 @@ impl Application {
         let events = crate::events::EventTasks::start(self.state.clone());
         let denials = DenialTasks::start(self.state.denials.clone());
         let app = crate::routes::router(self.state);
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let serve = crate::listener::serve(self.listener, app, self.limits, async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            let _ = stopping_tx.send(());
-        });
+        // One shutdown for both listeners.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let main =
+            crate::listener::serve(self.listener, app, self.limits, stopped(stop_rx.clone()));
+        let limits = self.limits;
+        let gateway = async move {
+            match self.gateway {
+                Some(bound) => {
+                    // The same header-read timeout and connection cap, no total request
+                    // timeout (a long stream or an upgraded connection must not be cut), and
+                    // an idle timeout no shorter than the wait for the upstream's answer.
+                    let gateway_limits = crate::listener::Limits {
+                        request_timeout: None,
+                        idle_timeout: limits.idle_timeout.max(bound.gateway.response_timeout()),
+                        ..limits
+                    };
+                    let router = bound.gateway.router();
+                    crate::listener::serve(bound.listener, router, gateway_limits, stopped(stop_rx))
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        let serve = async move {
+            let (main, gateway) = tokio::join!(main, gateway);
+            main.and(gateway)
+        };
         let grace = self.grace;
         let served = tokio::select! {
             result = serve => result,
             () = async move {
-                let _ = stopping_rx.await;
+                shutdown.await;
+                tracing::info!("shutting down");
+                let _ = stop_tx.send(true);
                 tokio::time::sleep(grace).await;
             } => {
                 tracing::warn!("requests still running after the grace period; stopping anyway");

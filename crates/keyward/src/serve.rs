@@ -23,6 +23,12 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `keyward_server=debug`.
     #[arg(long)]
     log_level: Option<String>,
+    /// Gateway mode: proxy admitted requests to this upstream, e.g. http://127.0.0.1:9000.
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// The gateway's own listener, e.g. 127.0.0.1:8081.
+    #[arg(long, value_name = "ADDR")]
+    gateway_listen: Option<String>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -37,12 +43,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(v) = args.log_level {
         config.log.level = v;
     }
+    if let Some(v) = args.upstream {
+        config.gateway.upstream = v;
+    }
+    if let Some(v) = args.gateway_listen {
+        config.gateway.listen = v;
+    }
     init_logging(&config)?;
     let mut app = Application::build(&config)
         .await
         .context("starting keyward")?;
     let address = app.local_addr()?;
     tracing::info!(%address, backend = app.state().store.backend(), "keyward listening");
+    if let (Some(gateway), Some(upstream)) = (app.gateway_addr(), app.gateway_upstream()) {
+        tracing::info!(%gateway, %upstream, "gateway listening");
+        println!("keyward gateway on http://{gateway}, proxying to {upstream}");
+    }
     if let Some(created) = app.take_bootstrap() {
         print_first_run(&created, &address.to_string());
     }

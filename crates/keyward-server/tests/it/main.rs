@@ -18,6 +18,7 @@ mod events;
 mod expiry;
 mod forward_auth;
 mod forward_auth_proxies;
+mod gateway;
 mod inputs;
 mod leak_signature;
 mod leaks;

@@ -92,6 +92,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The configuration it runs with.
     pub config: Config,
+    /// The gateway's address (`http://127.0.0.1:port`), when `gateway.upstream` is set.
+    pub gateway_url: Option<String>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -215,6 +217,9 @@ impl TestApp {
             .take_bootstrap()
             .expect("a fresh store creates the first workspace");
         let url = format!("http://127.0.0.1:{}", app.port());
+        let gateway_url = app
+            .gateway_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = app.state().clone();
         let server = tokio::spawn(app.run_until(async move {
@@ -228,6 +233,7 @@ impl TestApp {
             clock,
             state,
             config,
+            gateway_url,
             server,
             _stop: stop,
         })
@@ -246,6 +252,9 @@ impl TestApp {
             .await
             .expect("restarting the app");
         let url = format!("http://127.0.0.1:{}", app.port());
+        let gateway_url = app
+            .gateway_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = app.state().clone();
         let server = tokio::spawn(app.run_until(async move {
@@ -259,6 +268,7 @@ impl TestApp {
             clock,
             state,
             config,
+            gateway_url,
             server,
             _stop: stop,
         }

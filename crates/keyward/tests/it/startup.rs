@@ -131,3 +131,31 @@ fn a_bad_database_url_is_reported_once() {
     );
     nothing_created(&dir);
 }
+
+#[test]
+fn a_bad_upstream_fails_before_any_state_is_created_naming_its_key() {
+    for (upstream, why) in [
+        ("127.0.0.1:9000", "http:// URL"),
+        ("https://api.example:443", "https"),
+    ] {
+        let dir = empty_dir();
+        let (_, stderr) = serve_fails(&dir, &["--listen", "127.0.0.1:0", "--upstream", upstream]);
+        assert!(stderr.contains("gateway.upstream"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        nothing_created(&dir);
+    }
+    let dir = empty_dir();
+    let (_, stderr) = serve_fails(
+        &dir,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:9000",
+            "--gateway-listen",
+            "nowhere",
+        ],
+    );
+    assert!(stderr.contains("gateway.listen"), "{stderr}");
+    nothing_created(&dir);
+}
