@@ -72,6 +72,24 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+impl Problem {
+    /// The problem of `status` with keyward's stable `code`: its type is
+    /// `urn:keyward:problem:<code in kebab case>`, `title` the status's reason phrase.
+    pub fn new(status: u16, title: &str, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!(
+                "urn:keyward:problem:{}",
+                code.to_ascii_lowercase().replace('_', "-")
+            ),
+            title: title.to_owned(),
+            status,
+            detail: detail.into(),
+            code: code.to_owned(),
+            field: None,
+        }
+    }
+}
+
 /// `POST /v1/verify` request. Fields borrow from the request body where they can, so the hot
 /// path does not copy them; build one with owned or borrowed strings (`"…".into()`). Its
 /// `Debug` leaves the secret out.

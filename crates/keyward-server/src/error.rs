@@ -205,16 +205,10 @@ impl ApiError {
     /// The problem document this error answers with.
     pub fn problem(&self) -> Problem {
         let (status, code, detail, field) = self.parts();
+        let title = status.canonical_reason().unwrap_or("Error");
         Problem {
-            kind: format!(
-                "urn:keyward:problem:{}",
-                code.to_ascii_lowercase().replace('_', "-")
-            ),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail,
-            code: code.to_owned(),
             field,
+            ..Problem::new(status.as_u16(), title, code, detail)
         }
     }
 }
@@ -300,17 +294,8 @@ pub async fn problem_for_every_refusal(response: Response) -> Response {
         s if s.is_server_error() => return ApiError::Internal(format!("{s}")).into_response(),
         _ => ("BAD_REQUEST", "the request could not be read"),
     };
-    let problem = Problem {
-        kind: format!(
-            "urn:keyward:problem:{}",
-            code.to_ascii_lowercase().replace('_', "-")
-        ),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: detail.to_owned(),
-        code: code.to_owned(),
-        field: None,
-    };
+    let title = status.canonical_reason().unwrap_or("Error");
+    let problem = Problem::new(status.as_u16(), title, code, detail);
     let mut out = (status, serde_json::to_vec(&problem).unwrap_or_default()).into_response();
     out.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

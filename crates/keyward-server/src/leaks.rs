@@ -113,17 +113,7 @@ pub struct Label {
 
 /// A 401 refusal of an alert with a stable code.
 fn refused(code: &'static str, detail: &str) -> Response {
-    let problem = Problem {
-        kind: format!(
-            "urn:keyward:problem:{}",
-            code.to_ascii_lowercase().replace('_', "-")
-        ),
-        title: "Unauthorized".into(),
-        status: 401,
-        detail: detail.into(),
-        code: code.into(),
-        field: None,
-    };
+    let problem = Problem::new(401, "Unauthorized", code, detail);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     (
         StatusCode::UNAUTHORIZED,

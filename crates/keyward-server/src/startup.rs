@@ -16,17 +16,16 @@ use keyward_core::{Clock, TokenHasher};
 use keyward_store::{StoreError, StoreOptions};
 use tokio::net::TcpListener;
 
-use crate::cache::TokenCache;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::denials::{DenialTasks, Denials};
+use crate::denials::DenialTasks;
 use crate::error::ApiError;
 use crate::limiter::MemoryLimiter;
 use crate::state::AppState;
-use crate::usage::{Usage, UsageTasks};
-use crate::verifier::{Policy, Verifier};
+use crate::usage::UsageTasks;
 use keyward_core::ip::IpAllowlist;
 use keyward_core::ratelimit::Quota;
+use keyward_gate::gate::{HotPath, HotPathSettings};
 
 /// Why the application could not start. Each variant's message carries its cause's text and
 /// names no `source()`, so a report that prints the chain (`{:#}`) says it once.
@@ -208,9 +207,7 @@ impl Application {
         .await?;
         let pepper = Some(config.tokens.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
         let hasher = TokenHasher::new(pepper);
-        let cache = Arc::new(TokenCache::new(&config.cache));
         let trusted_proxies = Arc::new(checked.trusted_proxies);
-        let denials = Arc::new(Denials::new(&config.audit, store.clone(), clock.clone()));
         let limiter: Arc<dyn crate::limiter::RateLimiter> = Arc::new(MemoryLimiter::default());
         let people = Arc::new(crate::people::People {
             guard: crate::people::guard::Guard::new(&config.dashboard, limiter.clone(), device_key)
@@ -219,26 +216,27 @@ impl Application {
             approval_key,
             config: config.dashboard.clone(),
         });
-        let verifier = Arc::new(Verifier::new(
+        let (hot, usage_rx) = HotPath::assemble(
             store.clone(),
-            cache.clone(),
             hasher.clone(),
             clock.clone(),
-            Policy {
+            HotPathSettings {
+                cache: &config.cache,
+                audit: &config.audit,
+                usage: &config.usage,
                 internal_networks: checked.internal_networks,
                 brute_force: checked.brute_force,
                 limiter,
+                edge: checked.edge,
             },
-            denials.clone(),
-        ));
-        let (usage, usage_rx) = Usage::new(&config.usage, store.clone(), clock.clone());
-        let edge = keyward_gate::edge::Edge::new(
-            verifier.clone(),
-            usage.clone(),
-            clock.clone(),
-            checked.edge,
         );
-        let edge = Arc::new(edge);
+        let HotPath {
+            cache,
+            verifier,
+            usage,
+            denials,
+            edge,
+        } = hot;
         let gateway = match (gateway_listener, checked.gateway) {
             (Some(listener), Some(upstream)) => Some(crate::gateway::Bound {
                 listener,

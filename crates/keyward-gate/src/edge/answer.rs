@@ -176,7 +176,8 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub(crate) fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// A refusal of `status` with `code` (also in `X-Keyward-Code`) and a safe `detail`.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static(CODE_HEADER),
@@ -209,21 +210,8 @@ impl Refusal {
 
     /// The problem+json body.
     pub fn body(&self) -> Bytes {
-        let problem = Problem {
-            kind: format!(
-                "urn:keyward:problem:{}",
-                self.code.to_ascii_lowercase().replace('_', "-")
-            ),
-            title: self
-                .status
-                .canonical_reason()
-                .unwrap_or("Refused")
-                .to_owned(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code.to_owned(),
-            field: None,
-        };
+        let title = self.status.canonical_reason().unwrap_or("Refused");
+        let problem = Problem::new(self.status.as_u16(), title, self.code, &*self.detail);
         Bytes::from(serde_json::to_vec(&problem).unwrap_or_default())
     }
 

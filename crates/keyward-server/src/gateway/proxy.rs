@@ -9,14 +9,13 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::header::{self, HeaderValue};
 use axum::http::{Method, Response, StatusCode, Version};
 use axum::response::IntoResponse;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
-use keyward_core::api::Problem;
 use keyward_gate::client_ip::{canonical, client_ip};
-use keyward_gate::edge::{Admission, Original, Refusal, CODE_HEADER};
+use keyward_gate::edge::{Admission, Original, Refusal};
 use tokio::sync::oneshot;
 
 use crate::listener::ConnectionSlot;
@@ -24,31 +23,9 @@ use crate::listener::ConnectionSlot;
 use super::headers::{remove_hop_by_hop, set_forwarded, upgrade_of};
 use super::Gateway;
 
-/// A problem+json answer of the gateway's own, with `X-Keyward-Code`.
+/// A problem+json answer of the gateway's own, with `X-Keyward-Code`, as the edge refuses.
 fn problem(status: StatusCode, code: &'static str, detail: &str) -> Response<Body> {
-    let body = Problem {
-        kind: format!(
-            "urn:keyward:problem:{}",
-            code.to_ascii_lowercase().replace('_', "-")
-        ),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail: detail.to_owned(),
-        code: code.to_owned(),
-        field: None,
-    };
-    let mut res = Response::new(Body::from(serde_json::to_vec(&body).unwrap_or_default()));
-    *res.status_mut() = status;
-    let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    headers.insert(
-        HeaderName::from_static(CODE_HEADER),
-        HeaderValue::from_static(code),
-    );
-    res
+    Refusal::new(status, code, detail).into_response()
 }
 
 fn unavailable() -> Response<Body> {
