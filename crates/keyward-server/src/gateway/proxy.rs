@@ -175,6 +175,10 @@ pub(super) async fn handle(
 
     let (mut parts, body) = res.into_parts();
     remove_hop_by_hop(&mut parts.headers, None);
+    // The client learns its token's rate-limit state, unless the upstream reports its own.
+    if !parts.headers.contains_key("ratelimit") {
+        allowed.write_rate_headers(&mut parts.headers);
+    }
     let mut out = Response::new(Body::new(body));
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;

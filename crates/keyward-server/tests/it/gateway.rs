@@ -366,6 +366,9 @@ async fn rate_limits_are_a_real_429_and_anonymous_routes_are_marked() {
             .unwrap();
         assert_eq!(r.status(), 200);
         assert!(h(r.headers(), "content-type").starts_with("application/json"));
+        // The client sees what is left of its budget.
+        assert_eq!(h(r.headers(), "ratelimit-policy"), "\"default\";q=2;w=60");
+        assert!(h(r.headers(), "ratelimit").contains(";r="));
     }
     let before = seen.requests.load(Ordering::SeqCst);
     // nginx's header changes nothing here: the gateway answers the client itself.
