@@ -17,19 +17,7 @@ duration=${1:-5}
 connections=${2:-32}
 rounds=${3:-5}
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-[ -x /usr/sbin/nginx ] || need+=(nginx)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; else
-    echo "needs: ${need[*]} (apt-get install ${need[*]})" >&2; exit 1; fi
-fi
-# keyward and nginx share core 0, wrk gets core 1.
-pin_server=(); pin_wrk=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  pin_server=(taskset -c 0); pin_wrk=(taskset -c 1)
-  export TOKIO_WORKER_THREADS=1
-fi
+. scripts/lib/nginx-bench.sh
 . scripts/lib/bench-setup.sh
 cat >"$work/keyward.toml" <<TOML
 [policy]
@@ -41,7 +29,6 @@ TOML
 KEYWARD_CONFIG="$work/keyward.toml" start_keyward "${pin_server[@]}"
 secret=$(realistic_token)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(free_port); auth=$(free_port); bare=$(free_port); health=$(free_port); stub=$(free_port)
 kw=127.0.0.1:$port
 # Three copies of the shipped configuration, differing only in what the auth subrequest asks
@@ -51,12 +38,9 @@ snippet() { # listen, auth address, auth path
       -e 's/"KEYWARD_PROXY_SECRET"/""/' -e "s/upstream keyward {/upstream keyward_$1 {/" \
       -e "s#http://keyward/auth;#http://keyward_$1$3;#" docs/proxies/nginx.conf
 }
-mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
+nginx_dirs "$work/nginx"
 {
-  echo "worker_processes 1; error_log $work/nginx/logs/error.log warn; pid $work/nginx/nginx.pid;"
-  echo "events { worker_connections 4096; }"
-  echo "http { access_log off; client_body_temp_path $work/nginx/tmp; proxy_temp_path $work/nginx/tmp;"
-  echo "  fastcgi_temp_path $work/nginx/tmp; uwsgi_temp_path $work/nginx/tmp; scgi_temp_path $work/nginx/tmp;"
+  nginx_http_head "$work/nginx"
   echo "  server { listen 127.0.0.1:$up; location / { return 200 'ok'; } }"
   echo "  server { listen 127.0.0.1:$stub; location / { return 204; } }"
   snippet "$auth" "$kw" /auth
@@ -64,10 +48,8 @@ mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
   snippet "$health" "$kw" /healthz
   echo "}"
 } >"$work/nginx/nginx.conf"
-"${pin_server[@]}" /usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
-nginx=$!
+start_nginx "$work/nginx" "http://127.0.0.1:$up/"
 trap 'kill $server $nginx 2>/dev/null; wait $server $nginx 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$up/" 2>/dev/null && break; sleep 0.1; done
 
 # Every variant must let the request through before it is measured (and warms the cache).
 for p in "$auth" "$bare" "$health"; do
@@ -77,7 +59,6 @@ done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$auth/orders/7")
 [ "$code" = 401 ] || { echo "without a token keyward's nginx answered $code, not 401" >&2; exit 1; }
 
-rps() { awk '/Requests\/sec/ {print $2}'; }
 run() { "${pin_wrk[@]}" wrk -t1 -c"$connections" -d"${duration}s" -H "Authorization: Bearer $secret" "http://127.0.0.1:$1/orders/7" | rps; }
 r_bare=(); r_health=()
 for round in $(seq "$rounds"); do
@@ -86,6 +67,5 @@ for round in $(seq "$rounds"); do
   r_health+=("$(python3 -c "print(f'{$a / $h:.3f}')")")
   printf 'round %d: bare 204 %8.0f req/s   keyward /healthz %8.0f req/s   keyward /auth %8.0f req/s\n' "$round" "$b" "$h" "$a"
 done
-med() { python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[2:]]; print(f'median {sys.argv[1]} = {statistics.median(r):.1%} (min {min(r):.1%}, max {max(r):.1%}, {len(r)} rounds)')" "$@"; }
-med "nginx→keyward /auth / nginx→bare 204" "${r_bare[@]}"
-med "nginx→keyward /auth / nginx→keyward /healthz" "${r_health[@]}"
+median "nginx→keyward /auth / nginx→bare 204" "${r_bare[@]}"
+median "nginx→keyward /auth / nginx→keyward /healthz" "${r_health[@]}"

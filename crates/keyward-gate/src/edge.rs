@@ -20,6 +20,7 @@
 pub mod answer;
 pub mod rules;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,7 +106,12 @@ impl Edge {
                 "the request path could not be read (a bad %-escape)",
             ));
         };
-        let method = req.method.trim().to_ascii_uppercase();
+        let method = req.method.trim();
+        let method: Cow<'_, str> = if method.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(method.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(method)
+        };
         let requirement = self.rules.table.requirement(&method, &path);
         let required: &[Permission] = match requirement {
             Requirement::Deny => {

@@ -14,6 +14,8 @@
 //! and empty segments dropped, so `/orders/./1`, `/orders//1` and `/x/../orders/%31` are all
 //! `/orders/1`, as the upstream will see them.
 
+use std::borrow::Cow;
+
 use keyward_core::Permission;
 use serde::{Deserialize, Serialize};
 
@@ -277,13 +279,16 @@ fn printable(s: &str) -> String {
 /// it: query and fragment dropped, escapes decoded except `%2F`, dot segments resolved, empty
 /// segments dropped; always starting with `/`. `None` when it cannot be read (an escape that is
 /// not hex, or bytes that do not decode to UTF-8): the caller refuses the request.
-pub fn normalise(target: &str) -> Option<String> {
+pub fn normalise(target: &str) -> Option<Cow<'_, str>> {
     let mut path = target.split(['?', '#']).next().unwrap_or("");
     if let Some(rest) = path
         .strip_prefix("http://")
         .or_else(|| path.strip_prefix("https://"))
     {
         path = rest.find('/').map_or("/", |i| &rest[i..]);
+    }
+    if is_normal(path) {
+        return Some(Cow::Borrowed(path));
     }
     let mut out: Vec<String> = Vec::new();
     for raw in path.split('/') {
@@ -304,7 +309,20 @@ pub fn normalise(target: &str) -> Option<String> {
     if s.is_empty() {
         s.push('/');
     }
-    Some(s)
+    Some(Cow::Owned(s))
+}
+
+/// Whether `path` is already what [`normalise`] makes of it (the common case, answered
+/// without allocating): it starts with `/`, has no escape, no empty segment (but for `/`
+/// itself) and no dot segment.
+fn is_normal(path: &str) -> bool {
+    if path == "/" {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    !path.contains('%') && rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
 }
 
 /// Decodes `%XX` escapes of one segment, keeping `%2F`/`%2f` as they are (a literal slash
@@ -415,6 +433,13 @@ mod tests {
         assert_eq!(needs(&t, "GET", "/orders/a%2Fb"), ["orders:read"]);
         assert_eq!(needs(&t, "GET", "http://h:1/orders/1"), ["orders:read"]);
         assert_eq!(normalise("/../../etc").as_deref(), Some("/etc"));
+        assert!(matches!(
+            normalise("/orders/1?x"),
+            Some(Cow::Borrowed("/orders/1"))
+        ));
+        assert!(matches!(normalise("/"), Some(Cow::Borrowed("/"))));
+        assert_eq!(normalise("").as_deref(), Some("/"));
+        assert_eq!(normalise("/a/").as_deref(), Some("/a"));
         assert_eq!(normalise("/a%zz"), None);
         assert_eq!(normalise("/a%ff"), None);
     }
@@ -463,6 +488,7 @@ mod tests {
                 prop_assert!(n.starts_with('/'));
                 prop_assert!(!n.contains("//"));
                 prop_assert!(n.split('/').all(|s| s != "." && s != ".."));
+                prop_assert!(n == "/" || !n.ends_with('/'));
             }
         }
 

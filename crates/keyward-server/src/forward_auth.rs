@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use keyward_core::ip::IpAllowlist;
 use keyward_gate::edge::{Admission, Edge, Original, Refusal};
 use sha2::{Digest, Sha256};
 
@@ -36,13 +37,20 @@ pub struct ForwardAuth {
     /// SHA-256 of `edge.proxy_secret`, when one is configured (compared digest to digest, so
     /// the comparison's time says nothing about the secret).
     proxy_secret: Option<[u8; 32]>,
+    /// Proxies whose forwarding headers are believed (the server's `policy.trusted_proxies`).
+    trusted_proxies: Arc<IpAllowlist>,
 }
 
 impl ForwardAuth {
-    /// The front end over `edge`, trusting proxies that send `proxy_secret` (if not empty).
-    pub fn new(edge: Arc<Edge>, proxy_secret: &str) -> Self {
+    /// The front end over `edge`, answering `trusted_proxies` and proxies that send
+    /// `proxy_secret` (if not empty).
+    pub fn new(edge: Arc<Edge>, trusted_proxies: Arc<IpAllowlist>, proxy_secret: &str) -> Self {
         let proxy_secret = (!proxy_secret.is_empty()).then(|| Sha256::digest(proxy_secret).into());
-        Self { edge, proxy_secret }
+        Self {
+            edge,
+            proxy_secret,
+            trusted_proxies,
+        }
     }
 
     fn proves_secret(&self, headers: &HeaderMap) -> bool {
@@ -64,11 +72,13 @@ impl ForwardAuth {
     }
 }
 
-/// `/auth` and everything under it, every method.
-pub fn routes() -> Router<AppState> {
+/// `/auth` and everything under it, every method. The routes hold only the forward-auth
+/// front end as their state, so a request clones one `Arc`, not the whole [`AppState`].
+pub fn routes(fa: Arc<ForwardAuth>) -> Router<AppState> {
     Router::new()
         .route("/auth", any(forward_auth))
         .route("/auth/{*rest}", any(forward_auth))
+        .with_state(fa)
 }
 
 /// Which proxy's convention the request follows.
@@ -83,14 +93,13 @@ enum Convention {
 }
 
 async fn forward_auth(
-    State(state): State<AppState>,
+    State(fa): State<Arc<ForwardAuth>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    let fa = &state.forward_auth;
     let headers = req.headers();
     let peer_ip = canonical(peer.ip());
-    if !(state.trusted_proxies.contains(peer_ip) || fa.proves_secret(headers)) {
+    if !(fa.trusted_proxies.contains(peer_ip) || fa.proves_secret(headers)) {
         return crate::ApiError::forbidden(
             "PROXY_NOT_TRUSTED",
             "forward-auth answers only proxies listed in policy.trusted_proxies or sending the \
@@ -120,7 +129,7 @@ async fn forward_auth(
                 None => rest.to_owned(),
             };
             return decide(
-                &state,
+                &fa,
                 Convention::Envoy,
                 req.method().as_str(),
                 &target,
@@ -141,11 +150,11 @@ async fn forward_auth(
         )
         .into_response();
     };
-    decide(&state, convention, method, target, headers, peer_ip).await
+    decide(&fa, convention, method, target, headers, peer_ip).await
 }
 
 async fn decide(
-    state: &AppState,
+    fa: &ForwardAuth,
     convention: Convention,
     method: &str,
     target: &str,
@@ -156,9 +165,9 @@ async fn decide(
         method,
         target,
         headers,
-        client_ip: behind_proxy(peer, headers, &state.trusted_proxies),
+        client_ip: behind_proxy(peer, headers, &fa.trusted_proxies),
     };
-    let refused = match state.forward_auth.edge.admit(&original).await {
+    let refused = match fa.edge.admit(&original).await {
         Ok(Admission::Allowed(allowed)) => {
             let mut res = StatusCode::OK.into_response();
             allowed.write_headers(res.headers_mut());

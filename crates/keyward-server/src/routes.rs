@@ -35,7 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics))
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/v1/verify", post(verify))
-        .merge(crate::forward_auth::routes())
+        .merge(crate::forward_auth::routes(state.forward_auth.clone()))
         .merge(admin::workspaces::routes())
         .merge(admin::users::routes())
         .merge(admin::invitations::routes())

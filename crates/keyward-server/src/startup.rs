@@ -251,6 +251,7 @@ impl Application {
         };
         let forward_auth = Arc::new(crate::forward_auth::ForwardAuth::new(
             edge,
+            trusted_proxies.clone(),
             &config.edge.proxy_secret,
         ));
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
