@@ -101,9 +101,10 @@ impl Edge {
         let started = Instant::now();
         let Some(path) = normalise(req.target) else {
             return Ok(refused(
-                StatusCode::FORBIDDEN,
+                StatusCode::BAD_REQUEST,
                 "INVALID_PATH",
-                "the request path could not be read (a bad %-escape)",
+                "the request path has a dot segment, a ';', a '\\', an escaped '/' or '\\', \
+                 a control character or a bad %-escape: an upstream could read it as another path",
             ));
         };
         let method = req.method.trim();

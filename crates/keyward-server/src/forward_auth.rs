@@ -107,6 +107,24 @@ async fn forward_auth(
         )
         .into_response();
     }
+    // Each of these once: a proxy that appends its own would otherwise lose to the client's.
+    let once = [
+        "x-forwarded-uri",
+        "x-forwarded-method",
+        "x-original-uri",
+        "x-original-method",
+    ];
+    if once
+        .iter()
+        .any(|name| headers.get_all(*name).iter().nth(1).is_some())
+    {
+        return crate::ApiError::forbidden(
+            "AMBIGUOUS_ORIGINAL_REQUEST",
+            "the original request's method or URI header is repeated: configure the proxy to \
+             replace, not append, it (see docs/forward-auth.md)",
+        )
+        .into_response();
+    }
     let header = |name: &str| headers.get(name).map(|v| v.to_str().map(str::trim));
     let (convention, method, target) = match (header("x-forwarded-uri"), header("x-original-uri")) {
         // Both conventions at once: one of them was written by the client (a proxy that
@@ -165,7 +183,13 @@ async fn decide(
         method,
         target,
         headers,
-        client_ip: behind_proxy(peer, headers, &fa.trusted_proxies),
+        // A proxy asks on its client's behalf, never its own: without a forwarded address the
+        // client's is unknown (and every allowlist refuses), not the proxy's.
+        client_ip: if headers.contains_key("x-forwarded-for") || headers.contains_key("x-real-ip") {
+            behind_proxy(peer, headers, &fa.trusted_proxies)
+        } else {
+            None
+        },
     };
     let refused = match fa.edge.admit(&original).await {
         Ok(Admission::Allowed(allowed)) => {

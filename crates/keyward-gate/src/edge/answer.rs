@@ -136,10 +136,18 @@ fn principal_headers(t: &CachedToken) -> Vec<(HeaderName, HeaderValue)> {
         .collect()
 }
 
-/// Removes the principal headers (and the anonymous marker) from `headers`: what the gateway
-/// and the embedded layer do to what a client sent.
+/// Removes from what a client sent every header an upstream could take as keyward's: the
+/// principal headers, the anonymous marker, `X-Keyward-Code`, the proxy secret and the
+/// rate-limit state. What the gateway and the embedded layer do before writing their own.
 pub fn strip_principal_headers(headers: &mut HeaderMap) {
-    for name in PRINCIPAL_HEADERS.iter().chain([&ANONYMOUS_HEADER]) {
+    let others = [
+        ANONYMOUS_HEADER,
+        CODE_HEADER,
+        "x-keyward-proxy-secret",
+        "ratelimit",
+        "ratelimit-policy",
+    ];
+    for name in PRINCIPAL_HEADERS.iter().chain(others.iter()) {
         headers.remove(*name);
     }
 }
@@ -200,9 +208,9 @@ impl Refusal {
 
     /// The refusal of a proxy that passes only 401 and 403 (nginx's `auth_request`): a 429
     /// becomes a 403 that still carries `X-Keyward-Code: RATE_LIMITED` and `Retry-After`, for
-    /// the proxy's configuration to turn back into a 429.
+    /// the proxy's configuration to turn back into a 429; a 400 (`INVALID_PATH`) a 403.
     pub fn for_nginx(mut self) -> Self {
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::BAD_REQUEST {
             self.status = StatusCode::FORBIDDEN;
         }
         self

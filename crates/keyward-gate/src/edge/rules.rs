@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::routes::{Requirement, RouteConfig, RouteTable};
 
-/// The `[edge]` section: the route table and how the credential is read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The `[edge]` section: the route table and how the credential is read. Its `Debug` does not
+/// show the proxy secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
     /// The header holding the token; empty for `Authorization: Bearer`.
@@ -18,6 +19,22 @@ pub struct EdgeConfig {
     pub proxy_secret: String,
     /// The routes.
     pub routes: Vec<RouteConfig>,
+}
+
+impl std::fmt::Debug for EdgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.proxy_secret.is_empty() {
+            ""
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("EdgeConfig")
+            .field("credential_header", &self.credential_header)
+            .field("unmatched", &self.unmatched)
+            .field("proxy_secret", &secret)
+            .field("routes", &self.routes)
+            .finish()
+    }
 }
 
 impl Default for EdgeConfig {
@@ -92,6 +109,15 @@ impl EdgeRules {
 mod tests {
     use super::*;
     use crate::routes::RouteConfig;
+
+    #[test]
+    fn the_proxy_secret_is_never_printed() {
+        let c = EdgeConfig {
+            proxy_secret: "hunter2-proxy".into(),
+            ..EdgeConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
 
     #[test]
     fn the_config_is_checked() {

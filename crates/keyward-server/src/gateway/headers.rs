@@ -32,9 +32,12 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 /// `Connection` names `upgrade` and `Upgrade` is present.
 pub fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
     let asked = connection_tokens(headers).any(|t| t == "upgrade");
+    // Only WebSocket: after a switch the bytes are not HTTP requests any more, so a protocol
+    // that carries several requests (h2c) would take every later one past the admission.
     asked
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten()
+        .filter(|p| p.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 /// Drops the hop-by-hop headers: the fixed ones and those `Connection` names (never `Host`).

@@ -103,9 +103,31 @@ async fn the_route_table_decides_and_the_principal_is_passed(app: TestApp) {
     let meta: serde_json::Value = serde_json::from_str(h(&headers, "x-keyward-metadata")).unwrap();
     assert_eq!(meta["team"], "Zürich");
     assert!(h(&headers, "ratelimit-policy").contains("q="));
-    // Normalised before matching: a dot segment cannot reach another route's rules.
-    let (status, _, _) = ask(&app, "GET", "/public/../orders/7", Some(&secret), &[]).await;
-    assert_eq!(status, 200);
+    // A path an upstream could read as another one is refused, whatever the token; nginx
+    // gets it as a 403 (auth_request passes nothing else on).
+    for path in [
+        "/public/../orders/7",
+        "/public/%2e%2e/orders/7",
+        "/public/..;/orders/7",
+    ] {
+        let (status, headers, _) = ask(&app, "GET", path, Some(&secret), &[]).await;
+        assert_eq!(
+            (status, h(&headers, "x-keyward-code")),
+            (400, "INVALID_PATH"),
+            "{path}"
+        );
+    }
+    let r = reqwest::Client::new()
+        .get(format!("{}/auth", app.url))
+        .header("X-Original-Method", "GET")
+        .header("X-Original-URI", "/public/../orders/7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), h(r.headers(), "x-keyward-code")),
+        (403, "INVALID_PATH")
+    );
 
     // Step 8: the route needs a permission the token lacks.
     let (status, headers, body) = ask(&app, "POST", "/carts/1/items", Some(&secret), &[]).await;
@@ -266,6 +288,20 @@ async fn the_client_address_comes_from_the_trusted_proxy() {
     let (status, _, body) = ask(&app, "GET", "/orders/1", None, &both).await;
     assert_eq!(status, 403);
     assert!(body.contains("AMBIGUOUS_ORIGINAL_REQUEST"), "{body}");
+    // A repeated original-request header: the proxy appended its own after the client's.
+    let twice = [
+        ("X-Forwarded-Uri", "/public/x"),
+        ("X-Forwarded-For", "203.0.113.9"),
+    ];
+    let (status, _, body) = ask(&app, "GET", "/orders/1", None, &twice).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("AMBIGUOUS_ORIGINAL_REQUEST"), "{body}");
+    // No forwarded address at all: the client's is unknown, not the proxy's own 127.0.0.1.
+    let (status, headers, _) = ask(&app, "GET", "/orders/1", Some(&secret), &[]).await;
+    assert_eq!(
+        (status, h(&headers, "x-keyward-code")),
+        (403, "IP_NOT_ALLOWED")
+    );
     // A client that wrote its own X-Forwarded-For in front of the proxy's gains nothing.
     let spoofed = [("X-Forwarded-For", "203.0.113.9, 198.51.100.1")];
     assert_eq!(

@@ -626,6 +626,19 @@ async fn an_upgrade_passes_through_and_bytes_echo_both_ways() {
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
 
+    // Only WebSocket is switched to: after an h2c switch every later request on the
+    // connection would pass unadmitted.
+    let mut stream = tokio::net::TcpStream::connect(gw.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: api.example\r\nAuthorization: Bearer {secret}\r\n\
+         Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(!head.starts_with("HTTP/1.1 101"), "{head}");
+
     // Without a credential, no upgrade: the gateway's own 401.
     let mut stream = tokio::net::TcpStream::connect(gw.trim_start_matches("http://"))
         .await
