@@ -77,6 +77,8 @@ impl ForwardAuth {
 pub fn routes(fa: Arc<ForwardAuth>) -> Router<AppState> {
     Router::new()
         .route("/auth", any(forward_auth))
+        // Envoy's prefix before the original path `/` (the catch-all needs a non-empty rest).
+        .route("/auth/", any(forward_auth))
         .route("/auth/{*rest}", any(forward_auth))
         .with_state(fa)
 }

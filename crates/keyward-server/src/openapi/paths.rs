@@ -77,7 +77,7 @@ fn metrics() {}
 fn verify() {}
 
 /// Forward-auth answers every method the same way; the document lists five of them, under
-/// `/auth` (nginx, Caddy, Traefik) and `/auth/{rest}` (Envoy's path prefix).
+/// `/auth` (nginx, Caddy, Traefik), `/auth/` and `/auth/{rest}` (Envoy's path prefix).
 macro_rules! forward_auth {
     ($($name:ident $method:ident $path:literal $id:literal $([$($rest:tt)*])?;)*) => {$(
         #[utoipa::path(
@@ -113,6 +113,11 @@ forward_auth! {
     forward_auth_put put "/auth" "forward_auth_put";
     forward_auth_patch patch "/auth" "forward_auth_patch";
     forward_auth_delete delete "/auth" "forward_auth_delete";
+    forward_auth_root_get get "/auth/" "forward_auth_root_get";
+    forward_auth_root_post post "/auth/" "forward_auth_root_post";
+    forward_auth_root_put put "/auth/" "forward_auth_root_put";
+    forward_auth_root_patch patch "/auth/" "forward_auth_root_patch";
+    forward_auth_root_delete delete "/auth/" "forward_auth_root_delete";
     forward_auth_prefixed_get get "/auth/{rest}" "forward_auth_prefixed_get" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];
     forward_auth_prefixed_post post "/auth/{rest}" "forward_auth_prefixed_post" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];
     forward_auth_prefixed_put put "/auth/{rest}" "forward_auth_prefixed_put" [, ("rest" = String, Path, description = "The original path (Envoy's `path_prefix: /auth`)")];

@@ -255,6 +255,15 @@ async fn envoy_puts_its_prefix_before_the_original_path() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(h(r.headers(), "x-keyward-code"), "INSUFFICIENT_PERMISSIONS");
+    // The original path `/` arrives as `/auth/`: judged as `/` (unmatched here), not a 404.
+    let r = http
+        .get(format!("{}/auth/", app.url))
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(h(r.headers(), "x-keyward-code"), "ROUTE_NOT_ALLOWED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
