@@ -44,6 +44,24 @@ impl Default for CacheConfig {
     }
 }
 
+/// The longest TTL accepted, in seconds (a day): no later time computation can overflow.
+const MAX_TTL_SECS: u64 = 86_400;
+
+impl CacheConfig {
+    /// Refuses TTLs over a day, naming the key (`cache.ttl_secs`).
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("cache.ttl_secs", self.ttl_secs),
+            ("cache.negative_ttl_secs", self.negative_ttl_secs),
+        ] {
+            if value > MAX_TTL_SECS {
+                return Err(format!("{key} must be at most {MAX_TTL_SECS}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A compiled token as cached: the decision's input, and the `VALID` answer of the verify API
 /// serialised once (but for its closing brace, after which the per-request rate-limit state
 /// goes), since nothing else in it changes until the entry is invalidated.

@@ -143,8 +143,43 @@ impl From<StoreError> for GateOpenError {
     }
 }
 
-/// The longest cache TTL accepted, in seconds (a day), as the server's.
-const MAX_TTL_SECS: u64 = 86_400;
+/// The network side of the hot path, checked: what `[policy]` (the server) or the flat keys of
+/// [`GateOptions`] name. Shared so that both refuse the same values with the same words.
+pub struct NetworkPolicy {
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: IpAllowlist,
+    /// Internal networks of the whole deployment.
+    pub internal_networks: IpAllowlist,
+    /// The brute-force guard's quota; `None` when turned off (0).
+    pub brute_force: Option<Quota>,
+}
+
+impl NetworkPolicy {
+    /// Parses the three values; an error names the key, `prefix` (`policy.` or empty) first.
+    pub fn parse(
+        trusted_proxies: &[String],
+        internal_networks: &[String],
+        failed_verifications_per_minute: u32,
+        prefix: &str,
+    ) -> Result<Self, String> {
+        let list = |items: &[String], key: &str| {
+            let field = format!("{prefix}{key}");
+            IpAllowlist::from_entries(items, &field).map_err(|e| format!("{field}: {}", e.message))
+        };
+        let brute_force =
+            match failed_verifications_per_minute {
+                0 => None,
+                n => Some(Quota::new(n, 60).map_err(|e| {
+                    format!("{prefix}failed_verifications_per_minute: {}", e.message)
+                })?),
+            };
+        Ok(Self {
+            trusted_proxies: list(trusted_proxies, "trusted_proxies")?,
+            internal_networks: list(internal_networks, "internal_networks")?,
+            brute_force,
+        })
+    }
+}
 
 /// Every option checked, before anything is opened.
 struct Checked {
@@ -158,28 +193,20 @@ impl Checked {
     fn from_options(o: &GateOptions) -> Result<Self, GateOpenError> {
         let bad = GateOpenError::Config;
         keyward_store::check_url(&o.database_url)?;
-        let list = |items: &[String], field: &str| {
-            IpAllowlist::from_entries(items, field)
-                .map_err(|e| GateOpenError::Config(format!("{field}: {}", e.message)))
-        };
-        let trusted_proxies = list(&o.trusted_proxies, "trusted_proxies")?;
-        let internal_networks = list(&o.internal_networks, "internal_networks")?;
-        let brute_force = match o.failed_verifications_per_minute {
-            0 => None,
-            n => Some(Quota::new(n, 60).map_err(|e| {
-                GateOpenError::Config(format!("failed_verifications_per_minute: {}", e.message))
-            })?),
-        };
+        let NetworkPolicy {
+            trusted_proxies,
+            internal_networks,
+            brute_force,
+        } = NetworkPolicy::parse(
+            &o.trusted_proxies,
+            &o.internal_networks,
+            o.failed_verifications_per_minute,
+            "",
+        )
+        .map_err(bad)?;
         o.audit.validate().map_err(bad)?;
         o.usage.validate().map_err(bad)?;
-        for (key, value) in [
-            ("cache.ttl_secs", o.cache.ttl_secs),
-            ("cache.negative_ttl_secs", o.cache.negative_ttl_secs),
-        ] {
-            if value > MAX_TTL_SECS {
-                return Err(bad(format!("{key} must be at most {MAX_TTL_SECS}")));
-            }
-        }
+        o.cache.validate().map_err(bad)?;
         if o.max_connections == 0 {
             return Err(bad("max_connections must be at least 1".into()));
         }

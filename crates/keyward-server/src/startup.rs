@@ -25,7 +25,7 @@ use crate::state::AppState;
 use crate::usage::UsageTasks;
 use keyward_core::ip::IpAllowlist;
 use keyward_core::ratelimit::Quota;
-use keyward_gate::gate::{HotPath, HotPathSettings};
+use keyward_gate::gate::{HotPath, HotPathSettings, NetworkPolicy};
 
 /// Why the application could not start. Each variant's message carries its cause's text and
 /// names no `source()`, so a report that prints the chain (`{:#}`) says it once.
@@ -77,26 +77,23 @@ impl Checked {
         config.server.validate().map_err(bad)?;
         keyward_store::check_url(&config.database.url)?;
         let policy = &config.policy;
-        let list = |items: &[String], field: &str| {
-            IpAllowlist::from_entries(items, field)
-                .map_err(|e| StartupError::Config(format!("{}: {}", field, e.message)))
-        };
-        let trusted_proxies = list(&policy.trusted_proxies, "policy.trusted_proxies")?;
-        let internal_networks = list(&policy.internal_networks, "policy.internal_networks")?;
-        let brute_force = match policy.failed_verifications_per_minute {
-            0 => None,
-            n => Some(Quota::new(n, 60).map_err(|e| {
-                StartupError::Config(format!(
-                    "policy.failed_verifications_per_minute: {}",
-                    e.message
-                ))
-            })?),
-        };
+        let NetworkPolicy {
+            trusted_proxies,
+            internal_networks,
+            brute_force,
+        } = NetworkPolicy::parse(
+            &policy.trusted_proxies,
+            &policy.internal_networks,
+            policy.failed_verifications_per_minute,
+            "policy.",
+        )
+        .map_err(bad)?;
         config.audit.validate().map_err(bad)?;
         config.usage.validate().map_err(bad)?;
         config.webhooks.validate().map_err(bad)?;
         config.dashboard.validate().map_err(bad)?;
         within_bounds(config).map_err(bad)?;
+        config.cache.validate().map_err(bad)?;
         let leak_keys = crate::leaks::LeakKeys::from_config(&config.leaks).map_err(bad)?;
         let field = "tokens.admin_rate_limit_per_minute";
         let admin_rate_limit =
@@ -127,12 +124,6 @@ fn within_bounds(config: &Config) -> Result<(), String> {
         ("webhooks.backoff_base_secs", w.backoff_base_secs, DAY),
         ("webhooks.backoff_max_secs", w.backoff_max_secs, 30 * DAY),
         ("expiry.interval_secs", config.expiry.interval_secs, DAY),
-        ("cache.ttl_secs", config.cache.ttl_secs, DAY),
-        (
-            "cache.negative_ttl_secs",
-            config.cache.negative_ttl_secs,
-            DAY,
-        ),
     ];
     match limits.iter().find(|(_, value, max)| value > max) {
         Some((key, _, max)) => Err(format!("{key} must be at most {max}")),
