@@ -38,7 +38,7 @@ async fn spawn(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<
 }
 
 /// A token holding `orders:read` (and nothing else), shaped by `shape`.
-async fn reader(app: &TestApp, shape: impl FnOnce(&mut CreateToken)) -> (String, String) {
+pub async fn reader(app: &TestApp, shape: impl FnOnce(&mut CreateToken)) -> (String, String) {
     app.catalogue(&["orders:read", "cart:write"]).await;
     let role = app
         .api_role(
@@ -85,7 +85,8 @@ async fn ask(
     (status, headers, r.text().await.unwrap())
 }
 
-fn h<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+/// A header's value, or "" when it is absent.
+pub fn h<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers.get(name).map_or("", |v| v.to_str().unwrap())
 }
 

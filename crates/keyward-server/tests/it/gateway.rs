@@ -12,18 +12,18 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use keyward_core::model::Scope;
 use keyward_gate::routes::RouteConfig;
 use keyward_server::{Application, Config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{token_request, Backend, TestApp};
+use crate::forward_auth::h;
+use crate::support::{Backend, TestApp};
 
 const MIB: u64 = 1024 * 1024;
 static CHUNK: [u8; 64 * 1024] = [b'k'; 64 * 1024];
@@ -213,33 +213,13 @@ async fn reader(app: &TestApp) -> (String, String) {
     reader_with(app, |_| {}).await
 }
 
-/// Like [`reader`], the token request shaped by `shape`.
+/// Like [`reader`], the token request shaped by `shape` (forward-auth's reader: the same
+/// admission, the same token).
 async fn reader_with(
     app: &TestApp,
     shape: impl FnOnce(&mut keyward_core::api::CreateToken),
 ) -> (String, String) {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role(
-            &format!("reader {}", crate::support::random_hex()),
-            Scope::Workspace,
-            &["orders:read"],
-        )
-        .await;
-    let user = app
-        .service_user(
-            &format!("shop {}", crate::support::random_hex()),
-            Some(role.id),
-        )
-        .await;
-    let mut req = token_request(&user);
-    shape(&mut req);
-    let created = app.admin.create_token(&req).await.unwrap();
-    (created.secret, created.token.id.to_string())
-}
-
-fn h<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers.get(name).map_or("", |v| v.to_str().unwrap())
+    crate::forward_auth::reader(app, shape).await
 }
 
 #[tokio::test]
