@@ -45,18 +45,7 @@ KEYWARD_CONFIG="$work/keyward.toml" start_keyward "${pin_server[@]}"
 trap 'kill $server $nginx 2>/dev/null; wait $server $nginx 2>/dev/null; rm -rf "$work"' EXIT
 secret=$(realistic_token)
 
-for p in "$plain" "$gw"; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $secret" "http://127.0.0.1:$p/orders/7")
-  [ "$code" = 200 ] || { echo "port $p answered $code, not 200" >&2; cat "$work/err" >&2; exit 1; }
-done
-code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gw/orders/7")
-[ "$code" = 401 ] || { echo "the gateway without a token answered $code, not 401" >&2; exit 1; }
-
-run() { "${pin_wrk[@]}" wrk -t1 -c"$connections" -d"${duration}s" -H "Authorization: Bearer $secret" "http://127.0.0.1:$1/orders/7" | rps; }
-ratios=()
-for round in $(seq "$rounds"); do
-  n=$(run "$plain"); g=$(run "$gw")
-  ratios+=("$(python3 -c "print(f'{$g / $n:.3f}')")")
-  printf 'round %d: nginx proxy %8.0f req/s   keyward gateway %8.0f req/s\n' "$round" "$n" "$g"
-done
-median "keyward gateway / nginx proxy" "${ratios[@]}"
+expect 200 "$plain" "$secret"
+expect 200 "$gw" "$secret"
+expect 401 "$gw"
+compare "nginx proxy" "$plain" "keyward gateway" "$gw"

@@ -7,6 +7,9 @@
 #   nginx_dirs DIR              makes nginx's prefix DIR (logs, temporary files)
 #   nginx_http_head DIR         prints the main configuration's head (up to `http {`)
 #   start_nginx DIR             runs nginx with DIR/nginx.conf, sets $nginx, waits for URL $2
+#   expect STATUS PORT [TOKEN]  fails unless GET /orders/7 on PORT (with TOKEN) answers STATUS
+#   compare A_NAME A_PORT B_NAME B_PORT   rounds of wrk on both (with $secret), B/A per round
+#                                         and its median; uses $connections, $duration, $rounds
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
@@ -42,4 +45,21 @@ start_nginx() { # dir, a URL it serves
 rps() { awk '/Requests/ && /sec/ {print $2}'; }
 median() { # label, ratios…
   python3 -c "import statistics,sys; r=[float(x) for x in sys.argv[2:]]; print(f'median {sys.argv[1]} = {statistics.median(r):.1%} (min {min(r):.1%}, max {max(r):.1%}, {len(r)} rounds)')" "$@"
+}
+
+expect() { # status, port, token (optional)
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' ${3:+-H "Authorization: Bearer $3"} "http://127.0.0.1:$2/orders/7")
+  [ "$code" = "$1" ] || { echo "port $2 answered $code, not $1" >&2; cat "$work/err" "$work/nginx/logs/error.log" >&2 2>/dev/null; exit 1; }
+}
+
+compare() { # a name, a port, b name, b port
+  local ratios=() a b round
+  run() { "${pin_wrk[@]}" wrk -t1 -c"$connections" -d"${duration}s" -H "Authorization: Bearer $secret" "http://127.0.0.1:$1/orders/7" | rps; }
+  for round in $(seq "$rounds"); do
+    a=$(run "$2"); b=$(run "$4")
+    ratios+=("$(python3 -c "print(f'{$b / $a:.3f}')")")
+    printf 'round %d: %s %8.0f req/s   %s %8.0f req/s\n' "$round" "$1" "$a" "$3" "$b"
+  done
+  median "$3 / $1" "${ratios[@]}"
 }
