@@ -248,9 +248,24 @@ impl TestApp {
             self.admin_secret.clone(),
         );
         self.shutdown().await;
+        Self::start(config, clock, admin_secret).await
+    }
+
+    /// Starts another node on this app's database (file or schema), with the same clock and
+    /// admin token, its own cache, pool and limiter, and the configuration adjusted by
+    /// `configure`; this app keeps running.
+    #[allow(dead_code)] // the scale-out tests use it
+    pub async fn another_node(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        Self::start(config, self.clock.clone(), self.admin_secret.clone()).await
+    }
+
+    /// Builds and runs an application on an existing database.
+    async fn start(config: Config, clock: Arc<ManualClock>, admin_secret: String) -> TestApp {
         let app = Application::build_with_clock(&config, clock.clone())
             .await
-            .expect("restarting the app");
+            .expect("starting the app on an existing database");
         let url = format!("http://127.0.0.1:{}", app.port());
         let gateway_url = app
             .gateway_port()
