@@ -2,9 +2,16 @@
 //! verified without storage I/O; and a bounded negative cache of unknown hashes.
 //!
 //! Every change that can affect a decision invalidates the entries it touches (by token, owner,
-//! role or workspace). An epoch counter closes the race between a slow-path load and a
-//! concurrent change: a load that started before an invalidation is not inserted. The TTL is
-//! the safety net for changes made by other nodes.
+//! role or workspace): this node's own changes at once, other nodes' when their announcement
+//! arrives through the store's change feed ([`crate::follow`]). An epoch counter closes the
+//! race between a slow-path load and a concurrent change: a load that started before an
+//! invalidation is not inserted. The TTL is the safety net.
+//!
+//! An entry past its TTL is not forgotten at once: for `stale_if_error_secs` more it can still
+//! be served ([`Lookup::Stale`]) when the store cannot be reached to reload it, so cached
+//! tokens keep verifying through a database outage. An invalidated entry is gone, never
+//! stale: a revocation received before an outage holds through it. When the change feed
+//! resumes after a gap, [`TokenCache::expire_all`] makes every entry unconfirmed (stale).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +38,9 @@ pub struct CacheConfig {
     pub negative_ttl_secs: u64,
     /// Unknown secrets remembered at most.
     pub negative_capacity: usize,
+    /// Seconds past its TTL a cached token is still served while the store cannot be reached
+    /// to reload it (stale-if-error); 0 to refuse (503) instead.
+    pub stale_if_error_secs: u64,
 }
 
 impl Default for CacheConfig {
@@ -40,6 +50,7 @@ impl Default for CacheConfig {
             capacity: 100_000,
             negative_ttl_secs: 10,
             negative_capacity: 10_000,
+            stale_if_error_secs: 3_600,
         }
     }
 }
@@ -53,6 +64,7 @@ impl CacheConfig {
         for (key, value) in [
             ("cache.ttl_secs", self.ttl_secs),
             ("cache.negative_ttl_secs", self.negative_ttl_secs),
+            ("cache.stale_if_error_secs", self.stale_if_error_secs),
         ] {
             if value > MAX_TTL_SECS {
                 return Err(format!("{key} must be at most {MAX_TTL_SECS}"));
@@ -92,6 +104,9 @@ impl std::ops::Deref for CachedToken {
 pub enum Lookup {
     /// The compiled token.
     Hit(Arc<CachedToken>),
+    /// The compiled token, past its TTL (or unconfirmed since the change feed had a gap):
+    /// reload it, and serve this only if the store cannot be reached.
+    Stale(Arc<CachedToken>),
     /// Recently seen as unknown.
     Unknown,
     /// Not cached.
@@ -101,6 +116,7 @@ pub enum Lookup {
 struct Entry {
     token: Arc<CachedToken>,
     loaded: Instant,
+    generation: u64,
 }
 
 /// The cache. Cheap to share behind an `Arc`.
@@ -108,7 +124,10 @@ pub struct TokenCache {
     entries: RwLock<HashMap<TokenHash, Entry>>,
     unknown: Mutex<HashMap<TokenHash, Instant>>,
     epoch: AtomicU64,
+    /// Entries of an older generation are unconfirmed ([`TokenCache::expire_all`]).
+    generation: AtomicU64,
     ttl: Duration,
+    stale_for: Duration,
     capacity: usize,
     unknown_ttl: Duration,
     unknown_capacity: usize,
@@ -121,7 +140,9 @@ impl TokenCache {
             entries: RwLock::new(HashMap::new()),
             unknown: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             ttl: Duration::from_secs(config.ttl_secs),
+            stale_for: Duration::from_secs(config.ttl_secs + config.stale_if_error_secs),
             capacity: config.capacity.max(1),
             unknown_ttl: Duration::from_secs(config.negative_ttl_secs),
             unknown_capacity: config.negative_capacity,
@@ -134,8 +155,12 @@ impl TokenCache {
         {
             let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
             if let Some(e) = entries.get(hash) {
-                if now.duration_since(e.loaded) < self.ttl {
+                let age = now.duration_since(e.loaded);
+                if age < self.ttl && e.generation == self.generation.load(Ordering::Acquire) {
                     return Lookup::Hit(e.token.clone());
+                }
+                if age < self.stale_for {
+                    return Lookup::Stale(e.token.clone());
                 }
             }
         }
@@ -172,6 +197,7 @@ impl TokenCache {
             Entry {
                 token,
                 loaded: Instant::now(),
+                generation: self.generation.load(Ordering::Acquire),
             },
         );
     }
@@ -200,6 +226,34 @@ impl TokenCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(hash);
+    }
+
+    /// Forgets the entry of `hash` (its token is gone).
+    pub fn remove(&self, hash: &TokenHash) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(hash);
+    }
+
+    /// Makes every entry unconfirmed: each is reloaded on its next use, and served meanwhile
+    /// only if the store cannot be reached. For when changes may have been missed (the
+    /// change feed resumed after a gap).
+    pub fn expire_all(&self) {
+        let _entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops the entries one change affects.
+    pub fn apply(&self, change: keyward_store::feed::Change) {
+        use keyward_store::feed::Change;
+        match change {
+            Change::Token(id) => self.invalidate_token(id),
+            Change::User(id) => self.invalidate_user(id),
+            Change::Role(id) => self.invalidate_role(id),
+            Change::Workspace(id) => self.invalidate_workspace(id),
+        }
     }
 
     /// Drops the entries of one token.

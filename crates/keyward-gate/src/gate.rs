@@ -1,13 +1,14 @@
 //! The gate assembled: a store opened from options, and over it the cache, the limiter, the
 //! verifier, the denial aggregator, the usage pipeline and the edge admission, with the usage
-//! and denial tasks running. What an embedded front end (the tower layer of `keyward-tower`)
-//! holds instead of a network hop to the server.
+//! and denial tasks running, and the store's change feed followed. What an embedded front end
+//! (the tower layer of `keyward-tower`) holds instead of a network hop to the server.
 //!
 //! The gate decides exactly as a server node does and writes to the same tables: usage
 //! records, and security denials appended to the same audit chain (so it needs the same chain
 //! key, found by the same rules as the server: [`crate::audit_key`]). Like another node, it
-//! learns of changes made elsewhere (a revocation through the server) when a cached token's
-//! `cache.ttl_secs` runs out; keep that short.
+//! learns of changes made elsewhere (a revocation through the server) from PostgreSQL's change
+//! feed within milliseconds ([`crate::follow`]); on SQLite, only when a cached token's
+//! `cache.ttl_secs` runs out, so keep that short there.
 //!
 //! It owns nothing the server owns: it creates no workspace and no token. A store no server
 //! has set up yet simply knows no token. Opening the store does run its migrations, as any
@@ -28,6 +29,7 @@ use crate::cache::{CacheConfig, TokenCache};
 use crate::clock::SystemClock;
 use crate::denials::{AuditConfig, DenialTasks, Denials};
 use crate::edge::{Edge, EdgeConfig, EdgeRules};
+use crate::follow::Follower;
 use crate::limiter::{MemoryLimiter, RateLimiter};
 use crate::usage::{Usage, UsageConfig, UsageTasks};
 use crate::verifier::{Policy, Verifier};
@@ -233,6 +235,8 @@ pub struct HotPath {
     pub denials: Arc<Denials>,
     /// The admission of forward-auth, the gateway and the embedded layer.
     pub edge: Arc<Edge>,
+    /// The task applying other nodes' changes to the cache (stops when dropped).
+    pub follower: Follower,
 }
 
 /// What [`HotPath::assemble`] needs besides the store, checked.
@@ -254,8 +258,9 @@ pub struct HotPathSettings<'a> {
 }
 
 impl HotPath {
-    /// Wires the hot path over `store`; also returns the usage channel's receiving end, for
-    /// the owner to start the writer with ([`UsageTasks::start`]) when it starts serving.
+    /// Wires the hot path over `store` and starts following its change feed (so it needs a
+    /// Tokio runtime); also returns the usage channel's receiving end, for the owner to start
+    /// the writer with ([`UsageTasks::start`]) when it starts serving.
     pub fn assemble(
         store: Arc<dyn Store>,
         hasher: TokenHasher,
@@ -263,6 +268,7 @@ impl HotPath {
         s: HotPathSettings<'_>,
     ) -> (Self, tokio::sync::mpsc::Receiver<UsageRecord>) {
         let cache = Arc::new(TokenCache::new(s.cache));
+        let store_for_feed = store.clone();
         let denials = Arc::new(Denials::new(s.audit, store.clone(), clock.clone()));
         let verifier = Arc::new(Verifier::new(
             store.clone(),
@@ -278,12 +284,14 @@ impl HotPath {
         ));
         let (usage, usage_rx) = Usage::new(s.usage, store, clock.clone());
         let edge = Arc::new(Edge::new(verifier.clone(), usage.clone(), clock, s.edge));
+        let follower = Follower::start(store_for_feed, cache.clone());
         let hot = Self {
             cache,
             verifier,
             usage,
             denials,
             edge,
+            follower,
         };
         (hot, usage_rx)
     }
@@ -303,6 +311,7 @@ pub struct Gate {
     denials: Arc<Denials>,
     edge: Arc<Edge>,
     trusted_proxies: IpAllowlist,
+    follower: Follower,
     tasks: Mutex<Option<Tasks>>,
 }
 
@@ -357,6 +366,7 @@ impl Gate {
             usage,
             denials,
             edge,
+            follower,
         } = hot;
         let tasks = Tasks {
             usage: UsageTasks::start(usage.clone(), usage_rx),
@@ -370,6 +380,7 @@ impl Gate {
             denials,
             edge,
             trusted_proxies: checked.trusted_proxies,
+            follower,
             tasks: Mutex::new(Some(tasks)),
         })
     }
@@ -387,6 +398,11 @@ impl Gate {
     /// The token cache (to invalidate entries on an event from the server, or to look).
     pub fn cache(&self) -> &Arc<TokenCache> {
         &self.cache
+    }
+
+    /// The change feed's follower (its counters).
+    pub fn follower(&self) -> &Follower {
+        &self.follower
     }
 
     /// The verifier.

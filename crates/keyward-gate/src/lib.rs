@@ -17,7 +17,9 @@
 //! - [`gate`]: [`gate::Gate`], all of the above assembled over a store opened from
 //!   [`gate::GateOptions`], with the usage and denial tasks running: what the embedded layer
 //!   holds.
-//! - [`cache`]: compiled tokens by secret hash, a negative cache, invalidation.
+//! - [`cache`]: compiled tokens by secret hash, a negative cache, invalidation, stale entries
+//!   served while the store is unreachable.
+//! - [`follow`]: the store's change feed followed into the cache (other nodes' changes).
 //! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`] (in memory today).
 //! - [`client_ip`]: the client address, through trusted proxies only.
 //! - [`usage`]: usage records' channel, batch writer, roll-up and pruning.
@@ -35,6 +37,7 @@ pub mod clock;
 pub mod denials;
 pub mod edge;
 pub mod error;
+pub mod follow;
 pub mod gate;
 pub mod headers;
 pub mod limiter;

@@ -2,7 +2,9 @@
 //!
 //! A source that has failed too often is refused first (the brute-force guard). Format is
 //! checked without storage. A cached token is decided with no storage I/O; on a miss the
-//! token, its workspace, owner, role and catalogue are loaded once, compiled and cached. Then
+//! token, its workspace, owner, role and catalogue are loaded once, compiled and cached; a
+//! token past its TTL is reloaded, or served as cached while the store cannot be reached
+//! (stale-if-error, [`crate::cache`]). Then
 //! steps 3–6 (pure), step 7 (the rate limiter, skipped for internal sources), steps 8–9.
 //! Security refusals of a found token (internal-only, IP, rate limit, permission) are counted
 //! in [`crate::denials`] on the way out.
@@ -19,14 +21,17 @@ use keyward_core::decision::{
 };
 use keyward_core::ip::IpAllowlist;
 use keyward_core::ratelimit::{to_nanos, Outcome, Quota};
-use keyward_core::{Clock, Permission, TokenHasher, TokenId, TokenSecret, WorkspaceId};
-use keyward_store::Store;
+use keyward_core::{Clock, Permission, TokenHash, TokenHasher, TokenId, TokenSecret, WorkspaceId};
+use keyward_store::{Store, StoreError};
 
 use crate::cache::{CachedToken, Lookup, TokenCache};
 use crate::denials::{Denial, Denials};
 use crate::error::GateError;
 use crate::headers::rate_limit_policy;
 use crate::limiter::{LimitKey, RateLimiter};
+
+/// How long loading a token from the store may take before it counts as unavailable.
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The outcome of one verification.
 #[derive(Debug, Clone)]
@@ -209,37 +214,30 @@ impl Verifier {
                     .failure(Code::NotFound, guard_refusal, guard, now_ns)
                     .await;
             }
-            Lookup::Miss => {
+            Lookup::Stale(stale) if guard_refusal.is_none() => {
+                // Past its TTL: reload it, unless the store is known to be unreachable; serve
+                // it as it was while the store cannot be reached (stale-if-error).
+                if !self.store.reachable() {
+                    stale
+                } else {
+                    match self.load(hash).await {
+                        Ok(Some(token)) => token,
+                        Ok(None) => {
+                            self.cache.remove(&hash);
+                            return self.unknown(hash, guard, now_ns).await;
+                        }
+                        Err(GateError::Store(StoreError::Unavailable(_))) => stale,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Lookup::Miss | Lookup::Stale(_) => {
                 if let Some(o) = guard_refusal {
                     return Ok(Verdict::refused_by_guard(o));
                 }
-                let epoch = self.cache.epoch();
-                match self.store.load_verification(&hash).await? {
-                    None => {
-                        self.cache.insert_unknown(hash);
-                        self.failed(guard, now_ns).await?;
-                        return Ok(Verdict::of(Code::NotFound));
-                    }
-                    Some(rec) => {
-                        let compiled = CompiledToken::compile(
-                            &rec.token,
-                            &rec.workspace,
-                            &rec.owner,
-                            rec.role.as_ref(),
-                            &rec.catalogue,
-                        );
-                        let quota = Quota::new(compiled.rate_limit_per_minute, 60)
-                            .map_err(GateError::Invalid)?;
-                        let cached = Arc::new(CachedToken {
-                            valid_prefix: valid_prefix(&compiled),
-                            limit_policy: rate_limit_policy(quota.limit),
-                            quota,
-                            compiled,
-                            edge_headers: std::sync::OnceLock::new(),
-                        });
-                        self.cache.insert(hash, cached.clone(), epoch);
-                        cached
-                    }
+                match self.load(hash).await? {
+                    Some(token) => token,
+                    None => return self.unknown(hash, guard, now_ns).await,
                 }
             }
         };
@@ -295,6 +293,49 @@ impl Verifier {
             ip_level: None,
             rate,
         })
+    }
+
+    /// Loads, compiles and caches the token with `hash`; `None` when there is none. The
+    /// entry is not cached if an invalidation happened meanwhile (the epoch).
+    async fn load(&self, hash: TokenHash) -> Result<Option<Arc<CachedToken>>, GateError> {
+        let epoch = self.cache.epoch();
+        // A database behind a silently dropped network never answers: give up on it (and
+        // free the connection) rather than hold the request until TCP does.
+        let loaded = tokio::time::timeout(LOAD_TIMEOUT, self.store.load_verification(&hash))
+            .await
+            .map_err(|_| StoreError::Unavailable(format!("no answer within {LOAD_TIMEOUT:?}")))?;
+        let Some(rec) = loaded? else {
+            return Ok(None);
+        };
+        let compiled = CompiledToken::compile(
+            &rec.token,
+            &rec.workspace,
+            &rec.owner,
+            rec.role.as_ref(),
+            &rec.catalogue,
+        );
+        let quota = Quota::new(compiled.rate_limit_per_minute, 60).map_err(GateError::Invalid)?;
+        let cached = Arc::new(CachedToken {
+            valid_prefix: valid_prefix(&compiled),
+            limit_policy: rate_limit_policy(quota.limit),
+            quota,
+            compiled,
+            edge_headers: std::sync::OnceLock::new(),
+        });
+        self.cache.insert(hash, cached.clone(), epoch);
+        Ok(Some(cached))
+    }
+
+    /// No token has `hash`: remembered as unknown, counted against the guard.
+    async fn unknown(
+        &self,
+        hash: TokenHash,
+        guard: Option<(&Quota, LimitKey)>,
+        now_ns: i64,
+    ) -> Result<Verdict, GateError> {
+        self.cache.insert_unknown(hash);
+        self.failed(guard, now_ns).await?;
+        Ok(Verdict::of(Code::NotFound))
     }
 
     /// Counts a security refusal of a found token for the audit trail.

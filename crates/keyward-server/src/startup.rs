@@ -227,6 +227,7 @@ impl Application {
             usage,
             denials,
             edge,
+            follower,
         } = hot;
         let gateway = match (gateway_listener, checked.gateway) {
             (Some(listener), Some(upstream)) => Some(crate::gateway::Bound {
@@ -254,6 +255,7 @@ impl Application {
             usage,
             store,
             cache,
+            follower: Arc::new(follower),
             verifier,
             hasher,
             clock,

@@ -17,6 +17,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The verification cache (admin handlers invalidate it after each change).
     pub cache: Arc<TokenCache>,
+    /// Other nodes' changes, followed into the cache (PostgreSQL's change feed).
+    pub follower: Arc<keyward_gate::follow::Follower>,
     /// The hot path.
     pub verifier: Arc<Verifier>,
     /// Hashes new secrets.

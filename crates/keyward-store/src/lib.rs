@@ -16,6 +16,8 @@
 //!   (password hash, TOTP), recovery codes, invitations and sessions.
 //! - [`change`]: [`ChangeRequestStore`], change requests (security changes waiting for a second
 //!   person's approval) and their approvals.
+//! - [`feed`]: [`feed::ChangeFeed`], the announcements of changes made by other nodes
+//!   (PostgreSQL `LISTEN/NOTIFY`); [`breaker`]: PostgreSQL's circuit breaker.
 //! - [`error`]: [`StoreError`], the store's error tier.
 //! - [`page`]: cursor pagination.
 //! - `sql`: the shared implementation (a macro instantiated by each backend).
@@ -23,9 +25,11 @@
 //! - `migrate`: the embedded migration runner.
 
 pub mod audit;
+pub mod breaker;
 pub mod change;
 pub mod error;
 pub mod events;
+pub mod feed;
 #[macro_use]
 mod sql;
 mod migrate;

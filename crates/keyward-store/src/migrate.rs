@@ -134,6 +134,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "token_makers",
         sql: include_str!("../migrations/postgres/0012_token_makers.sql"),
     },
+    // 13 is taken by both backends; 14 exists only here (SQLite serves one node).
+    Migration {
+        version: 14,
+        name: "change_feed",
+        sql: include_str!("../migrations/postgres/0014_change_feed.sql"),
+    },
 ];
 
 /// The bookkeeping table, in SQL both backends accept.

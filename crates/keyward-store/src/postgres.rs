@@ -1,11 +1,18 @@
-//! The shared store for several nodes: PostgreSQL, optionally in a schema of its own.
+//! The shared store for several nodes: PostgreSQL, optionally in a schema of its own, with a
+//! circuit breaker in front of it ([`crate::breaker`], watched by `monitor`) and a change
+//! feed (`feed`).
+
+mod feed;
+mod monitor;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
+use crate::breaker::Breaker;
 use crate::migrate::{apply_migrations, POSTGRES};
 use crate::{StoreError, StoreOptions};
 
@@ -17,6 +24,10 @@ const MIGRATION_LOCK: i64 = 0x006b_6579_7761_7264;
 pub struct PgStore {
     pool: PgPool,
     chain: keyward_core::audit::ChainKey,
+    /// The schema the tables live in (announcements of other schemas are ignored).
+    schema: String,
+    breaker: Arc<Breaker>,
+    _monitor: Arc<monitor::Monitor>,
 }
 
 impl PgStore {
@@ -50,11 +61,30 @@ impl PgStore {
             .await?;
         apply_migrations!(tx, POSTGRES);
         seal_legacy_chains!(tx, &options.chain_key)?;
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
+        let breaker = Arc::new(Breaker::default());
+        let monitor = monitor::Monitor::start((*pool.connect_options()).clone(), breaker.clone());
         Ok(Self {
             pool,
             chain: options.chain_key.clone(),
+            schema,
+            breaker,
+            _monitor: Arc::new(monitor),
         })
+    }
+
+    /// The pool, or `Unavailable` at once while the circuit is open.
+    fn db(&self) -> crate::Result<&PgPool> {
+        self.breaker.check()?;
+        Ok(&self.pool)
+    }
+
+    /// The circuit breaker (for metrics and tests).
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
     }
 }
 
@@ -84,7 +114,20 @@ impl crate::Store for PgStore {
     }
 
     async fn ping(&self) -> crate::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.db()?).await?;
         Ok(())
+    }
+
+    fn reachable(&self) -> bool {
+        !self.breaker.is_open()
+    }
+
+    async fn change_feed(&self) -> crate::Result<Option<Box<dyn crate::feed::ChangeFeed>>> {
+        Ok(Some(Box::new(feed::PgChangeFeed {
+            pool: self.pool.clone(),
+            schema: self.schema.clone(),
+            breaker: self.breaker.clone(),
+            listener: None,
+        })))
     }
 }

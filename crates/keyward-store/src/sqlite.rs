@@ -22,6 +22,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The pool; a local file is never "unreachable" the way a server is.
+    fn db(&self) -> crate::Result<&SqlitePool> {
+        Ok(&self.pool)
+    }
+
     /// Opens (creating if missing) and migrates the database that `options.url` names.
     pub async fn open(options: &StoreOptions) -> crate::Result<Self> {
         let connect = SqliteConnectOptions::from_str(&options.url)

@@ -247,6 +247,19 @@ pub trait Store:
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
 
+    /// Whether the database is believed reachable: `false` while PostgreSQL's circuit breaker
+    /// is open (every operation then fails at once with `Unavailable`). Always `true` for
+    /// SQLite.
+    fn reachable(&self) -> bool {
+        true
+    }
+
+    /// A feed of the changes other nodes make, when several nodes can share this store
+    /// (PostgreSQL); `None` for SQLite. Each call opens a new listening connection.
+    async fn change_feed(&self) -> Result<Option<Box<dyn crate::feed::ChangeFeed>>> {
+        Ok(None)
+    }
+
     /// Everything needed to decide on the token with `hash`, or `None` if there is none.
     async fn load_verification(&self, hash: &TokenHash) -> Result<Option<VerificationRecord>> {
         let Some(token) = self.token_by_hash(hash).await? else {

@@ -29,6 +29,7 @@ mod policy;
 mod postgres_skip;
 mod races;
 mod rotation;
+mod scale_out;
 mod secrecy;
 mod tenancy;
 mod usage;

@@ -254,7 +254,6 @@ impl TestApp {
     /// Starts another node on this app's database (file or schema), with the same clock and
     /// admin token, its own cache, pool and limiter, and the configuration adjusted by
     /// `configure`; this app keeps running.
-    #[allow(dead_code)] // the scale-out tests use it
     pub async fn another_node(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = self.config.clone();
         configure(&mut config);

@@ -201,7 +201,7 @@ macro_rules! audit_store {
         #[async_trait]
         impl AuditStore for $store {
             async fn append_audit(&self, drafts: &[AuditDraft]) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 for d in drafts {
                     append_audit!(tx, &self.chain, d)?;
                 }
@@ -261,7 +261,7 @@ macro_rules! audit_store {
                         Arg::Int(n) => q.bind(*n),
                     };
                 }
-                let rows = q.fetch_all(&self.pool).await?;
+                let rows = q.fetch_all(self.db()?).await?;
                 rows.iter().map(event_row).collect()
             }
 
@@ -271,7 +271,7 @@ macro_rules! audit_store {
                      WHERE workspace_id = $1",
                 )
                 .bind(ws.uuid().to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db()?)
                 .await?;
                 row.map(|r| {
                     Ok(ChainHead {

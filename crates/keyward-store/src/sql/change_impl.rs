@@ -211,7 +211,7 @@ macro_rules! change_store {
                     r: &ChangeRequest,
                     audit: &AuditDraft,
                 ) -> Result<()> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.db()?.begin().await?;
                     sqlx::query(
                         "INSERT INTO change_requests (id, workspace_id, target_kind, target_id, \
                      change, before, base_version, requested_by, requested_by_user, reason, \
@@ -303,7 +303,7 @@ macro_rules! change_store {
                     approval: &Approval,
                     audit: &AuditDraft,
                 ) -> Result<bool> {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.db()?.begin().await?;
                     // Takes the request's row (and, on SQLite, the write lock) if it is open.
                     let open = sqlx::query(
                         "UPDATE change_requests SET state = state \
@@ -385,7 +385,7 @@ macro_rules! change_store {
                             to.as_str()
                         )));
                     }
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.db()?.begin().await?;
                     let done = sqlx::query(
                         "UPDATE change_requests SET state = $3, decided_at = $4, decided_by = $5, \
                      comment = $6, outcome = $7 \
@@ -418,7 +418,7 @@ macro_rules! change_store {
                 ) -> Result<bool> {
                     let (condition, target_args) =
                         target_condition(ws, change, 4).ok_or_else(mismatch)?;
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.db()?.begin().await?;
                     let query = format!(
                         "UPDATE change_requests SET state = 'applied', decided_at = $3, \
                      decided_by = $4 \

@@ -155,7 +155,7 @@ macro_rules! events_store {
         #[async_trait]
         impl EventStore for $store {
             async fn create_webhook(&self, w: &Webhook, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 sqlx::query(&format!(
                     "INSERT INTO webhooks ({WEBHOOK_COLS}) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -180,7 +180,7 @@ macro_rules! events_store {
                 ))
                 .bind(ws.uuid().to_string())
                 .bind(id.uuid().to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db()?)
                 .await?
                 .as_ref()
                 .map(webhook_row)
@@ -201,11 +201,11 @@ macro_rules! events_store {
                         Arg::Int(i) => q.bind(i),
                     };
                 }
-                q.fetch_all(&self.pool).await?.iter().map(webhook_row).collect()
+                q.fetch_all(self.db()?).await?.iter().map(webhook_row).collect()
             }
 
             async fn update_webhook(&self, w: &Webhook, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query(
                     "UPDATE webhooks SET url = $1, event_types = $2, enabled = $3, \
                      description = $4, secret = $5, updated_at = $6 \
@@ -240,7 +240,7 @@ macro_rules! events_store {
                 id: WebhookId,
                 audit: &AuditDraft,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
@@ -251,7 +251,7 @@ macro_rules! events_store {
             }
 
             async fn enqueue_event(&self, event: &Event) -> Result<u64> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let n = enqueue_in(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(n)
@@ -263,7 +263,7 @@ macro_rules! events_store {
                 kind: NoticeKind,
                 event: &Event,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let claimed = sqlx::query(
                     "INSERT INTO token_notices (token_id, kind, created_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (token_id, kind) DO NOTHING",
@@ -303,7 +303,7 @@ macro_rules! events_store {
                 .bind(sql::opt_ms(after))
                 .bind(kind.as_str())
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(self.db()?)
                 .await?;
                 ids.iter()
                     .map(|s| sql::uuid(s).map(TokenId::from_uuid))
@@ -323,7 +323,7 @@ macro_rules! events_store {
                         Arg::Int(i) => q.bind(i),
                     };
                 }
-                q.fetch_all(&self.pool).await?.iter().map(event_row).collect()
+                q.fetch_all(self.db()?).await?.iter().map(event_row).collect()
             }
 
             async fn claim_deliveries(&self, claim: &Claim) -> Result<Vec<DueDelivery>> {
@@ -371,7 +371,7 @@ macro_rules! events_store {
                 for b in binds {
                     q = q.bind(b);
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let ids = q.fetch_all(&mut *tx).await?;
                 let mut due = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -419,7 +419,7 @@ macro_rules! events_store {
                 for id in ids {
                     q = q.bind(id.uuid().to_string());
                 }
-                q.execute(&self.pool).await?;
+                q.execute(self.db()?).await?;
                 Ok(())
             }
 
@@ -429,7 +429,7 @@ macro_rules! events_store {
                     NextStep::RetryAt(t) => (DeliveryStatus::Pending, Some(sql::ms(t)), None),
                     NextStep::Failed => (DeliveryStatus::Failed, None, None),
                 };
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 // A delivery no longer pending (cancelled meanwhile) only counts the attempt.
                 let row = sqlx::query(
                     "UPDATE deliveries SET attempts = attempts + 1, \
@@ -477,7 +477,7 @@ macro_rules! events_store {
 
             async fn prune_events(&self, before: DateTime<Utc>) -> Result<EventsPruned> {
                 let before = sql::ms(before);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let attempts = sqlx::query(
                     "DELETE FROM delivery_attempts WHERE delivery_id IN \
                      (SELECT id FROM deliveries WHERE status <> 'pending' AND created_at < $1)",
@@ -533,7 +533,7 @@ macro_rules! events_store {
                 .bind(after_at)
                 .bind(after_id)
                 .bind(i64::from(page.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(self.db()?)
                 .await?;
                 rows.iter()
                     .map(|r| {

@@ -169,7 +169,7 @@ macro_rules! people_store {
                 let rows = sqlx::query(&query)
                     .bind(email)
                     .bind(&wanted)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.db()?)
                     .await?;
                 let mut people = Vec::with_capacity(rows.len());
                 for r in &rows {
@@ -203,14 +203,14 @@ macro_rules! people_store {
                 sqlx::query(&query)
                     .bind(ws.uuid().to_string())
                     .bind(user.uuid().to_string())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.db()?)
                     .await?
                     .map(|r| credentials_row(&r, ""))
                     .transpose()
             }
 
             async fn put_credentials(&self, c: &Credentials, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 upsert_credentials(&mut tx, c).await?;
                 commit(tx, self, audit).await
             }
@@ -229,7 +229,7 @@ macro_rules! people_store {
                 .bind(ws.uuid().to_string())
                 .bind(user.uuid().to_string())
                 .bind(step)
-                .execute(&self.pool)
+                .execute(self.db()?)
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -241,7 +241,7 @@ macro_rules! people_store {
                 hashes: &[String],
                 audit: &AuditDraft,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 sqlx::query("DELETE FROM recovery_codes WHERE workspace_id = $1 AND user_id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(user.uuid().to_string())
@@ -270,7 +270,7 @@ macro_rules! people_store {
                 at: DateTime<Utc>,
                 audit: &AuditDraft,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query(
                     "UPDATE recovery_codes SET used_at = $4 \
                      WHERE workspace_id = $1 AND user_id = $2 AND hash = $3 AND used_at IS NULL",
@@ -296,14 +296,14 @@ macro_rules! people_store {
                 )
                 .bind(ws.uuid().to_string())
                 .bind(user.uuid().to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(self.db()?)
                 .await?
                 .try_get("n")?;
                 Ok(count(n))
             }
 
             async fn create_invitation(&self, inv: &Invitation, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 // The earlier unused links go: nothing is kept of a link no one can use.
                 sqlx::query(
                     "DELETE FROM invitations \
@@ -337,7 +337,7 @@ macro_rules! people_store {
                 let query = format!("SELECT {INVITATION_COLS} FROM invitations WHERE hash = $1");
                 sqlx::query(&query)
                     .bind(hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.db()?)
                     .await?
                     .map(|r| invitation_row(&r))
                     .transpose()
@@ -350,7 +350,7 @@ macro_rules! people_store {
                 credentials: &Credentials,
                 audit: &AuditDraft,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 // Only the invited person's credentials are stored by their link.
                 let done = sqlx::query(
                     "UPDATE invitations SET used_at = $2 \
@@ -386,7 +386,7 @@ macro_rules! people_store {
                 .bind(sql::ms(s.last_seen_at))
                 .bind(&s.ip)
                 .bind(&s.user_agent)
-                .execute(&self.pool)
+                .execute(self.db()?)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
@@ -398,7 +398,7 @@ macro_rules! people_store {
                 let query = format!("SELECT {SESSION_COLS} FROM sessions WHERE hash = $1");
                 sqlx::query(&query)
                     .bind(hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(self.db()?)
                     .await?
                     .map(|r| session_row(&r))
                     .transpose()
@@ -416,7 +416,7 @@ macro_rules! people_store {
                 .bind(stage.as_str())
                 .bind(sql::ms(at))
                 .bind(hash)
-                .execute(&self.pool)
+                .execute(self.db()?)
                 .await?;
                 if done.rows_affected() == 0 {
                     return Err(StoreError::NotFound);
@@ -432,7 +432,7 @@ macro_rules! people_store {
                 let rows = sqlx::query(&query)
                     .bind(ws.uuid().to_string())
                     .bind(user.uuid().to_string())
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.db()?)
                     .await?;
                 rows.iter().map(session_row).collect()
             }
@@ -449,7 +449,7 @@ macro_rules! people_store {
                 .bind(ws.uuid().to_string())
                 .bind(user.uuid().to_string())
                 .bind(hash)
-                .execute(&self.pool)
+                .execute(self.db()?)
                 .await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -459,7 +459,7 @@ macro_rules! people_store {
                     sqlx::query("DELETE FROM sessions WHERE workspace_id = $1 AND user_id = $2")
                         .bind(ws.uuid().to_string())
                         .bind(user.uuid().to_string())
-                        .execute(&self.pool)
+                        .execute(self.db()?)
                         .await?;
                 Ok(done.rows_affected())
             }
@@ -474,7 +474,7 @@ macro_rules! people_store {
                 )
                 .bind(sql::ms(idle_before))
                 .bind(sql::ms(created_before))
-                .execute(&self.pool)
+                .execute(self.db()?)
                 .await?;
                 Ok(done.rows_affected())
             }

@@ -413,7 +413,7 @@ macro_rules! sql_store {
                 b: &WorkspaceBootstrap,
                 audit: &AuditDraft,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let ws = &b.workspace;
                 sqlx::query(
                     "INSERT INTO workspaces (id, name, operator, settings, created_at, updated_at) \
@@ -463,14 +463,14 @@ macro_rules! sql_store {
                 v: &Versioned<Workspace>,
                 audit: &AuditDraft,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 update_workspace_in(&mut tx, v).await?;
                 commit(tx, &self.chain, audit).await
             }
 
             async fn count_workspaces(&self) -> Result<u64> {
                 let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM workspaces")
-                    .fetch_one(&self.pool)
+                    .fetch_one(self.db()?)
                     .await?
                     .try_get("n")?;
                 Ok(u64::try_from(n).unwrap_or(0))
@@ -480,7 +480,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl UserStore for $store {
             async fn create_user(&self, user: &User, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 insert_user!(&mut *tx, user)?;
                 commit(tx, &self.chain, audit).await
             }
@@ -525,7 +525,7 @@ macro_rules! sql_store {
 
             async fn update_user(&self, v: &Versioned<User>, audit: &AuditDraft) -> Result<()> {
                 let u = &v.value;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query(
                     "UPDATE users SET name = $1, email = $2, role_id = $3, disabled = $4, \
                      updated_at = $5, version = version + 1 \
@@ -560,7 +560,7 @@ macro_rules! sql_store {
                 // another connection writes. The foreign key from tokens.owner_id refuses the
                 // delete while tokens exist; another workspace's user matches no row and is
                 // simply not found.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query("DELETE FROM users WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
@@ -577,7 +577,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl RoleStore for $store {
             async fn create_role(&self, role: &Role, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 insert_role!(&mut *tx, role)?;
                 commit(tx, &self.chain, audit).await
             }
@@ -606,7 +606,7 @@ macro_rules! sql_store {
             }
 
             async fn update_role(&self, v: &Versioned<Role>, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 update_role_in(&mut tx, v).await?;
                 commit(tx, &self.chain, audit).await
             }
@@ -619,7 +619,7 @@ macro_rules! sql_store {
             ) -> Result<()> {
                 // As `delete_user`: the foreign keys from users.role_id and tokens.role_id
                 // refuse the delete while the role is in use.
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query("DELETE FROM roles WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())
@@ -638,7 +638,7 @@ macro_rules! sql_store {
                     "SELECT permission, description FROM permissions WHERE workspace_id = $1",
                 )
                 .bind(ws.uuid().to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(self.db()?)
                 .await?;
                 // Sorted here, by bytes: database collations differ between backends.
                 let mut entries = rows.iter().map(catalogue_row).collect::<Result<Vec<_>>>()?;
@@ -652,7 +652,7 @@ macro_rules! sql_store {
                 e: &CatalogueEntry,
                 audit: &AuditDraft,
             ) -> Result<bool> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let existed = sqlx::query(
                     "UPDATE permissions SET description = $1 \
                      WHERE workspace_id = $2 AND permission = $3",
@@ -692,7 +692,7 @@ macro_rules! sql_store {
                 p: &Permission,
                 audit: &AuditDraft,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query(
                     "DELETE FROM permissions WHERE workspace_id = $1 AND permission = $2",
                 )
@@ -708,7 +708,7 @@ macro_rules! sql_store {
         #[async_trait]
         impl TokenStore for $store {
             async fn create_token(&self, token: &Token, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 insert_token!(&mut *tx, token)?;
                 commit(tx, &self.chain, audit).await
             }
@@ -768,7 +768,7 @@ macro_rules! sql_store {
             }
 
             async fn update_token(&self, v: &Versioned<Token>, audit: &AuditDraft) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 update_token_in(&mut tx, v).await?;
                 commit(tx, &self.chain, audit).await
             }
@@ -783,7 +783,7 @@ macro_rules! sql_store {
                 // Column-wise: only the status and its times change, so a revocation racing a
                 // PATCH or a rotation neither undoes it nor is undone (the others are
                 // conditional on the version this bumps).
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query(
                     "UPDATE tokens SET status = 'revoked', revoked_at = $1, updated_at = $1, \
                      version = version + 1 \
@@ -814,7 +814,7 @@ macro_rules! sql_store {
                 audit: &AuditDraft,
             ) -> Result<()> {
                 let old = &v.value;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 // Only the token as read, not revoked meanwhile, is cut short; the update comes
                 // first, so it also takes the row (and, on SQLite, the write lock) before the
                 // insert.
@@ -870,7 +870,7 @@ macro_rules! sql_store {
                 id: TokenId,
                 audit: &AuditDraft,
             ) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let done = sqlx::query("DELETE FROM tokens WHERE workspace_id = $1 AND id = $2")
                     .bind(ws.uuid().to_string())
                     .bind(id.uuid().to_string())

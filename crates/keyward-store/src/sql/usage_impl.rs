@@ -161,7 +161,7 @@ macro_rules! usage_store {
                 if records.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 // Multi-row inserts, filtered so a token deleted meanwhile drops its records
                 // instead of failing the batch on the foreign key.
                 for chunk in records.chunks(MAX_PARAMS / RECORD_COLS) {
@@ -224,7 +224,7 @@ macro_rules! usage_store {
                 )
                 .bind(ws.uuid().to_string())
                 .bind(token.uuid().to_string())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.db()?)
                 .await?;
                 row.map(|r| {
                     Ok(LastUse {
@@ -262,7 +262,7 @@ macro_rules! usage_store {
                         .bind(from)
                         .bind(to)
                         .bind(width)
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.db()?)
                         .await?;
                     for r in rows {
                         let bucket: i64 = r.try_get("bucket")?;
@@ -282,7 +282,7 @@ macro_rules! usage_store {
                         .bind(&token)
                         .bind(from)
                         .bind(to)
-                        .fetch_one(&self.pool)
+                        .fetch_one(self.db()?)
                         .await?;
                 let ips = sqlx::query(&format!(
                     "SELECT ip, COUNT(*) AS n {RAW} AND ip IS NOT NULL \
@@ -293,7 +293,7 @@ macro_rules! usage_store {
                 .bind(from)
                 .bind(to)
                 .bind(top)
-                .fetch_all(&self.pool)
+                .fetch_all(self.db()?)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get("ip")?, count(r.try_get("n")?))))
@@ -309,7 +309,7 @@ macro_rules! usage_store {
                 .bind(from)
                 .bind(to)
                 .bind(top)
-                .fetch_all(&self.pool)
+                .fetch_all(self.db()?)
                 .await?
                 .iter()
                 .map(|r| {
@@ -343,7 +343,7 @@ macro_rules! usage_store {
                 .bind(ws.uuid().to_string())
                 .bind(token.uuid().to_string())
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(self.db()?)
                 .await?;
                 rows.iter().map(record_row).collect()
             }
@@ -353,7 +353,7 @@ macro_rules! usage_store {
                 raw_before: DateTime<Utc>,
                 rollups_before: DateTime<Utc>,
             ) -> Result<UsageMaintenance> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.db()?.begin().await?;
                 let rolled_up = $roll_up(&mut *tx, sql::ms(raw_before)).await?;
                 let old = sqlx::query("DELETE FROM usage_hourly WHERE hour < $1")
                     .bind(sql::ms(rollups_before))
