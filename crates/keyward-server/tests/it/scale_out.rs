@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use keyward_core::api::{
     IpListInput, RolePatch, SettingsPatch, TokenPatch, UserPatch, VerifyRequest, WorkspacePatch,
 };
-use keyward_core::{Code, Scope};
+use keyward_core::{Clock, Code, Scope};
 
 use crate::support::{code_of, postgres_url, Backend, TestApp};
 
@@ -358,4 +358,76 @@ async fn a_node_rides_out_a_database_outage_and_reconciles() {
         assert_eq!(node.verify(&kept.secret, &[]).await.code, Code::Valid);
         assert_eq!(node.verify(&never_seen.secret, &[]).await.code, Code::Valid);
     }
+}
+
+/// Usage written by three nodes, and rolled up by all three at once, counts every verify
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_from_several_nodes_is_counted_exactly_once() {
+    let Some((a, b, c)) = three_nodes().await else {
+        return;
+    };
+    let role = a.api_role("Reader", Scope::Workspace, &[]).await;
+    let user = a.service_user("Busy", Some(role.id)).await;
+    let token = a.token_for(&user).await;
+    let t0 = a.clock.now();
+    const PER_NODE: usize = 100;
+    let mut tasks = Vec::new();
+    for node in [&a, &b, &c] {
+        for _ in 0..PER_NODE {
+            let (admin, secret) = (node.admin.clone(), token.secret.clone());
+            tasks.push(tokio::spawn(async move {
+                let v = admin
+                    .verify(&VerifyRequest {
+                        token: secret.into(),
+                        ..VerifyRequest::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(v.code, Code::Valid);
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Each node writes its own records when it stops (a graceful stop flushes the queue).
+    let report = |app: &TestApp| {
+        let admin = app.admin.clone();
+        async move {
+            admin
+                .token_usage(
+                    token.token.id,
+                    &keyward_client::UsageParams {
+                        from: Some(t0 - chrono::Duration::hours(1)),
+                        to: Some(t0 + chrono::Duration::hours(1)),
+                        granularity: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .total
+        }
+    };
+    let (b_usage, c_usage) = (b.state.usage.clone(), c.state.usage.clone());
+    b.shutdown().await;
+    c.shutdown().await;
+    let a_counters = a.state.usage.counters();
+    for _ in 0..500 {
+        if a_counters.written.load(std::sync::atomic::Ordering::SeqCst) >= PER_NODE as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(report(&a).await, 3 * PER_NODE as u64);
+    // Past the raw retention, three nodes roll up at the same time: each record moves once.
+    a.clock.advance(chrono::Duration::days(31));
+    let (ma, mb, mc) = tokio::join!(
+        a.state.usage.maintain_now(),
+        b_usage.maintain_now(),
+        c_usage.maintain_now()
+    );
+    let moved = ma.unwrap().rolled_up + mb.unwrap().rolled_up + mc.unwrap().rolled_up;
+    assert_eq!(moved, 3 * PER_NODE as u64);
+    assert_eq!(report(&a).await, 3 * PER_NODE as u64);
 }
