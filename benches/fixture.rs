@@ -1,0 +1,114 @@
+//! What the benches share: a workspace bootstrapped straight into a gate's store.
+
+use chrono::Utc;
+use keyward_core::audit::{Actor, AuditDraft};
+use keyward_core::model::{RoleKind, Scope, TokenStatus, UserKind, Workspace};
+use keyward_core::{
+    CatalogueEntry, Permission, PermissionPattern, Role, RoleId, Token, TokenHasher, TokenId,
+    TokenSecret, User, UserId, WorkspaceId,
+};
+use keyward_store::WorkspaceBootstrap;
+use keyward_tower::Gate;
+use rand_core::OsRng;
+
+/// What [`bootstrap`] made (not every bench reads every field).
+#[allow(dead_code)]
+pub struct Bootstrapped {
+    /// The token's secret.
+    pub secret: String,
+    /// Its workspace.
+    pub workspace: WorkspaceId,
+    /// The role its owner holds (granting `orders:read`).
+    pub role: RoleId,
+}
+
+/// A workspace with a `orders:read` api role, a service user holding it and a token with a
+/// limit no bench reaches.
+pub async fn bootstrap(gate: &Gate) -> Bootstrapped {
+    let now = Utc::now();
+    let ws = WorkspaceId::random(&mut OsRng);
+    let workspace = Workspace {
+        id: ws,
+        name: "Bench".into(),
+        operator: false,
+        settings: Default::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    let role = Role {
+        id: RoleId::random(&mut OsRng),
+        workspace_id: ws,
+        name: "Reader".into(),
+        description: String::new(),
+        kind: RoleKind::Api,
+        scope: Scope::Workspace,
+        permissions: vec![PermissionPattern::parse("orders:read").unwrap()],
+        ip_allowlist: Default::default(),
+        rate_limit_per_minute: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let role_id = role.id;
+    let user = User {
+        id: UserId::random(&mut OsRng),
+        workspace_id: ws,
+        kind: UserKind::Service,
+        name: "bench".into(),
+        email: None,
+        role_id: Some(role.id),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let secret = TokenSecret::generate("kw", &mut OsRng);
+    let token = Token {
+        id: TokenId::random(&mut OsRng),
+        workspace_id: ws,
+        owner_id: user.id,
+        role_id: None,
+        permissions: None,
+        name: "bench".into(),
+        metadata: serde_json::json!({"team": "bench"}),
+        status: TokenStatus::Active,
+        hash: TokenHasher::default().hash(&secret),
+        start: secret.display_start(),
+        not_before: None,
+        expires_at: None,
+        ip_allowlist: Default::default(),
+        internal_only: false,
+        rate_limit_per_minute: Some(1_000_000_000),
+        created_at: now,
+        updated_at: now,
+        revoked_at: None,
+        family_id: None,
+        rotated_from: None,
+        created_by: None,
+    };
+    let audit = |action: &str| AuditDraft::new(ws, now, Actor::SYSTEM, action, "workspace", "b");
+    let store = gate.store();
+    let b = WorkspaceBootstrap {
+        workspace,
+        role,
+        extra_roles: Vec::new(),
+        user,
+        token,
+    };
+    store
+        .bootstrap_workspace(&b, &audit("workspace.created"))
+        .await
+        .unwrap();
+    let entry = CatalogueEntry {
+        permission: Permission::parse("orders:read").unwrap(),
+        description: "orders".into(),
+        builtin: false,
+    };
+    store
+        .put_permission(ws, &entry, &audit("permission.put"))
+        .await
+        .unwrap();
+    Bootstrapped {
+        secret: secret.expose().to_owned(),
+        workspace: ws,
+        role: role_id,
+    }
+}
