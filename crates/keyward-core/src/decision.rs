@@ -49,6 +49,22 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order above.
+    pub const ALL: [Code; 12] = [
+        Code::Valid,
+        Code::Malformed,
+        Code::NotFound,
+        Code::Pending,
+        Code::Revoked,
+        Code::OwnerDisabled,
+        Code::Expired,
+        Code::NotYetValid,
+        Code::InternalOnly,
+        Code::IpNotAllowed,
+        Code::RateLimited,
+        Code::InsufficientPermissions,
+    ];
+
     /// The wire name, e.g. `NOT_YET_VALID`.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -119,6 +119,27 @@ struct Entry {
     generation: u64,
 }
 
+/// What the cache has done, for metrics.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Lookups answered with a live entry.
+    pub hits: AtomicU64,
+    /// Lookups of a hash known to be unknown.
+    pub unknown_hits: AtomicU64,
+    /// Lookups answered with an entry past its TTL or unconfirmed.
+    pub stale: AtomicU64,
+    /// Lookups that found nothing.
+    pub misses: AtomicU64,
+    /// Entries dropped to make room.
+    pub evictions: AtomicU64,
+    /// Entries dropped by invalidations.
+    pub invalidated: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// The cache. Cheap to share behind an `Arc`.
 pub struct TokenCache {
     entries: RwLock<HashMap<TokenHash, Entry>>,
@@ -131,6 +152,7 @@ pub struct TokenCache {
     capacity: usize,
     unknown_ttl: Duration,
     unknown_capacity: usize,
+    stats: CacheStats,
 }
 
 impl TokenCache {
@@ -146,6 +168,7 @@ impl TokenCache {
             capacity: config.capacity.max(1),
             unknown_ttl: Duration::from_secs(config.negative_ttl_secs),
             unknown_capacity: config.negative_capacity,
+            stats: CacheStats::default(),
         }
     }
 
@@ -157,17 +180,25 @@ impl TokenCache {
             if let Some(e) = entries.get(hash) {
                 let age = now.duration_since(e.loaded);
                 if age < self.ttl && e.generation == self.generation.load(Ordering::Acquire) {
+                    bump(&self.stats.hits);
                     return Lookup::Hit(e.token.clone());
                 }
                 if age < self.stale_for {
+                    bump(&self.stats.stale);
                     return Lookup::Stale(e.token.clone());
                 }
             }
         }
         let unknown = self.unknown.lock().unwrap_or_else(|p| p.into_inner());
         match unknown.get(hash) {
-            Some(seen) if now.duration_since(*seen) < self.unknown_ttl => Lookup::Unknown,
-            _ => Lookup::Miss,
+            Some(seen) if now.duration_since(*seen) < self.unknown_ttl => {
+                bump(&self.stats.unknown_hits);
+                Lookup::Unknown
+            }
+            _ => {
+                bump(&self.stats.misses);
+                Lookup::Miss
+            }
         }
     }
 
@@ -184,6 +215,8 @@ impl TokenCache {
         }
         if entries.len() >= self.capacity && !entries.contains_key(&hash) {
             let now = Instant::now();
+            let before = entries.len();
+            // Full: entries past their TTL go first (stale ones are a fallback only).
             entries.retain(|_, e| now.duration_since(e.loaded) < self.ttl);
             if entries.len() >= self.capacity {
                 // Still full of live entries: drop an arbitrary one (HashMap order is random).
@@ -191,6 +224,8 @@ impl TokenCache {
                     entries.remove(&victim);
                 }
             }
+            let evicted = (before - entries.len()) as u64;
+            self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
         }
         entries.insert(
             hash,
@@ -276,6 +311,11 @@ impl TokenCache {
         self.invalidate(|t| t.workspace_id == id);
     }
 
+    /// What the cache has done.
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
     /// Number of cached tokens (for metrics and tests).
     pub fn len(&self) -> usize {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
@@ -289,6 +329,9 @@ impl TokenCache {
     fn invalidate(&self, matches: impl Fn(&CompiledToken) -> bool) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        let before = entries.len();
         entries.retain(|_, e| !matches(&e.token));
+        let dropped = (before - entries.len()) as u64;
+        self.stats.invalidated.fetch_add(dropped, Ordering::Relaxed);
     }
 }

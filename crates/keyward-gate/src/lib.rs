@@ -24,6 +24,8 @@
 //! - [`client_ip`]: the client address, through trusted proxies only.
 //! - [`usage`]: usage records' channel, batch writer, roll-up and pruning.
 //! - [`denials`]: security denials aggregated into the audit trail.
+//! - [`metrics`]: decisions, latency, cache, change feed, circuit and usage as Prometheus
+//!   metrics.
 //! - [`headers`]: the `RateLimit-Policy` / `RateLimit` / `Retry-After` headers.
 //! - [`audit_key`]: where the audit chain key comes from (configuration, key file, generated);
 //!   the server and the embedded layer append to the same chain.
@@ -41,6 +43,7 @@ pub mod follow;
 pub mod gate;
 pub mod headers;
 pub mod limiter;
+pub mod metrics;
 pub mod routes;
 pub mod usage;
 pub mod verifier;

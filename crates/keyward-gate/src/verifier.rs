@@ -29,6 +29,7 @@ use crate::denials::{Denial, Denials};
 use crate::error::GateError;
 use crate::headers::rate_limit_policy;
 use crate::limiter::{LimitKey, RateLimiter};
+use crate::metrics::GateMetrics;
 
 /// How long loading a token from the store may take before it counts as unavailable.
 const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -150,6 +151,7 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     policy: Policy,
     denials: Arc<Denials>,
+    metrics: GateMetrics,
 }
 
 impl Verifier {
@@ -169,7 +171,13 @@ impl Verifier {
             clock,
             policy,
             denials,
+            metrics: GateMetrics::default(),
         }
+    }
+
+    /// Its decisions counted.
+    pub fn metrics(&self) -> &GateMetrics {
+        &self.metrics
     }
 
     /// The server-wide internal networks.
@@ -179,6 +187,16 @@ impl Verifier {
 
     /// Decides on `raw` for `ask`: its required permissions, its source, who asks.
     pub async fn verify(&self, raw: &str, ask: &Ask<'_>) -> Result<Verdict, GateError> {
+        let started = std::time::Instant::now();
+        let verdict = self.decide(raw, ask).await;
+        match &verdict {
+            Ok(v) => self.metrics.decided(v.code, started.elapsed()),
+            Err(_) => self.metrics.undecided(),
+        }
+        verdict
+    }
+
+    async fn decide(&self, raw: &str, ask: &Ask<'_>) -> Result<Verdict, GateError> {
         let now = self.clock.now();
         let now_ns = to_nanos(now);
         let ip = ask.ip;
@@ -218,6 +236,7 @@ impl Verifier {
                 // Past its TTL: reload it, unless the store is known to be unreachable; serve
                 // it as it was while the store cannot be reached (stale-if-error).
                 if !self.store.reachable() {
+                    self.metrics.stale_served();
                     stale
                 } else {
                     match self.load(hash).await {
@@ -226,7 +245,10 @@ impl Verifier {
                             self.cache.remove(&hash);
                             return self.unknown(hash, guard, now_ns).await;
                         }
-                        Err(GateError::Store(StoreError::Unavailable(_))) => stale,
+                        Err(GateError::Store(StoreError::Unavailable(_))) => {
+                            self.metrics.stale_served();
+                            stale
+                        }
                         Err(e) => return Err(e),
                     }
                 }

@@ -246,6 +246,14 @@ impl Application {
             trusted_proxies.clone(),
             &config.edge.proxy_secret,
         ));
+        let metrics = keyward_gate::metrics::HotPathCollector {
+            cache: cache.clone(),
+            feed: follower.stats().clone(),
+            store: store.clone(),
+            usage: usage.clone(),
+            extra: Arc::new(Vec::new),
+        }
+        .registry(verifier.metrics());
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
         let leak_keys = Arc::new(checked.leak_keys);
         let state = AppState {
@@ -263,6 +271,7 @@ impl Application {
             verify_permission: keyward_core::permission::verify_permission(),
             people,
             forward_auth,
+            metrics: Arc::new(metrics),
             admin_rate_limit: checked.admin_rate_limit,
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {

@@ -41,6 +41,8 @@ pub struct AppState {
     pub verify_permission: keyward_core::Permission,
     /// People: the dashboard's sign-in configuration and guard.
     pub people: Arc<crate::people::People>,
+    /// What `/metrics` shows (the hot path's and the limiter's figures).
+    pub metrics: Arc<prometheus_client::registry::Registry>,
     /// Forward-auth: the edge admission and who may ask it.
     pub forward_auth: Arc<crate::forward_auth::ForwardAuth>,
 }

@@ -122,6 +122,10 @@ impl crate::Store for PgStore {
         !self.breaker.is_open()
     }
 
+    fn circuit_trips(&self) -> u64 {
+        self.breaker.trips()
+    }
+
     async fn change_feed(&self) -> crate::Result<Option<Box<dyn crate::feed::ChangeFeed>>> {
         Ok(Some(Box::new(feed::PgChangeFeed {
             pool: self.pool.clone(),

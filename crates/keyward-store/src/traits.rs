@@ -254,6 +254,11 @@ pub trait Store:
         true
     }
 
+    /// How many times the circuit breaker has opened since start (0 for SQLite).
+    fn circuit_trips(&self) -> u64 {
+        0
+    }
+
     /// A feed of the changes other nodes make, when several nodes can share this store
     /// (PostgreSQL); `None` for SQLite. Each call opens a new listening connection.
     async fn change_feed(&self) -> Result<Option<Box<dyn crate::feed::ChangeFeed>>> {

@@ -46,9 +46,9 @@ fn readyz() {}
     path = "/metrics",
     tag = "operations",
     operation_id = "metrics",
-    summary = "Prometheus text exposition",
+    summary = "OpenMetrics text exposition (Prometheus)",
     responses(
-        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")
+        (status = 200, description = "OpenMetrics text format 1.0.0", body = String, content_type = "application/openmetrics-text")
     ),
     security(())
 )]

@@ -69,6 +69,19 @@ async fn verify_from(node: &TestApp, secret: &str, perms: &[&str], ip: &str) -> 
         .code
 }
 
+/// The value of the sample `name` (with its labels, if any) in `node`'s `/metrics`.
+async fn metric(node: &TestApp, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
 /// Every node caches `secret` as VALID.
 async fn cached_everywhere(nodes: [&TestApp; 3], secret: &str, perms: &[&str]) {
     for node in nodes {
@@ -314,6 +327,10 @@ async fn a_node_rides_out_a_database_outage_and_reconciles() {
         "application/problem+json"
     );
     eprintln!("while down: uncached verify {uncached:?}, write {write:?}, /readyz {ready:?}");
+    assert_eq!(metric(&b, "keyward_store_reachable").await, 0.0);
+    assert_eq!(metric(&b, "keyward_store_circuit_trips_total").await, 1.0);
+    assert!(metric(&b, "keyward_cache_stale_served_total").await >= 1.0);
+    assert!(metric(&b, "keyward_verify_undecided_total").await >= 1.0);
     // Far from the pool's 5 s acquire timeout: the circuit answers.
     for took in [uncached, write, ready] {
         assert!(took < Duration::from_secs(1), "{took:?}");
