@@ -405,6 +405,20 @@ impl Gate {
         &self.follower
     }
 
+    /// A registry of this gate's metrics (decisions, latency, cache, change feed, circuit,
+    /// usage), for the embedding service to encode with `prometheus_client`'s text encoder or
+    /// to take into its own registry's figures.
+    pub fn metrics_registry(&self) -> prometheus_client::registry::Registry {
+        crate::metrics::HotPathCollector {
+            cache: self.cache.clone(),
+            feed: self.follower.stats().clone(),
+            store: self.store.clone(),
+            usage: self.usage.clone(),
+            extra: Arc::new(Vec::new),
+        }
+        .registry(self.verifier.metrics())
+    }
+
     /// The verifier.
     pub fn verifier(&self) -> &Arc<Verifier> {
         &self.verifier

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use keyward_client::UsageParams;
 use keyward_core::api::IpListInput;
 
-use crate::support::{both_backends, problem, App, Server};
+use crate::support::{both_backends, problem, App, Backend, Server};
 
 /// A valid token reaches the handler with its principal; a forged principal header does not;
 /// a token lacking the permission gets 403, no token 401, and neither reaches the handler.
@@ -79,12 +79,25 @@ async fn admits_and_refuses(server: Server) {
     assert_eq!(res.text().await.unwrap(), "anonymous");
     assert_eq!(app.calls(), 2);
 
+    // The embedding service can show the gate's figures.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &app.gate.metrics_registry()).unwrap();
+    assert!(
+        text.contains(r#"keyward_decisions_total{code="VALID"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"keyward_decisions_total{code="MALFORMED"} 1"#),
+        "{text}"
+    );
+
     app.gate.shutdown().await;
     server.shutdown().await;
 }
 both_backends!(admits_and_refuses);
 
-/// A revocation through the server reaches the layer when its 1 s cache entry runs out.
+/// A revocation through the server reaches the layer: through the change feed on PostgreSQL,
+/// when its 1 s cache entry runs out on SQLite.
 async fn revocation_reaches_the_layer(server: Server) {
     let reader = server.token_with("reader", &["orders:read"]).await;
     let app = App::spawn(&server.gate_options()).await;
@@ -108,7 +121,7 @@ async fn revocation_reaches_the_layer(server: Server) {
         assert_eq!(
             res.status(),
             200,
-            "still valid until the cache entry runs out"
+            "still valid until the change arrives or the cache entry runs out"
         );
         assert!(
             revoked.elapsed() < Duration::from_secs(3),
@@ -122,6 +135,12 @@ async fn revocation_reaches_the_layer(server: Server) {
         server.backend,
         delay.as_millis()
     );
+    if matches!(server.backend, Backend::Postgres) {
+        assert!(
+            delay < Duration::from_millis(500),
+            "the change feed should beat the 1 s TTL: {delay:?}"
+        );
+    }
     app.gate.shutdown().await;
     server.shutdown().await;
 }
