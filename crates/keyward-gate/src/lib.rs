@@ -18,7 +18,8 @@
 //!   [`gate::GateOptions`], with the usage and denial tasks running: what the embedded layer
 //!   holds.
 //! - [`cache`]: compiled tokens by secret hash, a negative cache, invalidation.
-//! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`] (in memory today).
+//! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`]: in memory, or shared in
+//!   Redis (`[ratelimit]`).
 //! - [`client_ip`]: the client address, through trusted proxies only.
 //! - [`usage`]: usage records' channel, batch writer, roll-up and pruning.
 //! - [`denials`]: security denials aggregated into the audit trail.
