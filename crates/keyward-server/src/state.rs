@@ -41,6 +41,8 @@ pub struct AppState {
     pub people: Arc<crate::people::People>,
     /// Forward-auth: the edge admission and who may ask it.
     pub forward_auth: Arc<crate::forward_auth::ForwardAuth>,
+    /// The rate limiter's backend errors and fallbacks (`[ratelimit]`; zero for memory).
+    pub limiter_stats: Arc<crate::limiter::LimiterStats>,
 }
 
 impl AppState {
