@@ -30,6 +30,7 @@ mod postgres_skip;
 mod races;
 mod rotation;
 mod secrecy;
+mod shared_limits;
 mod tenancy;
 mod usage;
 mod usage_unknown;
