@@ -19,11 +19,12 @@
 //! state, so Redis holds only keys in use.
 //!
 //! Time is the caller's `now_ns` (the injected clock), not Redis's: nodes need NTP-synced
-//! clocks. A skew of a few milliseconds barely matters for GCRA: a node whose clock runs `d`
-//! ahead sees every stored state as drained `d` earlier, so it may pass at most `d / T` more
-//! requests than the quota over a burst (0 for a 150/min quota, T = 400 ms, and d = 5 ms),
-//! and a node `d` behind passes correspondingly fewer; the long-run rate is unchanged. The
-//! expiry margin covers the same skew between the nodes and Redis's own clock.
+//! clocks. A skew of a few milliseconds barely matters for GCRA: the state is one instant, so
+//! a node whose clock runs `d` ahead sees it drained `d` early and lets a request through at
+//! most `d` before it is due (over a window, at most ⌈d / T⌉ extra: one, 5 ms early, for a
+//! 150/min quota, T = 400 ms, and d = 5 ms); a node `d` behind lets one through up to `d`
+//! late; the long-run rate is unchanged. The expiry margin covers the same skew between the
+//! nodes and Redis's own clock.
 
 use std::time::Duration;
 
