@@ -30,12 +30,13 @@ use crate::clock::SystemClock;
 use crate::denials::{AuditConfig, DenialTasks, Denials};
 use crate::edge::{Edge, EdgeConfig, EdgeRules};
 use crate::follow::Follower;
-use crate::limiter::{MemoryLimiter, RateLimiter};
+use crate::limiter::{LimiterStats, RateLimitConfig, RateLimiter};
 use crate::usage::{Usage, UsageConfig, UsageTasks};
 use crate::verifier::{Policy, Verifier};
 
 /// What the gate is built from; the names and defaults follow the server's configuration
-/// (`[database]`, `[tokens] pepper`, `[policy]`, `[cache]`, `[usage]`, `[audit]`, `[edge]`),
+/// (`[database]`, `[tokens] pepper`, `[policy]`, `[cache]`, `[usage]`, `[audit]`, `[edge]`,
+/// `[ratelimit]`),
 /// flattened but for the sections. Readable from TOML:
 ///
 /// ```toml
@@ -77,6 +78,9 @@ pub struct GateOptions {
     pub internal_networks: Vec<String>,
     /// Failed verifications one source may cause per minute before it is refused; 0: off.
     pub failed_verifications_per_minute: u32,
+    /// Where rate-limit state lives (the server's `[ratelimit]`): set the same Redis and
+    /// `key_prefix` as the server's nodes to share their limits.
+    pub ratelimit: RateLimitConfig,
 }
 
 impl Default for GateOptions {
@@ -94,6 +98,7 @@ impl Default for GateOptions {
             trusted_proxies: Vec::new(),
             internal_networks: Vec::new(),
             failed_verifications_per_minute: 60,
+            ratelimit: RateLimitConfig::default(),
         }
     }
 }
@@ -121,6 +126,7 @@ impl std::fmt::Debug for GateOptions {
                 "failed_verifications_per_minute",
                 &self.failed_verifications_per_minute,
             )
+            .field("ratelimit", &self.ratelimit)
             .finish()
     }
 }
@@ -209,6 +215,7 @@ impl Checked {
         o.audit.validate().map_err(bad)?;
         o.usage.validate().map_err(bad)?;
         o.cache.validate().map_err(bad)?;
+        o.ratelimit.validate().map_err(bad)?;
         if o.max_connections == 0 {
             return Err(bad("max_connections must be at least 1".into()));
         }
@@ -312,6 +319,7 @@ pub struct Gate {
     edge: Arc<Edge>,
     trusted_proxies: IpAllowlist,
     follower: Follower,
+    limiter_stats: Arc<LimiterStats>,
     tasks: Mutex<Option<Tasks>>,
 }
 
@@ -346,6 +354,7 @@ impl Gate {
             );
         }
         let pepper = Some(options.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
+        let limiter = crate::limiter::build(&options.ratelimit).map_err(GateOpenError::Config)?;
         let (hot, usage_rx) = HotPath::assemble(
             store.clone(),
             TokenHasher::new(pepper),
@@ -356,7 +365,7 @@ impl Gate {
                 usage: &options.usage,
                 internal_networks: checked.internal_networks,
                 brute_force: checked.brute_force,
-                limiter: Arc::new(MemoryLimiter::default()),
+                limiter: limiter.limiter,
                 edge: checked.edge,
             },
         );
@@ -381,6 +390,7 @@ impl Gate {
             edge,
             trusted_proxies: checked.trusted_proxies,
             follower,
+            limiter_stats: limiter.stats,
             tasks: Mutex::new(Some(tasks)),
         })
     }
@@ -414,7 +424,7 @@ impl Gate {
             feed: self.follower.stats().clone(),
             store: self.store.clone(),
             usage: self.usage.clone(),
-            extra: Arc::new(Vec::new),
+            limiter: self.limiter_stats.clone(),
         }
         .registry(self.verifier.metrics())
     }
@@ -432,6 +442,11 @@ impl Gate {
     /// The denial aggregator.
     pub fn denials(&self) -> &Arc<Denials> {
         &self.denials
+    }
+
+    /// The rate limiter's backend errors and fallbacks (zero with the memory backend).
+    pub fn limiter_stats(&self) -> &Arc<LimiterStats> {
+        &self.limiter_stats
     }
 
     /// The store.
@@ -493,6 +508,14 @@ mod tests {
             ..GateOptions::default()
         };
         assert!(message(url).starts_with("keyward gate configuration: database"));
+        let redis = GateOptions {
+            ratelimit: RateLimitConfig {
+                backend: crate::limiter::config::Backend::Redis,
+                ..RateLimitConfig::default()
+            },
+            ..GateOptions::default()
+        };
+        assert!(message(redis).contains("ratelimit.redis_url"));
     }
 
     #[test]

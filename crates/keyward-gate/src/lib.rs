@@ -20,7 +20,8 @@
 //! - [`cache`]: compiled tokens by secret hash, a negative cache, invalidation, stale entries
 //!   served while the store is unreachable.
 //! - [`follow`]: the store's change feed followed into the cache (other nodes' changes).
-//! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`] (in memory today).
+//! - [`limiter`]: rate-limit state behind [`limiter::RateLimiter`]: in memory, or shared in
+//!   Redis (`[ratelimit]`).
 //! - [`client_ip`]: the client address, through trusted proxies only.
 //! - [`usage`]: usage records' channel, batch writer, roll-up and pruning.
 //! - [`denials`]: security denials aggregated into the audit trail.

@@ -2,6 +2,10 @@
 //! nodes can replace the in-memory one without touching the decision. The algorithm (GCRA)
 //! is pure and lives in `keyward_core::ratelimit`; a limiter only keeps each key's state (its
 //! theoretical arrival time) and applies the check atomically.
+//!
+//! Implementations: [`MemoryLimiter`] (one node), [`redis::RedisLimiter`] (shared by every
+//! node), wrapped in [`failover::FailoverLimiter`] for when Redis cannot answer; [`build`]
+//! makes the one `[ratelimit]` ([`RateLimitConfig`]) names.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt;
@@ -12,6 +16,13 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use keyward_core::ratelimit::{check, Outcome, Quota};
 use keyward_core::{TokenId, UserId};
+
+pub mod config;
+pub mod failover;
+pub mod redis;
+
+pub use config::{build, Limiter, OnRedisError, RateLimitConfig};
+pub use failover::{LimiterStats, LimiterStatsSnapshot};
 
 /// What a limit counts: one token's requests, or one source's failed verifications. A plain
 /// value (no allocation on the hot path); shared limiters name it with `Display`

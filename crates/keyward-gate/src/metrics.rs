@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::cache::TokenCache;
 use crate::follow::FeedStats;
+use crate::limiter::LimiterStats;
 use crate::usage::Usage;
 
 /// The label of a decision.
@@ -120,8 +121,8 @@ pub struct HotPathCollector {
     pub store: Arc<dyn Store>,
     /// The usage pipeline.
     pub usage: Arc<Usage>,
-    /// Extra counters of the owner's (the limiter's), read at each scrape.
-    pub extra: Arc<dyn Fn() -> Vec<Read> + Send + Sync>,
+    /// The rate limiter's backend (Redis) errors and fallbacks.
+    pub limiter: Arc<LimiterStats>,
 }
 
 impl fmt::Debug for HotPathCollector {
@@ -244,9 +245,20 @@ impl Collector for HotPathCollector {
             self.usage.queue_depth() as i64,
         )?;
 
-        for (name, help, v) in (self.extra)() {
-            counter(&mut e, name, help, v)?;
-        }
+        let l = self.limiter.snapshot();
+        counter(&mut e, "limiter_backend_errors", "Calls the shared rate limiter (Redis) failed: an error or no answer within ratelimit.timeout_ms.", l.backend_errors)?;
+        counter(
+            &mut e,
+            "limiter_fallbacks",
+            "Of those, answered by this node's own limiter (fail_open).",
+            l.fallbacks,
+        )?;
+        counter(
+            &mut e,
+            "limiter_closed_refusals",
+            "Of those, refused as RATE_LIMITED (fail_closed).",
+            l.closed_refusals,
+        )?;
         Ok(())
     }
 }

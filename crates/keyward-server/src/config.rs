@@ -23,6 +23,8 @@ pub struct Config {
     pub cache: keyward_gate::cache::CacheConfig,
     /// Network policy: trusted proxies, internal networks, the brute-force guard.
     pub policy: PolicyConfig,
+    /// Where rate-limit state lives: this node's memory, or Redis shared by every node.
+    pub ratelimit: keyward_gate::limiter::RateLimitConfig,
     /// Logging.
     pub log: LogConfig,
     /// Usage records: batching, back-pressure, retention.

@@ -20,7 +20,6 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::denials::DenialTasks;
 use crate::error::ApiError;
-use crate::limiter::MemoryLimiter;
 use crate::state::AppState;
 use crate::usage::UsageTasks;
 use keyward_core::ip::IpAllowlist;
@@ -94,6 +93,7 @@ impl Checked {
         config.dashboard.validate().map_err(bad)?;
         within_bounds(config).map_err(bad)?;
         config.cache.validate().map_err(bad)?;
+        config.ratelimit.validate().map_err(bad)?;
         let leak_keys = crate::leaks::LeakKeys::from_config(&config.leaks).map_err(bad)?;
         let field = "tokens.admin_rate_limit_per_minute";
         let admin_rate_limit =
@@ -199,7 +199,11 @@ impl Application {
         let pepper = Some(config.tokens.pepper.as_bytes().to_vec()).filter(|p| !p.is_empty());
         let hasher = TokenHasher::new(pepper);
         let trusted_proxies = Arc::new(checked.trusted_proxies);
-        let limiter: Arc<dyn crate::limiter::RateLimiter> = Arc::new(MemoryLimiter::default());
+        // The same build as the embedded Gate's: memory, or Redis shared by every node.
+        let crate::limiter::Limiter {
+            limiter,
+            stats: limiter_stats,
+        } = crate::limiter::build(&config.ratelimit).map_err(StartupError::Config)?;
         let people = Arc::new(crate::people::People {
             guard: crate::people::guard::Guard::new(&config.dashboard, limiter.clone(), device_key)
                 .map_err(StartupError::Config)?,
@@ -251,7 +255,7 @@ impl Application {
             feed: follower.stats().clone(),
             store: store.clone(),
             usage: usage.clone(),
-            extra: Arc::new(Vec::new),
+            limiter: limiter_stats.clone(),
         }
         .registry(verifier.metrics());
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
@@ -273,6 +277,7 @@ impl Application {
             forward_auth,
             metrics: Arc::new(metrics),
             admin_rate_limit: checked.admin_rate_limit,
+            limiter_stats,
         };
         let bootstrap = if state.store.count_workspaces().await? == 0 {
             let created = crate::bootstrap::create_workspace(

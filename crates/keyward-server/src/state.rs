@@ -45,6 +45,8 @@ pub struct AppState {
     pub metrics: Arc<prometheus_client::registry::Registry>,
     /// Forward-auth: the edge admission and who may ask it.
     pub forward_auth: Arc<crate::forward_auth::ForwardAuth>,
+    /// The rate limiter's backend errors and fallbacks (`[ratelimit]`; zero for memory).
+    pub limiter_stats: Arc<crate::limiter::LimiterStats>,
 }
 
 impl AppState {

@@ -31,6 +31,7 @@ mod races;
 mod rotation;
 mod scale_out;
 mod secrecy;
+mod shared_limits;
 mod tenancy;
 mod usage;
 mod usage_unknown;

@@ -91,6 +91,14 @@ pub struct Server {
 impl Server {
     /// `None` when PostgreSQL is unreachable outside CI.
     pub async fn spawn(backend: Backend) -> Option<Server> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`Server::spawn`], the configuration adjusted by `configure` last.
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<Server> {
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".into();
         config.server.shutdown_grace_secs = 1;
@@ -112,6 +120,7 @@ impl Server {
                 }
             }
         }
+        configure(&mut config);
         let mut app = match Application::build(&config).await {
             Ok(app) => app,
             Err(e) => panic!("starting the server on {backend:?}: {e}"),
