@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 
-use crate::model::WorkspaceSettings;
+use crate::model::{RateLimitPer, WorkspaceSettings};
 use crate::secret::valid_prefix;
 use crate::DomainError;
 
@@ -186,6 +186,22 @@ pub fn rate_limit(value: u32, field: &str) -> Result<u32, DomainError> {
         ));
     }
     Ok(value)
+}
+
+/// What a role's or token's own limit counts: `user` needs a limit at the same level, since a
+/// level without a limit inherits the next level's limit together with what that one counts
+/// (a `per` alone would silently do nothing).
+pub fn rate_limit_per(limit: Option<u32>, per: RateLimitPer) -> Result<(), DomainError> {
+    if limit.is_none() && per == RateLimitPer::User {
+        return Err(DomainError::field(
+            "INVALID_RATE_LIMIT",
+            "rate_limit_per",
+            "rate_limit_per applies to a rate_limit_per_minute at the same level: set both \
+             (without a limit of its own, the role's or workspace's limit applies with what it \
+             counts)",
+        ));
+    }
+    Ok(())
 }
 
 /// A workspace's settings.
