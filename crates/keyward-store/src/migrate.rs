@@ -70,6 +70,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "token_makers",
         sql: include_str!("../migrations/sqlite/0012_token_makers.sql"),
     },
+    Migration {
+        version: 13,
+        name: "rate_limit_per",
+        sql: include_str!("../migrations/sqlite/0013_rate_limit_per.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -133,6 +138,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 12,
         name: "token_makers",
         sql: include_str!("../migrations/postgres/0012_token_makers.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "rate_limit_per",
+        sql: include_str!("../migrations/postgres/0013_rate_limit_per.sql"),
     },
 ];
 
