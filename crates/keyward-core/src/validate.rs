@@ -204,6 +204,29 @@ pub fn rate_limit_per(limit: Option<u32>, per: RateLimitPer) -> Result<(), Domai
     Ok(())
 }
 
+/// A role's or token's own limit and what it counts, `current`, after a request: a new limit
+/// (`Some(None)` removes it) and a new `per`, each absent to keep. Removing the limit without
+/// naming a `per` resets it to `token`, since a level without a limit counts nothing itself.
+pub fn patch_rate_limit(
+    current: (Option<u32>, RateLimitPer),
+    limit: Option<Option<u32>>,
+    per: Option<RateLimitPer>,
+) -> Result<(Option<u32>, RateLimitPer), DomainError> {
+    let limit = match limit {
+        Some(l) => l
+            .map(|n| rate_limit(n, "rate_limit_per_minute"))
+            .transpose()?,
+        None => current.0,
+    };
+    let per = match per {
+        Some(p) => p,
+        None if limit.is_none() => RateLimitPer::Token,
+        None => current.1,
+    };
+    rate_limit_per(limit, per)?;
+    Ok((limit, per))
+}
+
 /// A workspace's settings.
 pub fn settings(s: &WorkspaceSettings) -> Result<(), DomainError> {
     if !valid_prefix(&s.token_prefix) {
@@ -305,6 +328,34 @@ pub fn validity_window(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_per_user_budget_needs_a_limit_at_its_level() {
+        use RateLimitPer::{Token, User};
+        let none = (None, Token);
+        assert_eq!(
+            patch_rate_limit(none, Some(Some(150)), Some(User)),
+            Ok((Some(150), User))
+        );
+        let refused = patch_rate_limit(none, None, Some(User)).unwrap_err();
+        assert_eq!(refused.field.as_deref(), Some("rate_limit_per"));
+        // Changing the limit keeps what it counts; removing it resets that.
+        let shared = (Some(150), User);
+        assert_eq!(
+            patch_rate_limit(shared, Some(Some(60)), None),
+            Ok((Some(60), User))
+        );
+        assert_eq!(
+            patch_rate_limit(shared, Some(None), None),
+            Ok((None, Token))
+        );
+        assert!(patch_rate_limit(shared, Some(None), Some(User)).is_err());
+        assert_eq!(
+            patch_rate_limit(shared, None, Some(Token)),
+            Ok((Some(150), Token))
+        );
+        assert!(patch_rate_limit(none, Some(Some(0)), None).is_err());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -270,7 +270,11 @@ impl Verifier {
         }
         let mut rate = None;
         if ask.count_rate && !rate_limit_exempt(&token, &req) {
-            let key = LimitKey::Token(token.token_id);
+            // A per-user budget is the owner's, shared by its tokens whose limit is per user.
+            let key = match token.rate_limit_per {
+                keyward_core::RateLimitPer::Token => LimitKey::Token(token.token_id),
+                keyward_core::RateLimitPer::User => LimitKey::User(token.owner_id),
+            };
             let o = self.policy.limiter.hit(key, &token.quota, now_ns).await?;
             if !o.allowed {
                 self.denied(&token, Code::RateLimited, None, ip, None);
@@ -352,6 +356,7 @@ pub fn rate_state(o: &Outcome) -> RateLimitState {
         limit: o.limit,
         remaining: o.remaining,
         reset: o.reset_after_secs(),
+        per: None,
     }
 }
 
