@@ -33,6 +33,7 @@ mod secrecy;
 mod tenancy;
 mod usage;
 mod usage_unknown;
+mod user_budgets;
 mod verify;
 mod verify_auth;
 mod webhook_delivery;

@@ -277,6 +277,7 @@ async fn escalation_is_refused_as_the_api_refuses_it(app: TestApp) {
             ],
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await,
     );
