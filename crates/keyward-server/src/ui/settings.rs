@@ -179,10 +179,12 @@ async fn show(State(state): State<AppState>, person: Person) -> Response {
 /// The submitted values and the values the form was shown with (absent ones: the current).
 fn read_form(fields: &[(String, String)], current: &Values) -> (String, Values, Values) {
     let mut csrf = String::new();
-    // The approval fields are new to the form: absent, they stay as they are.
+    // The approval fields and what the default limit counts are new to the form: absent,
+    // they stay as they are.
     let mut v = Values {
         approvals_required: current.approvals_required.clone(),
         approval_expiry_hours: current.approval_expiry_hours.clone(),
+        default_rate_limit_per: current.default_rate_limit_per.clone(),
         ..Values::default()
     };
     let mut was = current.clone();
