@@ -191,6 +191,7 @@ impl Server {
                 permissions: perms.iter().map(|s| (*s).to_owned()).collect(),
                 ip_allowlist: None,
                 rate_limit_per_minute: None,
+                rate_limit_per: None,
             })
             .await
             .unwrap();
@@ -216,6 +217,7 @@ impl Server {
             ip_allowlist: None,
             internal_only: false,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         };
         adjust(&mut req);
         self.admin.create_token(&req).await.unwrap()
