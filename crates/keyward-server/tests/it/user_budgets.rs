@@ -168,6 +168,16 @@ async fn changing_a_roles_per_applies_at_once(app: TestApp) {
     };
     let out = app.admin.update_role(role.id, &patch).await.unwrap();
     assert_eq!(out.rate_limit(), Some((3, RateLimitPer::User)));
+    // The audit trail shows the change, before and after.
+    let q = keyward_core::audit::AuditQuery {
+        action: Some("role.updated".into()),
+        limit: Some(10),
+        ..Default::default()
+    };
+    let events = app.admin.audit(&q).await.unwrap().items;
+    let e = events.last().unwrap();
+    assert_eq!(e.before.as_ref().unwrap()["rate_limit_per"], "token");
+    assert_eq!(e.after.as_ref().unwrap()["rate_limit_per"], "user");
     // The very next request spends the user's budget: both tokens share a fresh one.
     let v = app.verify(&a.secret, &[]).await;
     assert_eq!(
