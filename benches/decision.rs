@@ -62,6 +62,7 @@ fn compiled() -> CompiledToken {
         ]),
         ip_allowlist: Default::default(),
         rate_limit_per_minute: None,
+        rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: t0,
         updated_at: t0,
     };
@@ -98,6 +99,7 @@ fn compiled() -> CompiledToken {
         ip_allowlist: Default::default(),
         internal_only: false,
         rate_limit_per_minute: None,
+        rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: t0,
         updated_at: t0,
         revoked_at: None,

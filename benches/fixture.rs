@@ -45,6 +45,7 @@ pub async fn bootstrap(gate: &Gate) -> Bootstrapped {
         permissions: vec![PermissionPattern::parse("orders:read").unwrap()],
         ip_allowlist: Default::default(),
         rate_limit_per_minute: None,
+        rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: now,
         updated_at: now,
     };
@@ -77,6 +78,7 @@ pub async fn bootstrap(gate: &Gate) -> Bootstrapped {
         ip_allowlist: Default::default(),
         internal_only: false,
         rate_limit_per_minute: Some(1_000_000_000),
+        rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: now,
         updated_at: now,
         revoked_at: None,

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::decision::Code;
-use crate::model::{Role, RoleKind, Scope, ShownStatus, Token, User, UserKind, Workspace};
+use crate::model::{
+    RateLimitPer, Role, RoleKind, Scope, ShownStatus, Token, User, UserKind, Workspace,
+};
 use crate::{CatalogueEntry, Permission, PermissionPattern, RoleId, TokenId, UserId, WorkspaceId};
 
 /// Deserialises a field that distinguishes "absent" (`None`) from "null" (`Some(None)`), so a
@@ -51,6 +53,10 @@ pub struct RateLimitState {
     pub remaining: u32,
     /// Seconds until the full quota is available again.
     pub reset: u64,
+    /// Which budget the request spent: the token's own (`token`) or the one its owner user's
+    /// tokens share (`user`). Absent for the brute-force guard's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<RateLimitPer>,
 }
 
 /// An RFC 9457 problem document; `code` is keyward's stable machine code.
@@ -215,6 +221,10 @@ pub struct SettingsPatch {
     /// New default rate limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_rate_limit_per_minute: Option<u32>,
+    /// What the default limit counts: `token` (each token) or `user` (each owner user's
+    /// tokens together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_rate_limit_per: Option<RateLimitPer>,
     /// New maximum lifetime; `null` removes it.
     #[serde(
         default,
@@ -353,6 +363,10 @@ pub struct CreateRole {
     /// Requests per minute for tokens acting with the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_minute: Option<u32>,
+    /// What the role's limit counts: `token` (the default) or `user`. Needs
+    /// `rate_limit_per_minute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per: Option<RateLimitPer>,
 }
 
 /// `PATCH /v1/roles/{id}`. The kind cannot change: it decides who may hold the role.
@@ -374,13 +388,16 @@ pub struct RolePatch {
     /// New allowlist; empty clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_allowlist: Option<IpListInput>,
-    /// New rate limit; `null` falls back to the workspace default.
+    /// New rate limit; `null` falls back to the workspace default (and what it counts).
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     pub rate_limit_per_minute: Option<Option<u32>>,
+    /// What the role's limit counts: `token` or `user` (only with a limit of the role's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per: Option<RateLimitPer>,
     /// Why: kept with the change request when the change needs approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -433,6 +450,10 @@ pub struct CreateToken {
     /// Requests per minute (overrides the role's and the workspace's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per_minute: Option<u32>,
+    /// What the token's own limit counts: `token` (the default) or `user` (shared with the
+    /// owner's other per-user tokens). Needs `rate_limit_per_minute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per: Option<RateLimitPer>,
 }
 
 /// `PATCH /v1/tokens/{id}`.
@@ -479,13 +500,16 @@ pub struct TokenPatch {
     /// Internal-only on or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal_only: Option<bool>,
-    /// New rate limit; `null` falls back to the role's or the workspace's.
+    /// New rate limit; `null` falls back to the role's or the workspace's (and what it counts).
     #[serde(
         default,
         deserialize_with = "nullable",
         skip_serializing_if = "Option::is_none"
     )]
     pub rate_limit_per_minute: Option<Option<u32>>,
+    /// What the token's own limit counts: `token` or `user` (only with a limit of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per: Option<RateLimitPer>,
     /// Why: kept with the change request when the change needs approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -536,6 +560,9 @@ pub struct TokenView {
     /// The token's own rate limit.
     #[serde(default)]
     pub rate_limit_per_minute: Option<u32>,
+    /// What the token's own limit counts (`token` when it has none).
+    #[serde(default)]
+    pub rate_limit_per: RateLimitPer,
     /// Creation.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -574,6 +601,7 @@ impl TokenView {
             ip_allowlist: t.ip_allowlist.clone(),
             internal_only: t.internal_only,
             rate_limit_per_minute: t.rate_limit_per_minute,
+            rate_limit_per: t.rate_limit_per,
             created_at: t.created_at,
             updated_at: t.updated_at,
             revoked_at: t.revoked_at,

@@ -14,7 +14,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ip::IpAllowlist;
-use crate::model::{Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace};
+use crate::model::{
+    effective_rate_limit, RateLimitPer, Role, RoleKind, Scope, Token, TokenStatus, User, UserKind,
+    Workspace,
+};
 use crate::permission::{any_grants, CatalogueEntry};
 use crate::{Permission, PermissionPattern, RoleId, TokenId, UserId, WorkspaceId};
 
@@ -181,6 +184,9 @@ pub struct CompiledToken {
     pub internal_networks: IpAllowlist,
     /// Requests per minute: the token's override, else the role's, else the workspace default.
     pub rate_limit_per_minute: u32,
+    /// Which budget step 7 spends: the token's own, or its owner user's (shared by all of
+    /// the owner's tokens whose limit is per user). Set by the same level as the limit.
+    pub rate_limit_per: RateLimitPer,
 }
 
 /// Which allowlist refused a source address.
@@ -235,10 +241,8 @@ impl CompiledToken {
         catalogue: &[CatalogueEntry],
     ) -> Self {
         let role = role.filter(|r| r.kind == RoleKind::Api && r.workspace_id == token.workspace_id);
-        let rate_limit_per_minute = token
-            .rate_limit_per_minute
-            .or(role.and_then(|r| r.rate_limit_per_minute))
-            .unwrap_or(workspace.settings.default_rate_limit_per_minute);
+        let (rate_limit_per_minute, rate_limit_per) =
+            effective_rate_limit(token, role, &workspace.settings);
         let role_ips = role.map(|r| r.ip_allowlist.clone()).unwrap_or_default();
         let role = role.map(|r| CompiledRole {
             id: r.id,
@@ -267,6 +271,7 @@ impl CompiledToken {
             workspace_ips: workspace.settings.ip_allowlist.clone(),
             internal_networks: workspace.settings.internal_networks.clone(),
             rate_limit_per_minute,
+            rate_limit_per,
         };
         let mut effective: Vec<Permission> = catalogue
             .iter()

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::decision::CompiledToken;
 use crate::ip::IpAllowlist;
-use crate::model::{Role, Token, WorkspaceSettings};
+use crate::model::{effective_rate_limit, RateLimitPer, Role, Token, WorkspaceSettings};
 use crate::permission::{any_grants, CatalogueEntry};
 use crate::{Permission, PermissionPattern};
 
@@ -26,6 +26,9 @@ pub enum Restriction {
     InternalOnly,
     /// A higher rate limit than the caller's.
     RateLimit,
+    /// A budget of its own (`per = "token"`) while the caller's limit is shared per user: the
+    /// token would escape the shared budget.
+    RateLimitPer,
     /// A later expiry than the caller's (or none).
     ExpiresAt,
 }
@@ -37,6 +40,7 @@ impl Restriction {
             Restriction::IpAllowlist => "ip_allowlist",
             Restriction::InternalOnly => "internal_only",
             Restriction::RateLimit => "rate_limit_per_minute",
+            Restriction::RateLimitPer => "rate_limit_per",
             Restriction::ExpiresAt => "expires_at",
         }
     }
@@ -53,6 +57,10 @@ impl Restriction {
             }
             Restriction::RateLimit => {
                 "this would allow a higher rate limit than the calling token's own"
+            }
+            Restriction::RateLimitPer => {
+                "the calling token's rate limit is shared per user, so this limit must be \
+                 per user too (a budget per token would escape the shared one)"
             }
             Restriction::ExpiresAt => {
                 "this would expire later than the calling token itself (or never)"
@@ -73,6 +81,9 @@ pub struct Limits {
     /// Requests per minute: its own, else its role's, else the workspace default. (keyward has
     /// no "unlimited": a token's unset limit inherits.)
     pub rate_limit_per_minute: u32,
+    /// What that limit counts. `user` is the tighter: the budget is shared with the owner's
+    /// other tokens.
+    pub rate_limit_per: RateLimitPer,
     /// When it stops working; `None` for never.
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -88,6 +99,7 @@ impl Limits {
                 &caller.workspace_ips,
             ]),
             rate_limit_per_minute: caller.rate_limit_per_minute,
+            rate_limit_per: caller.rate_limit_per,
             expires_at: caller.expires_at,
         }
     }
@@ -98,13 +110,12 @@ impl Limits {
         let role_ips = role.map(|r| &r.ip_allowlist);
         let mut lists = vec![&token.ip_allowlist, &settings.ip_allowlist];
         lists.extend(role_ips);
+        let (rate_limit_per_minute, rate_limit_per) = effective_rate_limit(token, role, settings);
         Self {
             internal_only: token.internal_only,
             allowed_ips: effective_ips(&lists),
-            rate_limit_per_minute: token
-                .rate_limit_per_minute
-                .or(role.and_then(|r| r.rate_limit_per_minute))
-                .unwrap_or(settings.default_rate_limit_per_minute),
+            rate_limit_per_minute,
+            rate_limit_per,
             expires_at: token.expires_at,
         }
     }
@@ -124,7 +135,8 @@ pub fn effective_ips(lists: &[&IpAllowlist]) -> Option<IpAllowlist> {
 
 /// The first restriction of `caller` that a token with limits `new` would not have, or `None`
 /// when the token is at least as restricted: internal-only if the caller is, allowed only from
-/// addresses the caller is allowed from, a rate limit no higher, an expiry no later.
+/// addresses the caller is allowed from, a rate limit no higher (and per user if the caller's
+/// is), an expiry no later.
 pub fn first_loosening(caller: &Limits, new: &Limits) -> Option<Restriction> {
     if caller.internal_only && !new.internal_only {
         return Some(Restriction::InternalOnly);
@@ -132,15 +144,26 @@ pub fn first_loosening(caller: &Limits, new: &Limits) -> Option<Restriction> {
     if !ips_within(caller.allowed_ips.as_ref(), new.allowed_ips.as_ref()) {
         return Some(Restriction::IpAllowlist);
     }
-    if new.rate_limit_per_minute > caller.rate_limit_per_minute {
-        return Some(Restriction::RateLimit);
+    if let Some(r) = rate_loosening(caller, (new.rate_limit_per_minute, new.rate_limit_per)) {
+        return Some(r);
     }
     (!expiry_within(caller.expires_at, new.expires_at)).then_some(Restriction::ExpiresAt)
 }
 
+/// A limit `(rate, per)` looser than the caller's: higher, or a budget per token where the
+/// caller's is shared per user.
+fn rate_loosening(caller: &Limits, (rate, per): (u32, RateLimitPer)) -> Option<Restriction> {
+    if rate > caller.rate_limit_per_minute {
+        return Some(Restriction::RateLimit);
+    }
+    (caller.rate_limit_per == RateLimitPer::User && per == RateLimitPer::Token)
+        .then_some(Restriction::RateLimitPer)
+}
+
 /// The first restriction of `caller` that tokens acting with `role` would not get from it: the
 /// role's allowlist (with the workspace's) must allow only addresses the caller is allowed
-/// from, and its rate limit (else the workspace default) must be no higher. Roles carry no
+/// from, and its rate limit (else the workspace default) must be no higher, and per user if the
+/// caller's is. Roles carry no
 /// expiry or internal-only flag: those stay the business of each token.
 pub fn first_role_loosening(
     caller: &Limits,
@@ -151,10 +174,8 @@ pub fn first_role_loosening(
     if !ips_within(caller.allowed_ips.as_ref(), allowed.as_ref()) {
         return Some(Restriction::IpAllowlist);
     }
-    let rate = role
-        .rate_limit_per_minute
-        .unwrap_or(settings.default_rate_limit_per_minute);
-    (rate > caller.rate_limit_per_minute).then_some(Restriction::RateLimit)
+    let limit = role.rate_limit().unwrap_or(settings.default_rate_limit());
+    rate_loosening(caller, limit)
 }
 
 /// Whether `new` allows only addresses `caller` allows (`None`: anywhere).
@@ -288,6 +309,7 @@ mod tests {
             workspace_ips: Default::default(),
             internal_networks: Default::default(),
             rate_limit_per_minute: 150,
+            rate_limit_per: RateLimitPer::Token,
         }
     }
 
@@ -362,6 +384,7 @@ mod tests {
             internal_only: false,
             allowed_ips: allowed.map(ips),
             rate_limit_per_minute: rate,
+            rate_limit_per: RateLimitPer::Token,
             expires_at: expires_in_days.map(|d| at() + chrono::Duration::days(d)),
         }
     }
@@ -464,6 +487,7 @@ mod tests {
             permissions: vec![],
             ip_allowlist: ips("10.2.0.0/16, 192.168.0.0/16"),
             rate_limit_per_minute: Some(40),
+            rate_limit_per: RateLimitPer::Token,
             created_at: at(),
             updated_at: at(),
         };
@@ -484,6 +508,7 @@ mod tests {
             ip_allowlist: IpAllowlist::default(),
             internal_only: false,
             rate_limit_per_minute: None,
+            rate_limit_per: RateLimitPer::Token,
             created_at: at(),
             updated_at: at(),
             revoked_at: None,
@@ -517,6 +542,63 @@ mod tests {
             first_role_loosening(&caller, &fast, &ws),
             Some(Restriction::RateLimit)
         );
+
+        // What a limit counts comes with it, from the level that sets it.
+        let mut shared = role.clone();
+        shared.rate_limit_per = RateLimitPer::User;
+        token.rate_limit_per_minute = None;
+        let l = Limits::of_token(&token, Some(&shared), &ws);
+        assert_eq!(
+            (l.rate_limit_per_minute, l.rate_limit_per),
+            (40, RateLimitPer::User)
+        );
+        token.rate_limit_per_minute = Some(5);
+        let l = Limits::of_token(&token, Some(&shared), &ws);
+        assert_eq!(
+            (l.rate_limit_per_minute, l.rate_limit_per),
+            (5, RateLimitPer::Token)
+        );
+        let per_user_ws = WorkspaceSettings {
+            default_rate_limit_per: RateLimitPer::User,
+            ..ws.clone()
+        };
+        token.rate_limit_per_minute = None;
+        let l = Limits::of_token(&token, Some(&role), &per_user_ws);
+        assert_eq!(
+            l.rate_limit_per,
+            RateLimitPer::Token,
+            "the role's limit is per token"
+        );
+        let l = Limits::of_token(&token, None, &per_user_ws);
+        assert_eq!(
+            (l.rate_limit_per_minute, l.rate_limit_per),
+            (100, RateLimitPer::User)
+        );
+    }
+
+    #[test]
+    fn a_per_user_caller_hands_out_only_per_user_budgets() {
+        let mut shared = limits(None, 150, None);
+        shared.rate_limit_per = RateLimitPer::User;
+        let mut new = limits(None, 150, None);
+        assert_eq!(
+            first_loosening(&shared, &new),
+            Some(Restriction::RateLimitPer),
+            "a budget of its own escapes the shared one"
+        );
+        new.rate_limit_per_minute = 10;
+        assert_eq!(
+            first_loosening(&shared, &new),
+            Some(Restriction::RateLimitPer)
+        );
+        new.rate_limit_per = RateLimitPer::User;
+        assert_eq!(first_loosening(&shared, &new), None);
+        new.rate_limit_per_minute = 151;
+        assert_eq!(first_loosening(&shared, &new), Some(Restriction::RateLimit));
+        // A per-token caller may hand out per-user budgets: they are tighter.
+        let own = limits(None, 150, None);
+        assert_eq!(first_loosening(&own, &shared), None);
+        assert_eq!(Restriction::RateLimitPer.field(), "rate_limit_per");
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub use ids::{
     ChangeRequestId, DeliveryId, EventId, RoleId, TokenId, UserId, WebhookId, WorkspaceId,
 };
 pub use model::{
-    Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace, WorkspaceSettings,
+    RateLimitPer, Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace,
+    WorkspaceSettings,
 };
 pub use permission::{CatalogueEntry, Permission, PermissionPattern};
 pub use secret::{TokenHash, TokenHasher, TokenSecret};

@@ -15,6 +15,51 @@ pub const DEFAULT_APPROVAL_EXPIRY_HOURS: u32 = 72;
 /// Default token prefix.
 pub const DEFAULT_TOKEN_PREFIX: &str = "kw";
 
+/// What a rate limit counts: each token's requests on their own, or the requests of all the
+/// tokens of one owner user together (one budget shared by an integration's tokens, as in
+/// "150 requests per minute per user").
+///
+/// Each level that can set a limit (the workspace default, the role, the token) sets what it
+/// counts with it: the level that supplies a token's effective limit also supplies what that
+/// limit counts, and a level without a limit sets neither (so `per = "user"` needs a limit at
+/// the same level).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitPer {
+    /// Every token has a budget of its own (the default).
+    #[default]
+    Token,
+    /// All the tokens of one owner user share one budget.
+    User,
+}
+
+impl RateLimitPer {
+    /// The wire and stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RateLimitPer::Token => "token",
+            RateLimitPer::User => "user",
+        }
+    }
+
+    /// Parses the wire and stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "token" => Some(RateLimitPer::Token),
+            "user" => Some(RateLimitPer::User),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RateLimitPer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A tenant. Everything else belongs to exactly one workspace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Workspace {
@@ -41,6 +86,9 @@ pub struct WorkspaceSettings {
     pub token_prefix: String,
     /// Requests per minute a token may make unless its role or itself says otherwise.
     pub default_rate_limit_per_minute: u32,
+    /// What the default limit counts: each token (`token`, the default) or each owner user's
+    /// tokens together (`user`).
+    pub default_rate_limit_per: RateLimitPer,
     /// Longest lifetime a new token may have, in days; `None` for no maximum.
     pub token_max_lifetime_days: Option<u32>,
     /// Days before expiry at which `token.expiring` is sent.
@@ -63,11 +111,35 @@ pub struct WorkspaceSettings {
     pub internal_networks: IpAllowlist,
 }
 
+impl WorkspaceSettings {
+    /// The default limit with what it counts.
+    pub fn default_rate_limit(&self) -> (u32, RateLimitPer) {
+        (
+            self.default_rate_limit_per_minute,
+            self.default_rate_limit_per,
+        )
+    }
+}
+
+/// A token's effective rate limit and what it counts: the token's own limit, else its role's,
+/// else the workspace default, each with the `per` of the level that set it.
+pub fn effective_rate_limit(
+    token: &Token,
+    role: Option<&Role>,
+    settings: &WorkspaceSettings,
+) -> (u32, RateLimitPer) {
+    token
+        .rate_limit()
+        .or(role.and_then(Role::rate_limit))
+        .unwrap_or(settings.default_rate_limit())
+}
+
 impl Default for WorkspaceSettings {
     fn default() -> Self {
         Self {
             token_prefix: DEFAULT_TOKEN_PREFIX.to_owned(),
             default_rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            default_rate_limit_per: RateLimitPer::Token,
             token_max_lifetime_days: None,
             expiry_warning_days: DEFAULT_EXPIRY_WARNING_DAYS,
             require_2fa: false,
@@ -166,10 +238,20 @@ pub struct Role {
     /// Requests per minute for tokens acting with this role (overrides the workspace default).
     #[serde(default)]
     pub rate_limit_per_minute: Option<u32>,
+    /// What the role's limit counts (`token` unless the role sets a limit per `user`).
+    #[serde(default)]
+    pub rate_limit_per: RateLimitPer,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+}
+
+impl Role {
+    /// The role's own limit with what it counts; `None` when it inherits the workspace's.
+    pub fn rate_limit(&self) -> Option<(u32, RateLimitPer)> {
+        self.rate_limit_per_minute.map(|l| (l, self.rate_limit_per))
+    }
 }
 
 /// A token's stored status. `expired` is not stored: it follows from `expires_at` and the clock.
@@ -238,6 +320,8 @@ pub struct Token {
     pub internal_only: bool,
     /// Requests per minute (overrides the role's and the workspace's).
     pub rate_limit_per_minute: Option<u32>,
+    /// What the token's own limit counts (`token` unless it sets a limit per `user`).
+    pub rate_limit_per: RateLimitPer,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -255,6 +339,11 @@ pub struct Token {
 }
 
 impl Token {
+    /// The token's own limit with what it counts; `None` when it inherits.
+    pub fn rate_limit(&self) -> Option<(u32, RateLimitPer)> {
+        self.rate_limit_per_minute.map(|l| (l, self.rate_limit_per))
+    }
+
     /// Its rotation family: the id of the family's first token.
     pub fn family(&self) -> TokenId {
         self.family_id.unwrap_or(self.id)

@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 
-use crate::model::WorkspaceSettings;
+use crate::model::{RateLimitPer, WorkspaceSettings};
 use crate::secret::valid_prefix;
 use crate::DomainError;
 
@@ -188,6 +188,45 @@ pub fn rate_limit(value: u32, field: &str) -> Result<u32, DomainError> {
     Ok(value)
 }
 
+/// What a role's or token's own limit counts: `user` needs a limit at the same level, since a
+/// level without a limit inherits the next level's limit together with what that one counts
+/// (a `per` alone would silently do nothing).
+pub fn rate_limit_per(limit: Option<u32>, per: RateLimitPer) -> Result<(), DomainError> {
+    if limit.is_none() && per == RateLimitPer::User {
+        return Err(DomainError::field(
+            "INVALID_RATE_LIMIT",
+            "rate_limit_per",
+            "rate_limit_per applies to a rate_limit_per_minute at the same level: set both \
+             (without a limit of its own, the role's or workspace's limit applies with what it \
+             counts)",
+        ));
+    }
+    Ok(())
+}
+
+/// A role's or token's own limit and what it counts, `current`, after a request: a new limit
+/// (`Some(None)` removes it) and a new `per`, each absent to keep. Removing the limit without
+/// naming a `per` resets it to `token`, since a level without a limit counts nothing itself.
+pub fn patch_rate_limit(
+    current: (Option<u32>, RateLimitPer),
+    limit: Option<Option<u32>>,
+    per: Option<RateLimitPer>,
+) -> Result<(Option<u32>, RateLimitPer), DomainError> {
+    let limit = match limit {
+        Some(l) => l
+            .map(|n| rate_limit(n, "rate_limit_per_minute"))
+            .transpose()?,
+        None => current.0,
+    };
+    let per = match per {
+        Some(p) => p,
+        None if limit.is_none() => RateLimitPer::Token,
+        None => current.1,
+    };
+    rate_limit_per(limit, per)?;
+    Ok((limit, per))
+}
+
 /// A workspace's settings.
 pub fn settings(s: &WorkspaceSettings) -> Result<(), DomainError> {
     if !valid_prefix(&s.token_prefix) {
@@ -289,6 +328,34 @@ pub fn validity_window(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_per_user_budget_needs_a_limit_at_its_level() {
+        use RateLimitPer::{Token, User};
+        let none = (None, Token);
+        assert_eq!(
+            patch_rate_limit(none, Some(Some(150)), Some(User)),
+            Ok((Some(150), User))
+        );
+        let refused = patch_rate_limit(none, None, Some(User)).unwrap_err();
+        assert_eq!(refused.field.as_deref(), Some("rate_limit_per"));
+        // Changing the limit keeps what it counts; removing it resets that.
+        let shared = (Some(150), User);
+        assert_eq!(
+            patch_rate_limit(shared, Some(Some(60)), None),
+            Ok((Some(60), User))
+        );
+        assert_eq!(
+            patch_rate_limit(shared, Some(None), None),
+            Ok((None, Token))
+        );
+        assert!(patch_rate_limit(shared, Some(None), Some(User)).is_err());
+        assert_eq!(
+            patch_rate_limit(shared, None, Some(Token)),
+            Ok((Some(150), Token))
+        );
+        assert!(patch_rate_limit(none, Some(Some(0)), None).is_err());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

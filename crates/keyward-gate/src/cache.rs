@@ -85,7 +85,7 @@ pub struct CachedToken {
     pub valid_prefix: Bytes,
     /// The token's rate limit (step 7).
     pub quota: Quota,
-    /// Its `RateLimit-Policy` header value.
+    /// Its `RateLimit-Policy` header value, naming its budget ("token" or "user").
     pub limit_policy: HeaderValue,
     /// The principal headers the edge sends upstream, built on first use (then each request
     /// clones reference-counted values instead of formatting ids and JSON again).

@@ -37,7 +37,7 @@ pub use answer::{
 pub use rules::{EdgeConfig, EdgeRules, Unmatched};
 
 use crate::error::GateError;
-use crate::headers::{rate_limit_headers, rate_limit_policy};
+use crate::headers::{policy_for, rate_limit_headers};
 use crate::routes::{normalise, Requirement};
 use crate::usage::{self, Usage};
 use crate::verifier::{Ask, Asker, Verifier};
@@ -171,11 +171,8 @@ impl Edge {
             self.usage.record(record).await;
         }
         let rate = verdict.rate.map(|o| {
-            let policy = match token {
-                Some(t) if t.quota.limit == o.limit => t.limit_policy.clone(),
-                _ => rate_limit_policy(o.limit), // the brute-force guard's
-            };
-            (o, policy)
+            let (policy, value) = policy_for(token, &o);
+            (o, policy, value)
         });
         let code = verdict.code;
         let refusal = match code {
@@ -211,8 +208,8 @@ impl Edge {
             Code::RateLimited => {
                 let mut r =
                     Refusal::new(StatusCode::TOO_MANY_REQUESTS, code.as_str(), code.message());
-                if let Some((o, policy)) = &rate {
-                    rate_limit_headers(&mut r.headers, o, policy.clone());
+                if let Some((o, policy, value)) = &rate {
+                    rate_limit_headers(&mut r.headers, o, *policy, value.clone());
                 }
                 r
             }

@@ -24,13 +24,17 @@ pub mod redis;
 pub use config::{build, Limiter, OnRedisError, RateLimitConfig};
 pub use failover::{LimiterStats, LimiterStatsSnapshot};
 
-/// What a limit counts: one token's requests, or one source's failed verifications. A plain
-/// value (no allocation on the hot path); shared limiters name it with `Display`
-/// (`tok:<uuid>`, `ip:<address>`).
+/// What a limit counts: one token's requests, one owner user's requests (all of its tokens
+/// with a per-user budget), or one source's failed verifications. A plain value (no
+/// allocation on the hot path); shared limiters name it with `Display` (`tok:<uuid>`,
+/// `usr:<uuid>`, `ip:<address>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitKey {
     /// A token's rate limit.
     Token(TokenId),
+    /// The rate limit shared by an owner user's tokens whose limit is per user. Not
+    /// [`LimitKey::Account`], the sign-in guard's count of one account's failures.
+    User(UserId),
     /// The brute-force guard of a source address (an IPv6 /64; see [`LimitKey::source`]).
     Source(IpAddr),
     /// The brute-force guard of a source address as one verifier credential reports it.
@@ -81,6 +85,7 @@ impl fmt::Display for LimitKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LimitKey::Token(id) => write!(f, "tok:{}", id.uuid().simple()),
+            LimitKey::User(id) => write!(f, "usr:{}", id.uuid().simple()),
             LimitKey::Source(ip) => write!(f, "ip:{ip}"),
             LimitKey::VerifierSource(v, ip) => write!(f, "vip:{}:{ip}", v.uuid().simple()),
             LimitKey::Account(u) => write!(f, "acct:{}", u.uuid().simple()),
@@ -198,6 +203,15 @@ mod tests {
         assert_ne!(a, c);
         let v4 = LimitKey::source("192.0.2.7".parse().unwrap());
         assert_eq!(v4, LimitKey::Source("192.0.2.7".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_users_budget_is_not_its_sign_in_guard() {
+        let u = UserId::random(&mut rand_core::OsRng);
+        assert_ne!(LimitKey::User(u), LimitKey::Account(u));
+        let simple = u.uuid().simple().to_string();
+        assert_eq!(LimitKey::User(u).to_string(), format!("usr:{simple}"));
+        assert_eq!(LimitKey::Account(u).to_string(), format!("acct:{simple}"));
     }
 
     #[tokio::test]

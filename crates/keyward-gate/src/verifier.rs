@@ -27,7 +27,7 @@ use keyward_store::{Store, StoreError};
 use crate::cache::{CachedToken, Lookup, TokenCache};
 use crate::denials::{Denial, Denials};
 use crate::error::GateError;
-use crate::headers::rate_limit_policy;
+use crate::headers::{policy_value, Policy as Budget};
 use crate::limiter::{LimitKey, RateLimiter};
 use crate::metrics::GateMetrics;
 
@@ -290,7 +290,11 @@ impl Verifier {
         }
         let mut rate = None;
         if ask.count_rate && !rate_limit_exempt(&token, &req) {
-            let key = LimitKey::Token(token.token_id);
+            // A per-user budget is the owner's, shared by its tokens whose limit is per user.
+            let key = match token.rate_limit_per {
+                keyward_core::RateLimitPer::Token => LimitKey::Token(token.token_id),
+                keyward_core::RateLimitPer::User => LimitKey::User(token.owner_id),
+            };
             let o = self.policy.limiter.hit(key, &token.quota, now_ns).await?;
             if !o.allowed {
                 self.denied(&token, Code::RateLimited, None, ip, None);
@@ -339,7 +343,13 @@ impl Verifier {
         let quota = Quota::new(compiled.rate_limit_per_minute, 60).map_err(GateError::Invalid)?;
         let cached = Arc::new(CachedToken {
             valid_prefix: valid_prefix(&compiled),
-            limit_policy: rate_limit_policy(quota.limit),
+            limit_policy: policy_value(
+                match compiled.rate_limit_per {
+                    keyward_core::RateLimitPer::Token => Budget::Token,
+                    keyward_core::RateLimitPer::User => Budget::User,
+                },
+                quota.limit,
+            ),
             quota,
             compiled,
             edge_headers: std::sync::OnceLock::new(),
@@ -415,6 +425,7 @@ pub fn rate_state(o: &Outcome) -> RateLimitState {
         limit: o.limit,
         remaining: o.remaining,
         reset: o.reset_after_secs(),
+        per: None,
     }
 }
 

@@ -9,7 +9,8 @@
 use keyward_core::api::{CreatedWorkspace, TokenView};
 use keyward_core::audit::{Actor, AuditDraft};
 use keyward_core::model::{
-    Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace, WorkspaceSettings,
+    RateLimitPer, Role, RoleKind, Scope, Token, TokenStatus, User, UserKind, Workspace,
+    WorkspaceSettings,
 };
 use keyward_core::{
     validate, DomainError, PermissionPattern, RoleId, TokenId, TokenSecret, UserId, WorkspaceId,
@@ -80,6 +81,7 @@ pub async fn create_workspace(
         ip_allowlist: Default::default(),
         // Scripting against the admin API should not meet the workspace default (150/min).
         rate_limit_per_minute: Some(state.admin_rate_limit),
+        rate_limit_per: RateLimitPer::Token,
         created_at: now,
         updated_at: now,
     };
@@ -150,6 +152,7 @@ pub async fn create_workspace(
         ip_allowlist: Default::default(),
         internal_only: false,
         rate_limit_per_minute: None,
+        rate_limit_per: RateLimitPer::Token,
         created_at: now,
         updated_at: now,
         revoked_at: None,
@@ -205,6 +208,9 @@ pub fn patch_settings(
     }
     if let Some(v) = p.default_rate_limit_per_minute {
         s.default_rate_limit_per_minute = v;
+    }
+    if let Some(v) = p.default_rate_limit_per {
+        s.default_rate_limit_per = v;
     }
     if let Some(v) = p.token_max_lifetime_days {
         s.token_max_lifetime_days = v;

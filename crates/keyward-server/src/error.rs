@@ -8,7 +8,7 @@ use keyward_core::api::Problem;
 use keyward_core::{Code, DomainError};
 use keyward_store::StoreError;
 
-pub use keyward_gate::headers::{rate_limit_headers, rate_limit_policy};
+pub use keyward_gate::headers::{policy_value, rate_limit_headers, rate_limit_policy, Policy};
 
 /// The media type of error bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -38,8 +38,9 @@ pub enum ApiError {
         /// Explanation naming the refusing level, never the list.
         message: String,
     },
-    /// Too many requests (429), with the limiter's state for the headers.
-    RateLimited(keyward_core::ratelimit::Outcome),
+    /// Too many requests (429), with the limiter's state and the budget it is of, for the
+    /// headers.
+    RateLimited(keyward_core::ratelimit::Outcome, Policy),
     /// Refused for another reason (403).
     Forbidden {
         /// Stable code.
@@ -142,7 +143,7 @@ impl ApiError {
             ApiError::AccessDenied { code, message } => {
                 (StatusCode::FORBIDDEN, code.as_str(), message.clone(), None)
             }
-            ApiError::RateLimited(o) => (
+            ApiError::RateLimited(o, _) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 Code::RateLimited.as_str(),
                 format!(
@@ -259,8 +260,8 @@ impl IntoResponse for ApiError {
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if let ApiError::RateLimited(o) = &self {
-            rate_limit_headers(headers, o, rate_limit_policy(o.limit));
+        if let ApiError::RateLimited(o, policy) = &self {
+            rate_limit_headers(headers, o, *policy, policy_value(*policy, o.limit));
         }
         response
     }

@@ -207,8 +207,11 @@ async fn authenticate(
     let verdict = state.verifier.verify(raw, &ask).await?;
     match (verdict.code, verdict.token) {
         (Code::Valid, Some(token)) => Ok((token, ip)),
-        (Code::RateLimited, _) => match verdict.rate {
-            Some(o) => Err(ApiError::RateLimited(o)),
+        (Code::RateLimited, token) => match verdict.rate {
+            Some(o) => {
+                let policy = keyward_gate::headers::policy_for(token.as_deref(), &o).0;
+                Err(ApiError::RateLimited(o, policy))
+            }
             None => Err(ApiError::Unavailable),
         },
         (code @ (Code::IpNotAllowed | Code::InternalOnly), _) => Err(ApiError::AccessDenied {

@@ -11,14 +11,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keyward_core::api::VerifyRequest;
+use keyward_core::api::{RateLimitState, VerifyRequest};
 use keyward_core::decision::missing_permissions;
 use keyward_core::permission::Permission;
 use keyward_core::{Code, DomainError};
+use keyward_gate::headers::{budget_of, policy_for};
 
 use crate::admin;
 use crate::client_ip;
-use crate::error::{rate_limit_headers, rate_limit_policy, ApiError};
+use crate::error::{rate_limit_headers, ApiError};
 use crate::extract::{denial_message, JsonBody, VerifierCaller};
 use crate::state::AppState;
 use crate::usage;
@@ -112,6 +113,11 @@ async fn verify(
                 body.extend_from_slice(num.format(o.remaining).as_bytes());
                 body.extend_from_slice(b",\"reset\":");
                 body.extend_from_slice(num.format(o.reset_after_secs()).as_bytes());
+                if let Some(per) = budget_of(token, o) {
+                    body.extend_from_slice(b",\"per\":\"");
+                    body.extend_from_slice(per.as_str().as_bytes());
+                    body.push(b'"');
+                }
                 body.extend_from_slice(b"}}");
             }
             None => body.push(b'}'),
@@ -132,16 +138,16 @@ async fn verify(
             res.refused_by = verdict.ip_level;
             res.message = denial_message(verdict.code, verdict.ip_level);
         }
-        res.rate_limit = verdict.rate.as_ref().map(verifier::rate_state);
+        res.rate_limit = verdict.rate.as_ref().map(|o| RateLimitState {
+            per: budget_of(token, o),
+            ..verifier::rate_state(o)
+        });
         res.retry_after = verdict.rate.as_ref().and_then(|o| o.retry_after_secs());
         Json(res).into_response()
     };
     if let Some(o) = &verdict.rate {
-        let policy = match token {
-            Some(t) if t.quota.limit == o.limit => t.limit_policy.clone(),
-            _ => rate_limit_policy(o.limit), // the brute-force guard's
-        };
-        rate_limit_headers(response.headers_mut(), o, policy);
+        let (policy, value) = policy_for(token, o);
+        rate_limit_headers(response.headers_mut(), o, policy, value);
     }
     if let Some(t) = token {
         state

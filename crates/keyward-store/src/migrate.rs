@@ -70,6 +70,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "token_makers",
         sql: include_str!("../migrations/sqlite/0012_token_makers.sql"),
     },
+    Migration {
+        version: 13,
+        name: "rate_limit_per",
+        sql: include_str!("../migrations/sqlite/0013_rate_limit_per.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -134,7 +139,12 @@ pub(crate) const POSTGRES: &[Migration] = &[
         name: "token_makers",
         sql: include_str!("../migrations/postgres/0012_token_makers.sql"),
     },
-    // 13 is taken by both backends; 14 exists only here (SQLite serves one node).
+    Migration {
+        version: 13,
+        name: "rate_limit_per",
+        sql: include_str!("../migrations/postgres/0013_rate_limit_per.sql"),
+    },
+    // 14 exists only here: SQLite serves one node and needs no change feed.
     Migration {
         version: 14,
         name: "change_feed",

@@ -42,6 +42,7 @@ fn fixture() -> Fixture {
         permissions: pats(&["cart:*", "orders:read"]),
         ip_allowlist: IpAllowlist::default(),
         rate_limit_per_minute: None,
+        rate_limit_per: RateLimitPer::Token,
         created_at: t0(),
         updated_at: t0(),
     };
@@ -72,6 +73,7 @@ fn fixture() -> Fixture {
         ip_allowlist: IpAllowlist::default(),
         internal_only: false,
         rate_limit_per_minute: None,
+        rate_limit_per: RateLimitPer::Token,
         created_at: t0(),
         updated_at: t0(),
         revoked_at: None,
@@ -320,4 +322,26 @@ fn rate_limit_resolves_token_then_role_then_workspace() {
     assert_eq!(f.compile().rate_limit_per_minute, 60);
     f.token.rate_limit_per_minute = Some(5);
     assert_eq!(f.compile().rate_limit_per_minute, 5);
+}
+
+#[test]
+fn what_a_limit_counts_comes_from_the_level_that_sets_it() {
+    let mut f = fixture();
+    let per = |f: &Fixture| {
+        let c = f.compile();
+        (c.rate_limit_per_minute, c.rate_limit_per)
+    };
+    assert_eq!(per(&f), (150, RateLimitPer::Token));
+    f.workspace.settings.default_rate_limit_per = RateLimitPer::User;
+    assert_eq!(per(&f), (150, RateLimitPer::User));
+    // The role's own limit is per token unless the role says otherwise.
+    f.role.rate_limit_per_minute = Some(60);
+    assert_eq!(per(&f), (60, RateLimitPer::Token));
+    f.role.rate_limit_per = RateLimitPer::User;
+    assert_eq!(per(&f), (60, RateLimitPer::User));
+    // A token's own limit overrides both, with what it counts.
+    f.token.rate_limit_per_minute = Some(5);
+    assert_eq!(per(&f), (5, RateLimitPer::Token));
+    f.token.rate_limit_per = RateLimitPer::User;
+    assert_eq!(per(&f), (5, RateLimitPer::User));
 }

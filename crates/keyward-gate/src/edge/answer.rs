@@ -11,7 +11,7 @@ use keyward_core::ratelimit::Outcome;
 use keyward_core::{Permission, RoleId, Scope, TokenId, UserId, WorkspaceId};
 
 use crate::cache::CachedToken;
-use crate::headers::rate_limit_headers;
+use crate::headers::{rate_limit_headers, Policy};
 
 /// Who is let through: what an upstream learns, as headers or (embedded) as a value.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +75,7 @@ pub const CODE_HEADER: &str = "x-keyward-code";
 pub struct Allowed {
     /// The token, unless the route is anonymous and none was sent.
     pub token: Option<Arc<CachedToken>>,
-    pub(crate) rate: Option<(Outcome, HeaderValue)>,
+    pub(crate) rate: Option<(Outcome, Policy, HeaderValue)>,
 }
 
 impl Allowed {
@@ -107,8 +107,8 @@ impl Allowed {
     /// Sets `RateLimit-Policy` and `RateLimit` for the token's limit (when step 7 ran): what
     /// the embedded layer adds to the service's response.
     pub fn write_rate_headers(&self, headers: &mut HeaderMap) {
-        if let Some((o, policy)) = &self.rate {
-            rate_limit_headers(headers, o, policy.clone());
+        if let Some((o, policy, value)) = &self.rate {
+            rate_limit_headers(headers, o, *policy, value.clone());
         }
     }
 }

@@ -98,7 +98,7 @@ macro_rules! forward_auth {
                 (status = 200, description = "Allowed: the principal is in the `X-Keyward-Token-Id`, `-Workspace-Id`, `-User-Id`, `-Role-Id`, `-Scope`, `-Permissions` and `-Metadata` headers (or `X-Keyward-Anonymous: true`)"),
                 (status = 401, description = "No credential, or a token that is malformed, unknown, pending, revoked, expired, not yet valid or whose owner is disabled; see `WWW-Authenticate` and `X-Keyward-Code`", body = Problem, content_type = "application/problem+json"),
                 (status = 403, description = "Not a trusted proxy, a route the table refuses, internal-only, an address off the allowlist, or a missing permission (`insufficient_scope`)", body = Problem, content_type = "application/problem+json"),
-                (status = 429, description = "Rate limited; see `Retry-After` and `RateLimit`", body = Problem, content_type = "application/problem+json"),
+                (status = 429, description = "Rate limited; see `Retry-After`, `RateLimit` and `RateLimit-Policy` (policy `\"token\"` for a token's own budget, `\"user\"` for the budget its owner user's tokens share)", body = Problem, content_type = "application/problem+json"),
                 (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
             ),
             security(("bearer" = []))

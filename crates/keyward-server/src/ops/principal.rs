@@ -113,6 +113,8 @@ impl Caller {
             internal_only: false,
             allowed_ips: effective_ips(&lists),
             rate_limit_per_minute: u32::MAX,
+            // A person's own requests are not rate limited: they may hand out either budget.
+            rate_limit_per: keyward_core::RateLimitPer::Token,
             expires_at: None,
         };
         Self {

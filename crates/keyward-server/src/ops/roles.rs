@@ -9,7 +9,7 @@ use keyward_core::change::role_needs_approval;
 use keyward_core::model::WorkspaceSettings;
 use keyward_core::permission::{check_against_catalogue, parse_patterns};
 use keyward_core::ChangeTarget;
-use keyward_core::{validate, PermissionPattern, Role, RoleId};
+use keyward_core::{validate, PermissionPattern, RateLimitPer, Role, RoleId};
 use keyward_store::{Cursor, Versioned};
 
 use super::change_requests::{self, Outcome};
@@ -37,6 +37,11 @@ pub async fn create(state: &AppState, caller: &Caller, req: &CreateRole) -> Resu
     caller.require("keyward.roles:write")?;
     caller.require_workspace_scope()?;
     let now = state.now();
+    let (rate_limit_per_minute, rate_limit_per) = validate::patch_rate_limit(
+        (None, RateLimitPer::Token),
+        req.rate_limit_per_minute.map(Some),
+        req.rate_limit_per,
+    )?;
     let role = Role {
         id: RoleId::random(&mut rand_core::OsRng),
         workspace_id: caller.workspace_id(),
@@ -51,10 +56,8 @@ pub async fn create(state: &AppState, caller: &Caller, req: &CreateRole) -> Resu
             .map(|l| l.parse("ip_allowlist"))
             .transpose()?
             .unwrap_or_default(),
-        rate_limit_per_minute: req
-            .rate_limit_per_minute
-            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
-            .transpose()?,
+        rate_limit_per_minute,
+        rate_limit_per,
         created_at: now,
         updated_at: now,
     };
@@ -214,11 +217,11 @@ async fn plan(
     if let Some(list) = &patch.ip_allowlist {
         role.ip_allowlist = list.parse("ip_allowlist")?;
     }
-    if let Some(limit) = patch.rate_limit_per_minute {
-        role.rate_limit_per_minute = limit
-            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
-            .transpose()?;
-    }
+    (role.rate_limit_per_minute, role.rate_limit_per) = validate::patch_rate_limit(
+        (role.rate_limit_per_minute, role.rate_limit_per),
+        patch.rate_limit_per_minute,
+        patch.rate_limit_per,
+    )?;
     ensure_within_caller(state, caller, role).await?;
     role.updated_at = state.now();
     Ok(audit.after(&*role))

@@ -78,6 +78,11 @@ pub async fn create(
     )?;
     ensure_no_escalation(caller, &role.permissions, narrowing.as_deref(), &cat)?;
 
+    let (rate_limit_per_minute, rate_limit_per) = validate::patch_rate_limit(
+        (None, keyward_core::RateLimitPer::Token),
+        req.rate_limit_per_minute.map(Some),
+        req.rate_limit_per,
+    )?;
     let secret = TokenSecret::generate(&ws.settings.token_prefix, &mut rand_core::OsRng);
     let hash = state.hasher.hash(&secret);
     let token = Token {
@@ -104,10 +109,8 @@ pub async fn create(
             .transpose()?
             .unwrap_or_default(),
         internal_only: req.internal_only,
-        rate_limit_per_minute: req
-            .rate_limit_per_minute
-            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
-            .transpose()?,
+        rate_limit_per_minute,
+        rate_limit_per,
         created_at: now,
         updated_at: now,
         revoked_at: None,

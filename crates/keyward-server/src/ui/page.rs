@@ -159,7 +159,7 @@ pub fn explain(e: &crate::error::ApiError) -> (Option<String>, String, StatusCod
         ),
         E::NotFound(what) => (None, format!("No such {what}."), StatusCode::NOT_FOUND),
         E::Conflict { message, .. } => (None, message.clone(), StatusCode::CONFLICT),
-        E::RateLimited(_) => (
+        E::RateLimited(..) => (
             None,
             "Too many requests: wait a moment.".into(),
             StatusCode::TOO_MANY_REQUESTS,

@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use keyward_core::api::{CreateRole, IpListInput, RolePatch};
-use keyward_core::model::{RoleKind, Scope};
+use keyward_core::model::{RateLimitPer, RoleKind, Scope};
 use keyward_core::permission::any_grants;
 use keyward_core::{CatalogueEntry, ChangeTarget, Permission, Role, RoleId};
 
@@ -114,8 +114,8 @@ async fn list_page(state: &AppState, person: &Person, flash: Option<String>) -> 
             scope: scope_word(r.scope),
             permissions: r.permissions.len(),
             rate_limit: r
-                .rate_limit_per_minute
-                .map_or_else(|| "—".into(), |n| format!("{n}/min")),
+                .rate_limit()
+                .map_or_else(|| "—".into(), |(n, per)| format!("{n}/min per {per}")),
             tokens: may_generate_tokens(r),
         })
         .collect();
@@ -150,6 +150,8 @@ struct Draft {
     tokens_shown: bool,
     ips: String,
     rate_limit: String,
+    /// What the rate limit counts: `token` or `user`.
+    rate_limit_per: String,
 }
 
 impl Draft {
@@ -158,6 +160,7 @@ impl Draft {
         Self {
             kind: "api".into(),
             scope: "user".into(),
+            rate_limit_per: "token".into(),
             ..Self::default()
         }
     }
@@ -185,6 +188,7 @@ impl Draft {
                 .rate_limit_per_minute
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
+            rate_limit_per: role.rate_limit_per.as_str().into(),
         }
     }
 
@@ -245,6 +249,7 @@ fn draft_of(fields: &[(String, String)]) -> (String, Draft) {
             "tokens_shown" => d.tokens_shown = v == "yes",
             "ip_allowlist" => d.ips = v.clone(),
             "rate_limit" => d.rate_limit = v.clone(),
+            "rate_limit_per" => d.rate_limit_per = v.clone(),
             _ => {}
         }
     }
@@ -296,6 +301,7 @@ fn create_request(d: &Draft) -> Result<CreateRole, FieldError> {
         permissions: d.patterns(),
         ip_allowlist: (!d.ips.trim().is_empty()).then(|| IpListInput::Text(d.ips.clone())),
         rate_limit_per_minute: rate_limit_of(d)?,
+        rate_limit_per: RateLimitPer::parse(d.rate_limit_per.trim()),
     })
 }
 
@@ -309,6 +315,7 @@ fn patch_of(d: &Draft) -> Result<RolePatch, FieldError> {
         permissions: Some(d.patterns()),
         ip_allowlist: Some(IpListInput::Text(d.ips.clone())),
         rate_limit_per_minute: Some(rate_limit_of(d)?),
+        rate_limit_per: RateLimitPer::parse(d.rate_limit_per.trim()),
         reason: None,
     })
 }

@@ -48,6 +48,8 @@ struct Values {
     token_max_lifetime_days: String,
     expiry_warning_days: String,
     default_rate_limit_per_minute: String,
+    /// What the default limit counts: `token` or `user`.
+    default_rate_limit_per: String,
     approvals_required: String,
     approval_expiry_hours: String,
 }
@@ -65,6 +67,7 @@ impl Values {
                 .unwrap_or_default(),
             expiry_warning_days: s.expiry_warning_days.to_string(),
             default_rate_limit_per_minute: s.default_rate_limit_per_minute.to_string(),
+            default_rate_limit_per: s.default_rate_limit_per.as_str().to_owned(),
             approvals_required: s.approvals_required.to_string(),
             approval_expiry_hours: s.approval_expiry_hours.to_string(),
         }
@@ -176,10 +179,12 @@ async fn show(State(state): State<AppState>, person: Person) -> Response {
 /// The submitted values and the values the form was shown with (absent ones: the current).
 fn read_form(fields: &[(String, String)], current: &Values) -> (String, Values, Values) {
     let mut csrf = String::new();
-    // The approval fields are new to the form: absent, they stay as they are.
+    // The approval fields and what the default limit counts are new to the form: absent,
+    // they stay as they are.
     let mut v = Values {
         approvals_required: current.approvals_required.clone(),
         approval_expiry_hours: current.approval_expiry_hours.clone(),
+        default_rate_limit_per: current.default_rate_limit_per.clone(),
         ..Values::default()
     };
     let mut was = current.clone();
@@ -208,6 +213,8 @@ fn read_form(fields: &[(String, String)], current: &Values) -> (String, Values, 
             "was_default_rate_limit_per_minute" => {
                 was.default_rate_limit_per_minute = val.trim().to_owned();
             }
+            "default_rate_limit_per" => v.default_rate_limit_per = val.trim().to_owned(),
+            "was_default_rate_limit_per" => was.default_rate_limit_per = val.trim().to_owned(),
             _ => {}
         }
     }
@@ -269,6 +276,16 @@ fn patch_of(v: &Values, was: &Values) -> Result<SettingsPatch, (String, String)>
             "default_rate_limit_per_minute",
             "Default rate limit (requests per minute)",
         )?);
+    }
+    if v.default_rate_limit_per != was.default_rate_limit_per {
+        p.default_rate_limit_per = Some(
+            keyward_core::RateLimitPer::parse(&v.default_rate_limit_per).ok_or_else(|| {
+                (
+                    "default_rate_limit_per".to_owned(),
+                    "choose per token or per user".to_owned(),
+                )
+            })?,
+        );
     }
     if v.approvals_required != was.approvals_required {
         p.approvals_required = Some(number(

@@ -138,6 +138,8 @@ struct Draft {
     ips: String,
     internal_only: bool,
     rate_limit: String,
+    /// What the token's own rate limit counts: `token` or `user`.
+    rate_limit_per: String,
     metadata: String,
 }
 
@@ -239,6 +241,7 @@ fn draft_of(fields: &[(String, String)]) -> (String, Draft) {
             "ip_allowlist" => d.ips = v.clone(),
             "internal_only" => d.internal_only = true,
             "rate_limit" => d.rate_limit = v.clone(),
+            "rate_limit_per" => d.rate_limit_per = v.clone(),
             "metadata" => d.metadata = v.clone(),
             _ => {}
         }
@@ -304,6 +307,7 @@ fn request_of(d: &Draft) -> Result<CreateToken, (Option<String>, String)> {
         ip_allowlist: (!d.ips.trim().is_empty()).then(|| IpListInput::Text(d.ips.clone())),
         internal_only: d.internal_only,
         rate_limit_per_minute,
+        rate_limit_per: keyward_core::RateLimitPer::parse(d.rate_limit_per.trim()),
     })
 }
 

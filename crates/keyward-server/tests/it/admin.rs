@@ -19,6 +19,7 @@ async fn human_roles_never_reach_tokens_or_service_users(app: TestApp) {
             permissions: vec!["cart:write".into()],
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await
         .unwrap();
@@ -80,6 +81,7 @@ async fn bad_input_names_the_field_and_changes_nothing(app: TestApp) {
         permissions: vec!["cart:write".into(), "cart:wrte".into()],
         ip_allowlist: None,
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     };
     let p = problem_of(app.admin.create_role(&role).await);
     assert_eq!(p.status, 422);
@@ -209,6 +211,7 @@ async fn tokens_cannot_grant_more_than_they_hold(app: TestApp) {
         permissions: vec!["cart:read".into()],
         ip_allowlist: None,
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     };
     let reader = hr_client.create_role(&base).await.unwrap();
     let writer = CreateRole {

@@ -65,10 +65,10 @@ fn assert_refused(a: &Answer, retry: u64, reset: u64, secret: &str) {
         .expect("Retry-After is whole seconds");
     assert!(retry_after > 0);
     assert_eq!(retry_after, retry, "one call per 20 s at 3/min");
-    assert_eq!(a.policy.as_deref(), Some("\"default\";q=3;w=60"));
+    assert_eq!(a.policy.as_deref(), Some("\"token\";q=3;w=60"));
     assert_eq!(
         a.state.as_deref(),
-        Some(format!("\"default\";r=0;t={reset}").as_str())
+        Some(format!("\"token\";r=0;t={reset}").as_str())
     );
     assert!(!a.body.to_string().contains(secret));
 }

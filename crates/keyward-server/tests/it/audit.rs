@@ -128,6 +128,7 @@ async fn each_admin_action_leaves_one_event_with_its_actor(app: TestApp) {
         permissions: vec!["not:catalogued".into()],
         ip_allowlist: None,
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     };
     assert_eq!(
         code_of(app.admin.create_role(&bad).await),

@@ -68,6 +68,7 @@ pub(crate) async fn person(app: &TestApp, name: &str, human_role: &str, perms: &
             permissions: perms.iter().map(|p| (*p).to_owned()).collect(),
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await
         .unwrap();
@@ -751,6 +752,7 @@ async fn moving_a_token_to_a_role_with_another_allowlist_waits(app: TestApp) {
                     permissions: vec!["orders:read".into()],
                     ip_allowlist: ips.map(|i| keyward_core::api::IpListInput::Text(i.into())),
                     rate_limit_per_minute: None,
+                    rate_limit_per: None,
                 })
                 .await
                 .unwrap()
@@ -970,6 +972,7 @@ async fn a_users_role_change_cannot_widen_inherited_allowlists(app: TestApp) {
         permissions: vec!["keyward.tokens:read".into()],
         ip_allowlist: list.map(|l| serde_json::from_value(json!(l)).unwrap()),
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     };
     let office = app
         .admin

@@ -56,6 +56,7 @@ fn role_request(name: &str, ips: Option<IpListInput>, rate: Option<u32>) -> Crea
         permissions: vec!["orders:read".into()],
         ip_allowlist: ips,
         rate_limit_per_minute: rate,
+        rate_limit_per: None,
     }
 }
 

@@ -83,6 +83,7 @@ async fn bot_token(app: &TestApp, name: &str, ips: Option<&str>, rate: Option<u3
             permissions: vec!["keyward.workspace:read".into()],
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await
         .unwrap();
@@ -137,6 +138,7 @@ async fn a_flood_becomes_one_event_per_key(backend: Backend) {
         permissions: vec![],
         ip_allowlist: None,
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     };
     for expected in ["INSUFFICIENT_PERMISSIONS"; 2]
         .into_iter()
@@ -266,6 +268,7 @@ async fn fenced_token(admin: &keyward_client::Client, name: &str) -> String {
             permissions: vec!["keyward.workspace:read".into()],
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await
         .unwrap();

@@ -216,7 +216,7 @@ async fn rate_limits_are_429_and_403_with_a_code_for_nginx() {
     assert_eq!(status, 429, "{body}");
     assert_eq!(h(&headers, "x-keyward-code"), "RATE_LIMITED");
     assert!(h(&headers, "retry-after").parse::<u64>().unwrap() >= 1);
-    assert_eq!(h(&headers, "ratelimit-policy"), "\"default\";q=2;w=60");
+    assert_eq!(h(&headers, "ratelimit-policy"), "\"token\";q=2;w=60");
     assert!(h(&headers, "ratelimit").contains("r=0"));
     // nginx's convention: the same refusal as a 403 that keeps the code and Retry-After.
     let r = reqwest::Client::new()

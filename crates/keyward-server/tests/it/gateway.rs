@@ -347,7 +347,7 @@ async fn rate_limits_are_a_real_429_and_anonymous_routes_are_marked() {
         assert_eq!(r.status(), 200);
         assert!(h(r.headers(), "content-type").starts_with("application/json"));
         // The client sees what is left of its budget.
-        assert_eq!(h(r.headers(), "ratelimit-policy"), "\"default\";q=2;w=60");
+        assert_eq!(h(r.headers(), "ratelimit-policy"), "\"token\";q=2;w=60");
         assert!(h(r.headers(), "ratelimit").contains(";r="));
     }
     let before = seen.requests.load(Ordering::SeqCst);

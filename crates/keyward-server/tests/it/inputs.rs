@@ -62,6 +62,7 @@ async fn control_characters_are_refused_by_field(app: TestApp) {
         permissions: vec![],
         ip_allowlist: None,
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     };
     let p = problem_of(app.admin.create_role(&role("Fine", nul)).await);
     assert_eq!(field_of(&p), ("INVALID_TEXT", Some("description")));

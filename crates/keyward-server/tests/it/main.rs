@@ -35,6 +35,7 @@ mod shared_limits;
 mod tenancy;
 mod usage;
 mod usage_unknown;
+mod user_budgets;
 mod verify;
 mod verify_auth;
 mod webhook_delivery;

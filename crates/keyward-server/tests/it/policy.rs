@@ -38,6 +38,7 @@ async fn net_role(app: &TestApp, name: &str, ips: Option<IpListInput>) -> keywar
             permissions: vec!["keyward.workspace:read".into()],
             ip_allowlist: ips,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await
         .unwrap()
@@ -222,6 +223,7 @@ async fn bad_allowlist_input_is_refused_whole(app: TestApp) {
         permissions: vec![],
         ip_allowlist: Some(IpListInput::Entries(vec!["10.0.0.1".into(), "".into()])),
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     };
     let p = problem_of(app.admin.create_role(&bad_role).await);
     assert_eq!(
@@ -368,7 +370,7 @@ async fn exactly_the_quota_passes_under_concurrency(app: TestApp) {
     let (mut valid, mut limited) = (0, 0);
     while let Some(done) = tasks.join_next().await {
         let (v, retry, policy) = done.unwrap();
-        assert_eq!(policy.as_deref(), Some("\"default\";q=150;w=60"));
+        assert_eq!(policy.as_deref(), Some("\"token\";q=150;w=60"));
         match v.code {
             Code::Valid => valid += 1,
             Code::RateLimited => {

@@ -365,6 +365,7 @@ impl TestApp {
                 permissions: perms.iter().map(|s| (*s).to_owned()).collect(),
                 ip_allowlist: None,
                 rate_limit_per_minute: None,
+                rate_limit_per: None,
             })
             .await
             .unwrap()
@@ -418,6 +419,7 @@ pub fn token_request(owner: &User) -> CreateToken {
         ip_allowlist: None,
         internal_only: false,
         rate_limit_per_minute: None,
+        rate_limit_per: None,
     }
 }
 

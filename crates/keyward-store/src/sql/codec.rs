@@ -68,6 +68,10 @@ pub(crate) fn parse_scope(v: &str) -> Result<Scope> {
     }
 }
 
+pub(crate) fn parse_rate_limit_per(v: &str) -> Result<keyward_core::RateLimitPer> {
+    keyward_core::RateLimitPer::parse(v).ok_or_else(|| corrupt("rate limit per", v))
+}
+
 pub(crate) fn parse_status(v: &str) -> Result<TokenStatus> {
     TokenStatus::parse(v).ok_or_else(|| corrupt("token status", v))
 }

@@ -24,10 +24,11 @@ macro_rules! sql_store {
         pub(super) const USER_COLS: &str =
             "id, workspace_id, kind, name, email, role_id, disabled, created_at, updated_at";
         const ROLE_COLS: &str = "id, workspace_id, name, description, kind, scope, permissions, \
-                                 ip_allowlist, rate_limit, created_at, updated_at";
+                                 ip_allowlist, rate_limit, rate_limit_per, created_at, \
+                                 updated_at";
         const TOKEN_COLS: &str = "id, workspace_id, owner_id, role_id, permissions, name, \
                                   metadata, status, hash, start, not_before, expires_at, \
-                                  ip_allowlist, internal_only, rate_limit, \
+                                  ip_allowlist, internal_only, rate_limit, rate_limit_per, \
                                   created_at, updated_at, revoked_at, family_id, rotated_from, \
                                   created_by";
 
@@ -67,6 +68,7 @@ macro_rules! sql_store {
                 permissions: sql::parse_patterns(r.try_get("permissions")?)?,
                 ip_allowlist: sql::parse_json("ip_allowlist", r.try_get("ip_allowlist")?)?,
                 rate_limit_per_minute: sql::opt_limit(r.try_get("rate_limit")?)?,
+                rate_limit_per: sql::parse_rate_limit_per(r.try_get("rate_limit_per")?)?,
                 created_at: sql::time(r.try_get("created_at")?)?,
                 updated_at: sql::time(r.try_get("updated_at")?)?,
             })
@@ -92,6 +94,7 @@ macro_rules! sql_store {
                 ip_allowlist: sql::parse_json("ip_allowlist", r.try_get("ip_allowlist")?)?,
                 internal_only: r.try_get("internal_only")?,
                 rate_limit_per_minute: sql::opt_limit(r.try_get("rate_limit")?)?,
+                rate_limit_per: sql::parse_rate_limit_per(r.try_get("rate_limit_per")?)?,
                 created_at: sql::time(r.try_get("created_at")?)?,
                 updated_at: sql::time(r.try_get("updated_at")?)?,
                 revoked_at: sql::opt_time(r.try_get("revoked_at")?)?,
@@ -225,7 +228,8 @@ macro_rules! sql_store {
             let r = &v.value;
             let done = sqlx::query(
                 "UPDATE roles SET name = $1, description = $2, scope = $3, permissions = $4, \
-                 updated_at = $5, ip_allowlist = $8, rate_limit = $9, version = version + 1 \
+                 updated_at = $5, ip_allowlist = $8, rate_limit = $9, version = version + 1, \
+                 rate_limit_per = $11 \
                  WHERE workspace_id = $6 AND id = $7 AND version = $10",
             )
             .bind(&r.name)
@@ -238,6 +242,7 @@ macro_rules! sql_store {
             .bind(sql::to_json(&r.ip_allowlist)?)
             .bind(r.rate_limit_per_minute.map(i64::from))
             .bind(v.version)
+            .bind(r.rate_limit_per.as_str())
             .execute(&mut **tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))?;
@@ -259,7 +264,7 @@ macro_rules! sql_store {
                  not_before = $6, expires_at = $7, updated_at = $8, \
                  revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END, \
                  ip_allowlist = $12, internal_only = $13, rate_limit = $14, \
-                 version = version + 1 \
+                 version = version + 1, rate_limit_per = $16 \
                  WHERE workspace_id = $10 AND id = $11 AND version = $15",
             )
             .bind(t.role_id.map(|r| r.uuid().to_string()))
@@ -277,6 +282,7 @@ macro_rules! sql_store {
             .bind(t.internal_only)
             .bind(t.rate_limit_per_minute.map(i64::from))
             .bind(v.version)
+            .bind(t.rate_limit_per.as_str())
             .execute(&mut **tx)
             .await?;
             if done.rows_affected() == 0 {
@@ -325,8 +331,9 @@ macro_rules! sql_store {
             ($exec:expr, $r:expr) => {
                 sqlx::query(
                     "INSERT INTO roles (id, workspace_id, name, description, kind, scope, \
-                     permissions, created_at, updated_at, ip_allowlist, rate_limit) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     permissions, created_at, updated_at, ip_allowlist, rate_limit, \
+                     rate_limit_per) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind($r.id.uuid().to_string())
                 .bind($r.workspace_id.uuid().to_string())
@@ -339,6 +346,7 @@ macro_rules! sql_store {
                 .bind(sql::ms($r.updated_at))
                 .bind(sql::to_json(&$r.ip_allowlist)?)
                 .bind($r.rate_limit_per_minute.map(i64::from))
+                .bind($r.rate_limit_per.as_str())
                 .execute($exec)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, ROLE_NAME_TAKEN))
@@ -375,9 +383,9 @@ macro_rules! sql_store {
                     "INSERT INTO tokens (id, workspace_id, owner_id, role_id, permissions, name, \
                      metadata, status, hash, start, not_before, expires_at, created_at, \
                      updated_at, revoked_at, ip_allowlist, internal_only, rate_limit, \
-                     family_id, rotated_from, created_by) \
+                     family_id, rotated_from, created_by, rate_limit_per) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $17, $18, $19, $20, $21)",
+                     $16, $17, $18, $19, $20, $21, $22)",
                 )
                 .bind($t.id.uuid().to_string())
                 .bind($t.workspace_id.uuid().to_string())
@@ -400,6 +408,7 @@ macro_rules! sql_store {
                 .bind($t.family_id.map(|f| f.uuid().to_string()))
                 .bind($t.rotated_from.map(|f| f.uuid().to_string()))
                 .bind($t.created_by.map(|u| u.uuid().to_string()))
+                .bind($t.rate_limit_per.as_str())
                 .execute($exec)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, $unique))

@@ -129,6 +129,7 @@ pub fn role(ws: WorkspaceId, name: &str, kind: RoleKind) -> Role {
         permissions: patterns(&["orders:read", "orders:write"]),
         ip_allowlist: Default::default(),
         rate_limit_per_minute: None,
+        rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: t,
         updated_at: t,
     }
@@ -173,6 +174,7 @@ pub fn token_with_secret(owner: &User, name: &str) -> (Token, TokenSecret) {
         ip_allowlist: Default::default(),
         internal_only: false,
         rate_limit_per_minute: None,
+        rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: t,
         updated_at: t,
         revoked_at: None,

@@ -27,6 +27,8 @@ async fn roles_round_trip_and_update(store: Arc<dyn Store>) {
     agent.scope = Scope::User;
     agent.description = "Sees what its owner sees — «quoted» \"text\"".into();
     agent.permissions = patterns(&["orders:read", "billing.*:read", "cart:*", "*", "keyward.*"]);
+    agent.rate_limit_per_minute = Some(150);
+    agent.rate_limit_per = keyward_core::RateLimitPer::User;
     store.create_role(&agent, &ev(&agent)).await.unwrap();
     let mut human = role(ws, "support", RoleKind::Human);
     human.permissions = Vec::new();
@@ -42,6 +44,7 @@ async fn roles_round_trip_and_update(store: Arc<dyn Store>) {
     agent.ip_allowlist =
         keyward_core::ip::IpAllowlist::parse_input("192.168.0.0/16", "ips").unwrap();
     agent.rate_limit_per_minute = Some(600);
+    agent.rate_limit_per = keyward_core::RateLimitPer::User;
     agent.updated_at += Duration::seconds(10);
     put_role(&store, &agent, &ev(&agent)).await.unwrap();
     assert_eq!(store.role(ws, agent.id).await.unwrap(), Some(agent.ms()));

@@ -36,6 +36,8 @@ async fn tokens_round_trip(store: Arc<dyn Store>) {
     full.status = TokenStatus::Pending;
     full.not_before = Some(full.created_at + Duration::hours(1));
     full.expires_at = Some(full.created_at + Duration::days(90));
+    full.rate_limit_per_minute = Some(150);
+    full.rate_limit_per = keyward_core::RateLimitPer::User;
     store.create_token(&full, &ev(&full)).await.unwrap();
 
     // None of them.
@@ -101,6 +103,17 @@ async fn token_update_replaces_mutable_fields(store: Arc<dyn Store>) {
         keyward_core::ip::IpAllowlist::parse_input("10.0.0.0/8, 2001:db8::1", "ips").unwrap();
     t.internal_only = true;
     t.rate_limit_per_minute = Some(30);
+    step(&mut t);
+    put_token(&store, &t, &ev(&t)).await.unwrap();
+    assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
+
+    // A per-user budget, then back to a budget of its own.
+    t.rate_limit_per = keyward_core::RateLimitPer::User;
+    step(&mut t);
+    put_token(&store, &t, &ev(&t)).await.unwrap();
+    assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));
+    assert_eq!(store.token_by_hash(&t.hash).await.unwrap(), Some(t.ms()));
+    t.rate_limit_per = keyward_core::RateLimitPer::Token;
     step(&mut t);
     put_token(&store, &t, &ev(&t)).await.unwrap();
     assert_eq!(store.token(ws, t.id).await.unwrap(), Some(t.ms()));

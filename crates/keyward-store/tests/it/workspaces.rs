@@ -186,6 +186,7 @@ async fn workspace_update_replaces_name_and_settings(store: Arc<dyn Store>) {
     ws.settings = WorkspaceSettings {
         token_prefix: "acme_live".into(),
         default_rate_limit_per_minute: 600,
+        default_rate_limit_per: keyward_core::RateLimitPer::User,
         token_max_lifetime_days: Some(90),
         expiry_warning_days: 14,
         require_2fa: true,

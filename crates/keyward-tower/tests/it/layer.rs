@@ -239,3 +239,20 @@ async fn store_unavailable(server: Server) {
     app.gate.shutdown().await;
 }
 both_backends!(store_unavailable);
+
+/// A per-user budget is named in the service's answer, as forward-auth names it.
+async fn names_a_per_user_budget(server: Server) {
+    let shared = server
+        .token_adjusted("shared", &["orders:read"], |t| {
+            t.rate_limit_per_minute = Some(150);
+            t.rate_limit_per = Some(keyward_core::RateLimitPer::User);
+        })
+        .await;
+    let app = App::spawn(&server.gate_options()).await;
+    let res = app.get("/orders/7", Some(&shared.secret)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["ratelimit-policy"], "\"user\";q=150;w=60");
+    let state = res.headers()["ratelimit"].to_str().unwrap().to_owned();
+    assert!(state.starts_with("\"user\";r=149;"), "{state}");
+}
+both_backends!(names_a_per_user_budget);

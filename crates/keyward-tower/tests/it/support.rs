@@ -200,6 +200,7 @@ impl Server {
                 permissions: perms.iter().map(|s| (*s).to_owned()).collect(),
                 ip_allowlist: None,
                 rate_limit_per_minute: None,
+                rate_limit_per: None,
             })
             .await
             .unwrap();
@@ -225,6 +226,7 @@ impl Server {
             ip_allowlist: None,
             internal_only: false,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         };
         adjust(&mut req);
         self.admin.create_token(&req).await.unwrap()

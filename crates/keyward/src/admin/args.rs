@@ -46,6 +46,24 @@ impl From<RoleKindArg> for RoleKind {
 }
 
 /// `user` or `workspace`.
+/// What a rate limit counts (`--rate-limit-per`).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum PerArg {
+    /// Each token has a budget of its own.
+    Token,
+    /// All the tokens of one owner user share one budget.
+    User,
+}
+
+impl From<PerArg> for keyward_core::RateLimitPer {
+    fn from(p: PerArg) -> Self {
+        match p {
+            PerArg::Token => keyward_core::RateLimitPer::Token,
+            PerArg::User => keyward_core::RateLimitPer::User,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum ScopeArg {
     /// Only what the owner may see personally.

@@ -58,6 +58,10 @@ pub struct CreateArgs {
     /// Requests per minute for tokens acting with the role (overrides the workspace default).
     #[arg(long, value_name = "PER_MINUTE", value_parser = args::rate_limit)]
     rate_limit: Option<u32>,
+    /// What the role's rate limit counts: each token, or each owner user's tokens together
+    /// (needs `--rate-limit`).
+    #[arg(long, value_enum, value_name = "PER", requires = "rate_limit")]
+    rate_limit_per: Option<args::PerArg>,
 }
 
 /// `role update`.
@@ -99,6 +103,9 @@ pub struct UpdateArgs {
     /// Remove the role's rate limit: the workspace default applies.
     #[arg(long)]
     no_rate_limit: bool,
+    /// What the role's rate limit counts: each token, or each owner user's tokens together.
+    #[arg(long, value_enum, value_name = "PER", conflicts_with = "no_rate_limit")]
+    rate_limit_per: Option<args::PerArg>,
     /// Why: kept with the change request when the change needs another person's approval
     /// (the workspace's `require_approval`), and shown to the approvers.
     #[arg(long, value_name = "TEXT")]
@@ -143,6 +150,7 @@ fn create_request(a: CreateArgs) -> CreateRole {
         permissions: a.permissions,
         ip_allowlist: args::ip_list(a.ip_allowlist),
         rate_limit_per_minute: a.rate_limit,
+        rate_limit_per: a.rate_limit_per.map(Into::into),
     }
 }
 
@@ -156,6 +164,7 @@ fn patch(a: UpdateArgs) -> anyhow::Result<RolePatch> {
         permissions: (!a.permissions.is_empty()).then_some(a.permissions),
         ip_allowlist: args::ip_list_or_clear(a.ip_allowlist, a.clear_ip_allowlist),
         rate_limit_per_minute: args::set_or_clear(a.rate_limit, a.no_rate_limit),
+        rate_limit_per: a.rate_limit_per.map(Into::into),
     };
     // A reason alone changes nothing.
     let unchanged = RolePatch {
@@ -199,10 +208,7 @@ pub(crate) fn details(r: &Role) -> Table {
         ("permissions", table::list(&r.permissions)),
         ("description", r.description.clone()),
         ("ip allowlist", table::ips(&r.ip_allowlist, "any")),
-        (
-            "rate limit",
-            table::per_minute(r.rate_limit_per_minute, "default"),
-        ),
+        ("rate limit", table::budget(r.rate_limit(), "default")),
         ("workspace", r.workspace_id.to_string()),
         ("created at", table::time(Some(r.created_at))),
         ("updated at", table::time(Some(r.updated_at))),
@@ -258,6 +264,27 @@ mod tests {
             Some(IpListInput::Text("10.0.0.0/8, ::1".into()))
         );
         assert_eq!(req.rate_limit_per_minute, Some(30));
+        assert_eq!(req.rate_limit_per, None);
+        let req = create(&["--rate-limit", "150", "--rate-limit-per", "user"]);
+        assert_eq!(req.rate_limit_per, Some(keyward_core::RateLimitPer::User));
+        let per_alone = ["create", "--name", "x", "--kind", "api", "--scope", "user"];
+        let per_alone: Vec<&str> = per_alone
+            .iter()
+            .chain(&["--rate-limit-per", "user"])
+            .copied()
+            .collect();
+        assert!(
+            parse(&per_alone).is_err(),
+            "--rate-limit-per needs --rate-limit"
+        );
+    }
+
+    #[test]
+    fn update_sets_what_the_limit_counts() {
+        let p = update(&["--rate-limit-per", "user"]).unwrap();
+        assert_eq!(p.rate_limit_per, Some(keyward_core::RateLimitPer::User));
+        assert_eq!(p.rate_limit_per_minute, None);
+        assert!(parse(&["update", ROL, "--no-rate-limit", "--rate-limit-per", "user"]).is_err());
     }
 
     #[test]

@@ -122,8 +122,15 @@ pub(crate) fn ips(list: &IpAllowlist, empty: &str) -> String {
 }
 
 /// A rate limit as `N/min`, or `placeholder` when unset.
-pub(crate) fn per_minute(limit: Option<u32>, placeholder: &str) -> String {
-    or(limit.map(|n| format!("{n}/min")), placeholder)
+/// A level's own limit with what it counts (`150/min per user`), or `placeholder`.
+pub(crate) fn budget(
+    limit: Option<(u32, keyward_core::RateLimitPer)>,
+    placeholder: &str,
+) -> String {
+    or(
+        limit.map(|(n, per)| format!("{n}/min per {per}")),
+        placeholder,
+    )
 }
 
 /// `yes` or `no`.
@@ -164,7 +171,8 @@ mod tests {
         let list = IpAllowlist::parse_input("192.168.1.7\n10.1.2.3/8", "ip_allowlist").unwrap();
         assert_eq!(ips(&list, "any"), "10.0.0.0/8, 192.168.1.7/32");
         assert_eq!(ips(&IpAllowlist::default(), "any"), "any");
-        assert_eq!(per_minute(Some(60), "default"), "60/min");
-        assert_eq!(per_minute(None, "default"), "default");
+        let user = keyward_core::RateLimitPer::User;
+        assert_eq!(budget(Some((150, user)), "default"), "150/min per user");
+        assert_eq!(budget(None, "default"), "default");
     }
 }

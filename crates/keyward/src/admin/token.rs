@@ -90,6 +90,10 @@ pub struct CreateArgs {
     /// Requests per minute (overrides the role's and the workspace's).
     #[arg(long, value_name = "PER_MINUTE", value_parser = args::rate_limit)]
     rate_limit: Option<u32>,
+    /// What the token's own rate limit counts: the token alone, or the owner user's per-user
+    /// tokens together (needs `--rate-limit`).
+    #[arg(long, value_enum, value_name = "PER", requires = "rate_limit")]
+    rate_limit_per: Option<args::PerArg>,
 }
 
 /// `token list`.
@@ -175,6 +179,10 @@ pub struct UpdateArgs {
     /// Remove the token's own rate limit: its role's or the workspace's applies.
     #[arg(long)]
     no_rate_limit: bool,
+    /// What the token's own rate limit counts: the token alone, or the owner user's per-user
+    /// tokens together.
+    #[arg(long, value_enum, value_name = "PER", conflicts_with = "no_rate_limit")]
+    rate_limit_per: Option<args::PerArg>,
     /// Why: kept with the change request when the change needs another person's approval
     /// (the workspace's `require_approval`), and shown to the approvers.
     #[arg(long, value_name = "TEXT")]
@@ -245,6 +253,7 @@ fn create_request(a: CreateArgs) -> anyhow::Result<CreateToken> {
         ip_allowlist: args::ip_list(a.ip_allowlist),
         internal_only: a.internal_only,
         rate_limit_per_minute: a.rate_limit,
+        rate_limit_per: a.rate_limit_per.map(Into::into),
     })
 }
 
@@ -266,6 +275,7 @@ fn patch(a: UpdateArgs) -> anyhow::Result<TokenPatch> {
         ip_allowlist: args::ip_list_or_clear(a.ip_allowlist, a.clear_ip_allowlist),
         internal_only: a.internal_only,
         rate_limit_per_minute: args::set_or_clear(a.rate_limit, a.no_rate_limit),
+        rate_limit_per: a.rate_limit_per.map(Into::into),
     };
     // A reason alone changes nothing.
     let unchanged = TokenPatch {
@@ -330,7 +340,10 @@ pub(crate) fn details(tok: &TokenView) -> Table {
         ("internal only", table::yes_no(tok.internal_only)),
         (
             "rate limit",
-            table::per_minute(tok.rate_limit_per_minute, "default"),
+            table::budget(
+                tok.rate_limit_per_minute.map(|n| (n, tok.rate_limit_per)),
+                "default",
+            ),
         ),
         ("created at", table::time(Some(tok.created_at))),
         ("updated at", table::time(Some(tok.updated_at))),
@@ -410,6 +423,22 @@ mod tests {
         );
         assert!(req.internal_only);
         assert_eq!(req.rate_limit_per_minute, Some(600));
+        assert_eq!(req.rate_limit_per, None);
+        let req = create(&["--rate-limit", "150", "--rate-limit-per", "user"]);
+        assert_eq!(req.rate_limit_per, Some(keyward_core::RateLimitPer::User));
+        let per_alone = [
+            "create",
+            "--owner",
+            USR,
+            "--name",
+            "ci",
+            "--rate-limit-per",
+            "user",
+        ];
+        assert!(
+            parse(&per_alone).is_err(),
+            "--rate-limit-per needs --rate-limit"
+        );
         let base = ["create", "--owner", USR, "--name", "ci", "--rate-limit"];
         for bad in ["0", "fast"] {
             let all: Vec<&str> = base.iter().chain(&[bad]).copied().collect();

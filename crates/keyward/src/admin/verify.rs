@@ -81,8 +81,9 @@ fn details(v: &VerifyResponse) -> Table {
     add(
         "rate limit",
         v.rate_limit.map(|r| {
+            let per = r.per.map(|p| format!(" (per {p})")).unwrap_or_default();
             format!(
-                "{} of {} left, full again in {}s",
+                "{} of {} left{per}, full again in {}s",
                 r.remaining, r.limit, r.reset
             )
         }),
@@ -141,13 +142,14 @@ mod tests {
                 limit: 60,
                 remaining: 0,
                 reset: 58,
+                per: Some(keyward_core::RateLimitPer::User),
             }),
             ..refused(Code::RateLimited)
         };
         let shown = details(&limited).render();
         assert!(shown.contains("retry after:  2s"), "{shown}");
         assert!(
-            shown.contains("rate limit:   0 of 60 left, full again in 58s"),
+            shown.contains("rate limit:   0 of 60 left (per user), full again in 58s"),
             "{shown}"
         );
     }

@@ -42,6 +42,9 @@ pub struct UpdateArgs {
     /// Default rate limit, in requests per minute.
     #[arg(long)]
     rate_limit: Option<u32>,
+    /// What the default rate limit counts: each token, or each owner user's tokens together.
+    #[arg(long, value_enum, value_name = "PER")]
+    rate_limit_per: Option<args::PerArg>,
     /// Longest lifetime of a new token, in days.
     #[arg(long, conflicts_with = "no_max_lifetime")]
     max_lifetime_days: Option<u32>,
@@ -126,6 +129,7 @@ fn patch(a: UpdateArgs) -> anyhow::Result<WorkspacePatch> {
     let settings = SettingsPatch {
         token_prefix: a.token_prefix,
         default_rate_limit_per_minute: a.rate_limit,
+        default_rate_limit_per: a.rate_limit_per.map(Into::into),
         token_max_lifetime_days: args::set_or_clear(a.max_lifetime_days, a.no_max_lifetime),
         expiry_warning_days: a.expiry_warning_days,
         require_2fa: a.require_2fa,
@@ -203,7 +207,10 @@ fn details(w: &Workspace) -> Table {
         ("token prefix", s.token_prefix.clone()),
         (
             "default rate limit",
-            format!("{}/min", s.default_rate_limit_per_minute),
+            format!(
+                "{}/min per {}",
+                s.default_rate_limit_per_minute, s.default_rate_limit_per
+            ),
         ),
         (
             "token max lifetime",

@@ -138,11 +138,11 @@ async fn plan(
     if let Some(internal_only) = patch.internal_only {
         token.internal_only = internal_only;
     }
-    if let Some(limit) = patch.rate_limit_per_minute {
-        token.rate_limit_per_minute = limit
-            .map(|n| validate::rate_limit(n, "rate_limit_per_minute"))
-            .transpose()?;
-    }
+    (token.rate_limit_per_minute, token.rate_limit_per) = validate::patch_rate_limit(
+        (token.rate_limit_per_minute, token.rate_limit_per),
+        patch.rate_limit_per_minute,
+        patch.rate_limit_per,
+    )?;
     if let Some(role_id) = patch.role_id {
         token.role_id = role_id;
     }

@@ -364,16 +364,24 @@ async fn security_settings_change_the_workspace(app: TestApp) {
     assert!(by_id(&bad.body, "token_max_lifetime_days-error").is_some());
     assert_eq!(app.admin.workspace().await.unwrap().settings, after);
 
-    // A blank lifetime clears it, numbers are set.
+    // A blank lifetime clears it, numbers are set; the default limit may count per user.
     let mut form = settings_form(&page);
     set(&mut form, "token_max_lifetime_days", "90");
     set(&mut form, "expiry_warning_days", "5");
+    set(&mut form, "default_rate_limit_per", "user");
     let ok = jar.post_owned("/ui/settings", &form).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let s = app.admin.workspace().await.unwrap().settings;
     assert_eq!(
         (s.token_max_lifetime_days, s.expiry_warning_days),
         (Some(90), 5)
+    );
+    assert_eq!(s.default_rate_limit_per, keyward_core::RateLimitPer::User);
+    let shown = jar.get("/ui/settings").await;
+    assert!(
+        shown.body.contains("<option value=\"user\" selected>"),
+        "{}",
+        shown.body
     );
     let page = jar.get("/ui/settings").await;
     let mut form = settings_form(&page);

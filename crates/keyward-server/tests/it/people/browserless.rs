@@ -141,6 +141,7 @@ pub async fn person(app: &TestApp, email: &str, perms: &[&str]) -> User {
             permissions: perms.iter().map(|s| (*s).to_owned()).collect(),
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await
         .unwrap();

@@ -43,6 +43,8 @@ async fn a_dashboard_token_is_an_api_token(app: TestApp) {
         ("name", "billing sync".to_owned()),
         ("owner", owner.clone()),
         ("permissions", "orders:write".to_owned()),
+        ("rate_limit", "150".to_owned()),
+        ("rate_limit_per", "user".to_owned()),
     ];
     let refused = jar.post_owned("/ui/tokens/new", &fields).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
@@ -64,6 +66,10 @@ async fn a_dashboard_token_is_an_api_token(app: TestApp) {
     assert!(!before.valid);
     let token = jar.get(&format!("/ui/tokens/{id}")).await;
     assert_eq!(token.status, 200, "{}", token.body);
+    assert_eq!(
+        by_id(&token.body, "token-rate-limit").as_deref(),
+        Some("150 per minute per user")
+    );
     let saved = jar
         .post(
             &format!("/ui/tokens/{id}/activate"),

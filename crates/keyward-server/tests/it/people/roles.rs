@@ -82,6 +82,7 @@ fn new_role_form(csrf: String) -> Vec<(&'static str, String)> {
         ("tokens_shown", "no".into()),
         ("ip_allowlist", "203.0.113.5, 198.51.100.0/24".into()),
         ("rate_limit", "150".into()),
+        ("rate_limit_per", "user".into()),
     ]
 }
 
@@ -128,7 +129,18 @@ async fn a_role_made_in_the_matrix_is_the_apis(app: TestApp) {
         role.ip_allowlist.entries(),
         ["198.51.100.0/24", "203.0.113.5/32"]
     );
-    assert_eq!(role.rate_limit_per_minute, Some(150));
+    assert_eq!(
+        role.rate_limit(),
+        Some((150, keyward_core::RateLimitPer::User))
+    );
+    let page = jar.get(&format!("/ui/roles/{id}")).await;
+    assert!(
+        page.body.contains("<option value=\"user\" selected>"),
+        "the form shows the per-user budget: {}",
+        page.body
+    );
+    let list = jar.get("/ui/roles").await;
+    assert!(list.body.contains("150/min per user"), "{}", list.body);
     assert_eq!(role.scope, Scope::Workspace);
     assert_eq!(role.kind, RoleKind::Api);
     assert_eq!(role.description, "Bots answering tickets");
@@ -193,6 +205,11 @@ async fn a_role_made_in_the_matrix_is_the_apis(app: TestApp) {
     assert_eq!(role.scope, Scope::User);
     assert_eq!(role.ip_allowlist.entries(), ["203.0.113.5/32"]);
     assert_eq!(role.rate_limit_per_minute, None);
+    assert_eq!(
+        role.rate_limit_per,
+        keyward_core::RateLimitPer::Token,
+        "without a limit of its own the role counts nothing itself"
+    );
     let shown = jar.get(saved.location.as_deref().unwrap()).await;
     assert!(shown.body.contains("Role saved"), "{}", shown.body);
     assert!(!tag(&shown.body, "id=\"may-generate-tokens\"")
@@ -277,6 +294,7 @@ async fn escalation_is_refused_as_the_api_refuses_it(app: TestApp) {
             ],
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await,
     );

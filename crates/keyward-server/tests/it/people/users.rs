@@ -386,6 +386,7 @@ async fn inviting_a_person_from_the_dashboard(app: TestApp) {
             permissions: vec!["keyward.tokens:read".into()],
             ip_allowlist: None,
             rate_limit_per_minute: None,
+            rate_limit_per: None,
         })
         .await
         .unwrap();
