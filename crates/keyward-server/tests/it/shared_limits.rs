@@ -236,6 +236,62 @@ async fn three_nodes_pass_exactly_one_quota() {
     assert_eq!(errors(&nodes), 0);
 }
 
+/// Salesdock's "per user": two tokens of one integration user share one budget, whichever
+/// node each request reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_user_budget_is_shared_by_two_tokens_across_nodes() {
+    let Some(url) = machine_redis().await else {
+        return;
+    };
+    let Some(nodes) = three_nodes(&url, OnRedisError::FailClosed, |_| {}).await else {
+        return;
+    };
+    let name = format!("erp-{}", random_hex());
+    let role = nodes[0]
+        .api_role(&name, Scope::Workspace, &["keyward.workspace:read"])
+        .await;
+    let owner = nodes[0].service_user(&name, Some(role.id)).await;
+    let mut secrets = Vec::new();
+    for _ in 0..2 {
+        let mut req = token_request(&owner);
+        req.rate_limit_per_minute = Some(30);
+        req.rate_limit_per = Some(keyward_core::RateLimitPer::User);
+        secrets.push(nodes[0].admin.create_token(&req).await.unwrap().secret);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..120 {
+        let (http, base) = nodes[i % 3].verifier_from("127.0.0.3");
+        let secret = secrets[i % 2].clone();
+        tasks.spawn(async move {
+            let r = http
+                .post(format!("{base}/v1/verify"))
+                .json(&serde_json::json!({ "token": secret, "ip": "198.51.100.1" }))
+                .send()
+                .await
+                .unwrap();
+            r.json::<VerifyResponse>().await.unwrap()
+        });
+    }
+    let mut valid = 0;
+    while let Some(v) = tasks.join_next().await {
+        let v = v.unwrap();
+        match v.code {
+            Code::Valid => {
+                valid += 1;
+                let rate = v.rate_limit.expect("a valid answer shows its budget");
+                assert_eq!(rate.per, Some(keyward_core::RateLimitPer::User));
+            }
+            Code::RateLimited => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        valid, 30,
+        "one budget of 30 for both tokens on all three nodes"
+    );
+    assert_eq!(errors(&nodes), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_verifications_count_together_across_nodes() {
     let Some(url) = machine_redis().await else {
