@@ -2,8 +2,8 @@
 //!
 //! A batch is written when it holds `batch_size` records, or `flush_interval_ms` after its
 //! first record arrived. A batch that storage cannot be reached for is retried with a growing
-//! pause (records keep queueing meanwhile, and the `when_full` policy applies); after the last
-//! attempt its records count as dropped. A batch that storage refuses for another reason may
+//! pause (records keep queueing meanwhile, and the `when_full` policy applies), for up to a
+//! minute; after the last attempt its records count as dropped. A batch that storage refuses for another reason may
 //! hold one record it cannot store: its records are then written one by one, so only the
 //! records refused on their own are dropped (and counted), never the rest of the batch. On
 //! stop the channel is closed (senders fail from then on), whatever it holds is written, and
@@ -22,6 +22,11 @@ use super::{Usage, UsageCounters};
 const ATTEMPTS: u32 = 4;
 /// The pause after the first failed attempt; doubled after each further one.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between attempts.
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+/// How long a batch waits for a store that cannot be reached before its records count as
+/// dropped; records keep queueing meanwhile.
+const OUTAGE_PATIENCE: Duration = Duration::from_secs(60);
 
 /// What woke the writer.
 enum Event {
@@ -82,7 +87,10 @@ async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>) {
     }
     let counters = &usage.counters;
     let mut pause = FIRST_PAUSE;
-    for attempt in 1..=ATTEMPTS {
+    let mut attempt = 0;
+    let outage_ends = Instant::now() + OUTAGE_PATIENCE;
+    loop {
+        attempt += 1;
         match usage.store.insert_usage(batch).await {
             Ok(()) => {
                 UsageCounters::add(&counters.written, batch.len());
@@ -96,10 +104,15 @@ async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>) {
                     one_by_one(usage, batch).await;
                     return;
                 }
-                if attempt < ATTEMPTS {
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
+                // While the store cannot be reached (PostgreSQL down, its circuit open), keep
+                // the batch and wait for it, up to OUTAGE_PATIENCE; otherwise ATTEMPTS tries.
+                let waiting =
+                    matches!(e, StoreError::Unavailable(_)) && Instant::now() < outage_ends;
+                if attempt >= ATTEMPTS && !waiting {
+                    break;
                 }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LONGEST_PAUSE);
             }
         }
     }

@@ -291,9 +291,13 @@ async fn a_node_rides_out_a_database_outage_and_reconciles() {
         .revoke_token(revoked_meanwhile.token.id)
         .await
         .unwrap();
-    // Past B's TTL, its cached tokens still verify (stale-if-error).
+    // Past B's TTL, its cached tokens still verify (stale-if-error), and their usage waits.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    assert_eq!(b.verify(&kept.secret, &[]).await.code, Code::Valid);
+    let counters = b.state.usage.counters();
+    let written_before = counters.written.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..5 {
+        assert_eq!(b.verify(&kept.secret, &[]).await.code, Code::Valid);
+    }
     // What needs the database is refused at once: an uncached token, a write, readiness.
     let t = Instant::now();
     let r = b
@@ -365,6 +369,18 @@ async fn a_node_rides_out_a_database_outage_and_reconciles() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     eprintln!("both feeds resumed after {:?}", started.elapsed());
+    // The usage recorded during the outage is written, none of it lost.
+    while counters.written.load(std::sync::atomic::Ordering::SeqCst) < written_before + 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "usage never written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        counters.dropped.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
     // The revocation the nodes could not hear of is applied once they follow changes again
     // (C's cache would have trusted the token for a minute), and everything else works
     // without a restart.
