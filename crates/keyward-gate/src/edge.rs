@@ -159,7 +159,7 @@ impl Edge {
         };
         let verdict = self.verifier.verify(secret, &ask).await?;
         let token = verdict.token.as_deref();
-        if let Some(t) = token {
+        if let Some(t) = token.filter(|_| self.usage.enabled()) {
             let record = usage::record(
                 self.clock.now(),
                 t,

@@ -46,6 +46,10 @@ pub enum WhenFull {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsageConfig {
+    /// Whether verifications are recorded at all. `false` is a measuring aid (what usage
+    /// records cost), not a setting to run with: the usage API, `last_used_*` and the usage
+    /// figures then stay empty.
+    pub enabled: bool,
     /// Days raw records are kept before they are folded into hourly roll-ups.
     pub raw_retention_days: u32,
     /// Days hourly roll-ups are kept.
@@ -65,6 +69,7 @@ pub struct UsageConfig {
 impl Default for UsageConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             raw_retention_days: 30,
             rollup_retention_days: 400,
             channel_capacity: 65_536,
@@ -166,6 +171,12 @@ impl Usage {
         if !sent {
             UsageCounters::add(&self.counters.dropped, 1);
         }
+    }
+
+    /// Whether verifications are recorded (`usage.enabled`); callers skip building a record
+    /// when not.
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
     }
 
     /// Records waiting in the channel.

@@ -149,7 +149,7 @@ async fn verify(
         let (policy, value) = policy_for(token, o);
         rate_limit_headers(response.headers_mut(), o, policy, value);
     }
-    if let Some(t) = token {
+    if let Some(t) = token.filter(|_| state.usage.enabled()) {
         state
             .usage
             .record(usage::record(

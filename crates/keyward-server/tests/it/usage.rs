@@ -617,3 +617,40 @@ async fn bad_usage_parameters_are_refused_by_field(app: TestApp) {
     assert_eq!(r.status(), 422);
 }
 both_backends!(bad_usage_parameters_are_refused_by_field);
+
+/// `usage.enabled = false`, the measuring aid: verifications work and nothing is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_switched_off_records_nothing() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.usage.enabled = false)
+        .await
+        .unwrap();
+    let created = token(&app).await;
+    let t0 = now(&app);
+    for _ in 0..20 {
+        assert_eq!(
+            app.verify(&created.secret, &["orders:read"]).await.code,
+            Code::Valid
+        );
+    }
+    // Give a writer that should not exist the time to write.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let metrics = app.admin.metrics().await.unwrap();
+    assert_eq!(metric(&metrics, "keyward_usage_records_written_total"), 0);
+    assert_eq!(metric(&metrics, "keyward_usage_records_dropped_total"), 0);
+    let report = report(
+        &app,
+        created.token.id,
+        t0 - chrono::Duration::hours(1),
+        2,
+        Granularity::Hour,
+    )
+    .await;
+    assert_eq!(report.total, 0);
+    assert!(app
+        .admin
+        .token(created.token.id)
+        .await
+        .unwrap()
+        .last_used_at
+        .is_none());
+}
