@@ -1,6 +1,7 @@
 //! The router: health, the verify API, the admin API, and problem+json for unknown routes.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use std::net::IpAddr;
@@ -21,7 +22,7 @@ use crate::admin;
 use crate::client_ip;
 use crate::error::{rate_limit_headers, ApiError};
 use crate::extract::{denial_message, JsonBody, VerifierCaller};
-use crate::state::AppState;
+use crate::state::{AppState, VerifyApi};
 use crate::usage;
 use crate::verifier::{self, Ask, Asker};
 
@@ -72,7 +73,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 }
 
 async fn verify(
-    State(state): State<AppState>,
+    State(state): State<Arc<VerifyApi>>,
     caller: VerifierCaller,
     body: JsonBody,
 ) -> Result<Response, ApiError> {

@@ -260,6 +260,11 @@ impl Application {
         .registry(verifier.metrics());
         let events = crate::events::Events::new(config.webhooks.clone(), config.expiry.clone());
         let leak_keys = Arc::new(checked.leak_keys);
+        let verify_api = Arc::new(crate::state::VerifyApi {
+            verifier: verifier.clone(),
+            usage: usage.clone(),
+            clock: clock.clone(),
+        });
         let state = AppState {
             denials,
             events,
@@ -276,6 +281,7 @@ impl Application {
             people,
             forward_auth,
             metrics: Arc::new(metrics),
+            verify_api,
             admin_rate_limit: checked.admin_rate_limit,
             limiter_stats,
         };

@@ -43,10 +43,29 @@ pub struct AppState {
     pub people: Arc<crate::people::People>,
     /// What `/metrics` shows (the hot path's and the limiter's figures).
     pub metrics: Arc<prometheus_client::registry::Registry>,
+    /// What the verify API's handler needs, behind one `Arc` (its `State`, so a verify
+    /// clones one reference instead of the whole state).
+    pub verify_api: Arc<VerifyApi>,
     /// Forward-auth: the edge admission and who may ask it.
     pub forward_auth: Arc<crate::forward_auth::ForwardAuth>,
     /// The rate limiter's backend errors and fallbacks (`[ratelimit]`; zero for memory).
     pub limiter_stats: Arc<crate::limiter::LimiterStats>,
+}
+
+/// The verify API's own state: the hot path, the usage pipeline and the clock.
+pub struct VerifyApi {
+    /// The hot path.
+    pub verifier: Arc<Verifier>,
+    /// Usage records' way off the hot path.
+    pub usage: Arc<Usage>,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<VerifyApi> {
+    fn from_ref(state: &AppState) -> Self {
+        state.verify_api.clone()
+    }
 }
 
 impl AppState {
