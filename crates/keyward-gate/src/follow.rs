@@ -48,6 +48,8 @@ impl Drop for Follower {
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+/// The "following again" warning is logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Follower {
     /// Starts following `store`'s feed into `cache`. Needs a Tokio runtime.
@@ -79,6 +81,7 @@ async fn follow(store: Arc<dyn Store>, cache: Arc<TokenCache>, stats: Arc<FeedSt
             }
         }
     };
+    let mut last_warned: Option<std::time::Instant> = None;
     loop {
         match feed.next().await {
             Ok(FeedEvent::Changed {
@@ -99,7 +102,9 @@ async fn follow(store: Arc<dyn Store>, cache: Arc<TokenCache>, stats: Arc<FeedSt
                 pause = FIRST_PAUSE;
                 let first = stats.resumed.fetch_add(1, Ordering::Relaxed) == 0;
                 stats.listening.store(true, Ordering::Release);
-                if !first {
+                let quiet = last_warned.is_some_and(|t| t.elapsed() < WARN_EVERY);
+                if !first && !quiet {
+                    last_warned = Some(std::time::Instant::now());
                     tracing::warn!(
                         "following the store's changes again: every cached token is reloaded \
                          on its next use (changes made meanwhile may have been missed)"

@@ -4,10 +4,11 @@
 //!
 //! Who decides: a monitor with a connection of its own (not the pool's, so a busy pool is
 //! never taken for a dead database) pings every [`PROBE_EVERY`], each ping bounded by
-//! [`PROBE_TIMEOUT`]. A failed ping opens the circuit, a good one closes it. Anything that
-//! sees a sign of trouble first (the change feed's connection dropping) asks for a ping at
-//! once with [`Breaker::suspect`], so a refused or reset connection opens the circuit within
-//! milliseconds; a silently dropped network opens it within a probe's timeout.
+//! [`PROBE_TIMEOUT`]. Two failed pings in a row open the circuit (one slow answer, during a
+//! checkpoint say, does not), a good one closes it. Anything that sees a sign of trouble first
+//! (the change feed's connection dropping) asks for a ping at once with [`Breaker::suspect`],
+//! and a failure of that ping opens the circuit at once, so a refused or reset connection
+//! opens it within milliseconds; a silently dropped network within about two probes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -99,11 +100,11 @@ impl Breaker {
         notified.await;
     }
 
-    /// Waits until the next probe is due or asked for.
-    pub async fn next_probe(&self) {
+    /// Waits until the next probe is due (`false`) or asked for (`true`).
+    pub async fn next_probe(&self) -> bool {
         tokio::select! {
-            () = tokio::time::sleep(PROBE_EVERY) => {}
-            () = self.probe_now.notified() => {}
+            () = tokio::time::sleep(PROBE_EVERY) => false,
+            () = self.probe_now.notified() => true,
         }
     }
 }

@@ -57,7 +57,7 @@ pub use traits::{
 pub use usage::{LastUse, UsageAggregate, UsageMaintenance, UsageQuery, UsageRecord, UsageStore};
 
 /// Options for opening a store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreOptions {
     /// `sqlite://path`, `sqlite:path`, or `postgres://…`.
     pub url: String,
@@ -69,6 +69,19 @@ pub struct StoreOptions {
     pub chain_key: keyward_core::audit::ChainKey,
     /// SQLite only: when a commit counts as done.
     pub sqlite_synchronous: SqliteSync,
+}
+
+/// The URL may hold a password and the chain key is a secret: neither is printed.
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("url", &"<not shown>")
+            .field("schema", &self.schema)
+            .field("max_connections", &self.max_connections)
+            .field("chain_key", &"<not shown>")
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .finish()
+    }
 }
 
 /// When SQLite acknowledges a commit (`PRAGMA synchronous`, in WAL mode).

@@ -127,11 +127,10 @@ impl crate::Store for PgStore {
     }
 
     async fn change_feed(&self) -> crate::Result<Option<Box<dyn crate::feed::ChangeFeed>>> {
-        Ok(Some(Box::new(feed::PgChangeFeed {
-            pool: self.pool.clone(),
-            schema: self.schema.clone(),
-            breaker: self.breaker.clone(),
-            listener: None,
-        })))
+        Ok(Some(Box::new(feed::PgChangeFeed::new(
+            &self.pool,
+            self.schema.clone(),
+            self.breaker.clone(),
+        ))))
     }
 }

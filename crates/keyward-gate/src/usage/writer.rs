@@ -3,11 +3,11 @@
 //! A batch is written when it holds `batch_size` records, or `flush_interval_ms` after its
 //! first record arrived. A batch that storage cannot be reached for is retried with a growing
 //! pause (records keep queueing meanwhile, and the `when_full` policy applies), for up to a
-//! minute; after the last attempt its records count as dropped. A batch that storage refuses for another reason may
-//! hold one record it cannot store: its records are then written one by one, so only the
-//! records refused on their own are dropped (and counted), never the rest of the batch. On
-//! stop the channel is closed (senders fail from then on), whatever it holds is written, and
-//! the task ends.
+//! minute (not once the writer is stopping); after the last attempt its records count as
+//! dropped. A batch that storage refuses for another reason may hold one record it cannot
+//! store: its records are then written one by one, so only the records refused on their own
+//! are dropped (and counted), never the rest of the batch. On stop the channel is closed
+//! (senders fail from then on), whatever it holds is written, and the task ends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,22 +66,23 @@ pub async fn run(
                     deadline = Instant::now() + interval;
                 }
                 if batch.len() >= size {
-                    write(&usage, &mut batch).await;
+                    write(&usage, &mut batch, &stop).await;
                 }
             }
-            Event::Due => write(&usage, &mut batch).await,
+            Event::Due => write(&usage, &mut batch, &stop).await,
             Event::Stop => {
                 stopping = true;
                 rx.close();
             }
         }
     }
-    write(&usage, &mut batch).await;
+    write(&usage, &mut batch, &stop).await;
     tracing::debug!("usage writer stopped");
 }
 
-/// Stores `batch` (retrying), counts the outcome and empties it.
-async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>) {
+/// Stores `batch` (retrying), counts the outcome and empties it. Once `stop` is set, a store
+/// that cannot be reached is not waited for (the process is stopping).
+async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>, stop: &watch::Receiver<bool>) {
     if batch.is_empty() {
         return;
     }
@@ -99,26 +100,35 @@ async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>) {
             }
             Err(e) => {
                 UsageCounters::add(&counters.write_errors, 1);
-                tracing::warn!(error = %e, attempt, records = batch.len(), "storing usage records failed");
+                // During an outage one line per ten attempts, not one a second.
+                if attempt == 1 || attempt % 10 == 0 {
+                    tracing::warn!(error = %e, attempt, records = batch.len(), "storing usage records failed");
+                }
                 if batch.len() > 1 && !matches!(e, StoreError::Unavailable(_)) {
                     one_by_one(usage, batch).await;
                     return;
                 }
                 // While the store cannot be reached (PostgreSQL down, its circuit open), keep
                 // the batch and wait for it, up to OUTAGE_PATIENCE; otherwise ATTEMPTS tries.
-                let waiting =
-                    matches!(e, StoreError::Unavailable(_)) && Instant::now() < outage_ends;
+                let stopping = *stop.borrow();
+                let waiting = matches!(e, StoreError::Unavailable(_))
+                    && Instant::now() < outage_ends
+                    && !stopping;
                 if attempt >= ATTEMPTS && !waiting {
                     break;
                 }
-                tokio::time::sleep(pause).await;
+                let mut stop = stop.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|s| *s), if !stopping => {}
+                }
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
         }
     }
     tracing::error!(
         records = batch.len(),
-        "usage records dropped: storage refused them {ATTEMPTS} times"
+        "usage records dropped: storage refused them {attempt} times"
     );
     UsageCounters::add(&counters.dropped, batch.len());
     batch.clear();
@@ -222,7 +232,8 @@ mod tests {
         let clock: Arc<dyn keyward_core::Clock> = Arc::new(crate::clock::SystemClock);
         let (usage, _rx) = Usage::new(&crate::usage::UsageConfig::default(), store.clone(), clock);
         let mut batch = vec![record("/a"), record("/poison"), record("/b"), record("/c")];
-        write(&usage, &mut batch).await;
+        let (_stop_tx, stop) = watch::channel(false);
+        write(&usage, &mut batch, &stop).await;
         assert!(batch.is_empty());
         let stored: Vec<_> = store
             .0

@@ -25,11 +25,20 @@ impl Monitor {
     pub(super) fn start(options: PgConnectOptions, breaker: Arc<Breaker>) -> Monitor {
         Monitor(tokio::spawn(async move {
             let mut conn = None;
+            let mut failed = 0u32;
             loop {
-                breaker.next_probe().await;
+                let suspected = breaker.next_probe().await;
                 match probe(&options, &mut conn).await {
-                    Ok(()) => breaker.close(),
-                    Err(why) => breaker.trip(&why),
+                    Ok(()) => {
+                        failed = 0;
+                        breaker.close();
+                    }
+                    Err(why) => {
+                        failed += 1;
+                        if suspected || failed >= 2 {
+                            breaker.trip(&why);
+                        }
+                    }
                 }
             }
         }))
