@@ -464,3 +464,80 @@ async fn usage_from_several_nodes_is_counted_exactly_once() {
     assert_eq!(moved, 3 * PER_NODE as u64);
     assert_eq!(report(&a).await, 3 * PER_NODE as u64);
 }
+
+/// A network that silently drops everything between a node and PostgreSQL (no reset, no
+/// refusal): the node notices within a few seconds, keeps verifying what it cached, answers
+/// the rest 503 without waiting, and recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_notices_a_silently_dropped_network() {
+    let Some(a) = TestApp::spawn_with(Backend::Postgres, |c| c.cache.ttl_secs = 60).await else {
+        return;
+    };
+    unlimited(&a).await;
+    let mut upstream = reqwest::Url::parse(&postgres_url()).unwrap();
+    let target = format!(
+        "{}:{}",
+        upstream.host_str().unwrap_or("127.0.0.1"),
+        upstream.port().unwrap_or(5432)
+    );
+    let pg = proxy::Proxy::start(target).await;
+    upstream.set_host(Some("127.0.0.1")).unwrap();
+    upstream.set_port(Some(pg.port)).unwrap();
+    let b = a
+        .another_node(|c| {
+            c.database.url = upstream.to_string();
+            c.cache.ttl_secs = 1;
+        })
+        .await;
+    let role = a.api_role("Reader", Scope::Workspace, &[]).await;
+    let user = a.service_user("Integration", Some(role.id)).await;
+    let kept = a.token_for(&user).await;
+    let never_seen = a.token_for(&user).await;
+    assert_eq!(b.verify(&kept.secret, &[]).await.code, Code::Valid);
+    b.admin.workspace().await.unwrap();
+    let http = reqwest::Client::new();
+
+    pg.freeze();
+    let frozen = Instant::now();
+    while metric(&b, "keyward_store_reachable").await != 0.0 {
+        assert!(
+            frozen.elapsed() < Duration::from_secs(10),
+            "B never noticed the silence"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("a silent network noticed after {:?}", frozen.elapsed());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(b.verify(&kept.secret, &[]).await.code, Code::Valid);
+    let t = Instant::now();
+    let r = b
+        .admin
+        .verify(&VerifyRequest {
+            token: never_seen.secret.clone().into(),
+            ..VerifyRequest::default()
+        })
+        .await;
+    assert_eq!(code_of(r), "STORAGE_UNAVAILABLE");
+    let r = http.get(format!("{}/readyz", b.url)).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+    pg.restore();
+    let back = Instant::now();
+    while http
+        .get(format!("{}/readyz", b.url))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "B never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("recovered after {:?}", back.elapsed());
+    assert_eq!(b.verify(&never_seen.secret, &[]).await.code, Code::Valid);
+}

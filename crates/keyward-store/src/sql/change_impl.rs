@@ -121,7 +121,7 @@ macro_rules! change_store {
                         Arg::Int(i) => q.bind(i),
                     };
                 }
-                let rows = q.fetch_all(&store.pool).await?;
+                let rows = q.fetch_all(store.db()?).await?;
                 let mut found = rows.iter().map(request_row).collect::<Result<Vec<_>>>()?;
                 if found.is_empty() {
                     return Ok(found);
@@ -139,7 +139,7 @@ macro_rules! change_store {
                     q = q.bind(id);
                 }
                 let mut by_request: HashMap<String, Vec<Approval>> = HashMap::new();
-                for row in q.fetch_all(&store.pool).await? {
+                for row in q.fetch_all(store.db()?).await? {
                     let (request, approval) = approval_row(&row)?;
                     by_request.entry(request).or_default().push(approval);
                 }

@@ -145,7 +145,7 @@ macro_rules! sql_store {
                     Arg::Int(i) => q.bind(i),
                 };
             }
-            let rows = q.fetch_all(&store.pool).await?;
+            let rows = q.fetch_all(store.db()?).await?;
             rows.iter().map(decode).collect()
         }
 
