@@ -50,6 +50,8 @@ pub use events::{
 };
 pub use page::{Cursor, PageRequest};
 pub use people::{Credentials, Invitation, PeopleStore, Session, SessionStage};
+#[doc(hidden)]
+pub use traits::load_verification_by_parts;
 pub use traits::{
     CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,
     VerificationRecord, Versioned, WorkspaceBootstrap, WorkspaceStore, CONCURRENT_UPDATE,

@@ -100,7 +100,13 @@ fn unavailable(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(format!("connecting to PostgreSQL: {e}"))
 }
 
-sql_store!(PgStore, sqlx::postgres::PgRow);
+// The last argument: a workspace's catalogue rows as one JSON array of
+// `[permission, description]` pairs.
+sql_store!(
+    PgStore,
+    sqlx::postgres::PgRow,
+    "json_agg(json_build_array(permission, description))"
+);
 audit_store!(PgStore, sqlx::postgres::PgRow);
 usage_store!(PgStore, sqlx::postgres::PgRow, roll_up_postgres);
 events_store!(PgStore, sqlx::postgres::PgRow, Postgres);
@@ -116,6 +122,13 @@ impl crate::Store for PgStore {
     async fn ping(&self) -> crate::Result<()> {
         sqlx::query("SELECT 1").execute(self.db()?).await?;
         Ok(())
+    }
+
+    async fn load_verification(
+        &self,
+        hash: &keyward_core::TokenHash,
+    ) -> crate::Result<Option<crate::VerificationRecord>> {
+        shared_sql::load_verification(self, hash).await
     }
 
     fn reachable(&self) -> bool {

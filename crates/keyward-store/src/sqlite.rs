@@ -56,7 +56,13 @@ impl SqliteStore {
     }
 }
 
-sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+// The last argument: a workspace's catalogue rows as one JSON array of
+// `[permission, description]` pairs.
+sql_store!(
+    SqliteStore,
+    sqlx::sqlite::SqliteRow,
+    "json_group_array(json_array(permission, description))"
+);
 audit_store!(SqliteStore, sqlx::sqlite::SqliteRow);
 usage_store!(SqliteStore, sqlx::sqlite::SqliteRow, roll_up_sqlite);
 events_store!(SqliteStore, sqlx::sqlite::SqliteRow, Sqlite);
@@ -72,6 +78,13 @@ impl crate::Store for SqliteStore {
     async fn ping(&self) -> crate::Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn load_verification(
+        &self,
+        hash: &keyward_core::TokenHash,
+    ) -> crate::Result<Option<crate::VerificationRecord>> {
+        shared_sql::load_verification(self, hash).await
     }
 }
 

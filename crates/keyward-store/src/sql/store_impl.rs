@@ -1,10 +1,14 @@
 //! `sql_store!`: the trait implementations shared by both backends.
 //!
-//! Instantiated as `sql_store!(SqliteStore, SqliteRow)` and `sql_store!(PgStore, PgRow)`; the
-//! store type must have a `pool` field. Everything inside is ordinary sqlx code over that pool.
+//! Instantiated as `sql_store!(SqliteStore, SqliteRow, "json_group_array(..)")` and
+//! `sql_store!(PgStore, PgRow, "json_agg(..)")`; the store type must have a `pool` field.
+//! Everything inside is ordinary sqlx code over that pool. The third argument is the one piece
+//! of SQL the backends spell differently: the aggregate that turns a workspace's catalogue
+//! rows (`permission`, `description`) into one JSON array of `[permission, description]`
+//! pairs, for `load_verification`'s single statement (see `verify_sql`).
 
 macro_rules! sql_store {
-    ($store:ident, $row:ty) => {
+    ($store:ident, $row:ty, $catalogue_json:expr) => {
         mod shared_sql {
         use super::$store;
         use async_trait::async_trait;
@@ -121,13 +125,156 @@ macro_rules! sql_store {
         }
 
         fn catalogue_row(r: &$row) -> Result<CatalogueEntry> {
-            let text: &str = r.try_get("permission")?;
+            catalogue_entry(r.try_get("permission")?, r.try_get("description")?)
+        }
+
+        /// A workspace's own catalogue entry from its stored permission and description.
+        fn catalogue_entry(text: &str, description: String) -> Result<CatalogueEntry> {
             Ok(CatalogueEntry {
                 permission: Permission::parse(text)
                     .map_err(|_| StoreError::Internal("corrupt catalogue permission".into()))?,
-                description: r.try_get("description")?,
+                description,
                 builtin: false,
             })
+        }
+
+        /// Sorted here, by bytes: database collations differ between backends.
+        fn sort_catalogue(entries: &mut [CatalogueEntry]) {
+            entries.sort_by(|a, b| a.permission.as_str().cmp(b.permission.as_str()));
+        }
+
+        /// The columns of `load_verification`'s statement with their types: every column of
+        /// the token, user, role and workspace rows (each name has one type in every table),
+        /// plus the workspace's catalogue as JSON. Each part's row fills its own columns and
+        /// leaves the others NULL, so the row decoders above read it as they read their table.
+        const VERIFY_COLS: &[(&str, &str)] = &[
+            ("id", "TEXT"), ("workspace_id", "TEXT"), ("owner_id", "TEXT"),
+            ("role_id", "TEXT"), ("permissions", "TEXT"), ("name", "TEXT"),
+            ("metadata", "TEXT"), ("status", "TEXT"), ("hash", "TEXT"), ("start", "TEXT"),
+            ("not_before", "BIGINT"), ("expires_at", "BIGINT"), ("ip_allowlist", "TEXT"),
+            ("internal_only", "BOOLEAN"), ("rate_limit", "BIGINT"),
+            ("rate_limit_per", "TEXT"), ("created_at", "BIGINT"), ("updated_at", "BIGINT"),
+            ("revoked_at", "BIGINT"), ("family_id", "TEXT"), ("rotated_from", "TEXT"),
+            ("created_by", "TEXT"), ("kind", "TEXT"), ("email", "TEXT"),
+            ("disabled", "BOOLEAN"), ("description", "TEXT"), ("scope", "TEXT"),
+            ("operator", "BOOLEAN"), ("settings", "TEXT"), ("catalogue", "TEXT"),
+        ];
+
+        /// `load_verification`'s one statement: a `UNION ALL` of at most four rows, told
+        /// apart by `part`: the token (found by its hash), its owner, the role it acts with
+        /// (its own, else its owner's) and its workspace, whose row also carries the
+        /// workspace's catalogue aggregated into one JSON text. The workspace's settings (with
+        /// an allowlist of thousands of entries) thus travel once, not once per catalogue
+        /// entry as a plain join would send them. Every lookup is by primary key (the token's
+        /// by its unique hash), through scalar subqueries on the one-row `t`. Built once.
+        fn verify_sql() -> &'static str {
+            static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            SQL.get_or_init(|| {
+                let arm = |part: &str, alias: &str, own: &str, from: &str| {
+                    let own: Vec<&str> = own.split(',').map(str::trim).collect();
+                    let mut cols = vec![format!("CAST('{part}' AS TEXT) AS part")];
+                    for (col, ty) in VERIFY_COLS {
+                        let value = if *col == "catalogue" && part == "workspace" {
+                            format!(
+                                "(SELECT COALESCE(CAST({} AS TEXT), '[]') FROM permissions p \
+                                 WHERE p.workspace_id = w.id)",
+                                $catalogue_json
+                            )
+                        } else if own.contains(col) {
+                            format!("{alias}.{col}")
+                        } else {
+                            format!("CAST(NULL AS {ty})")
+                        };
+                        cols.push(format!("{value} AS {col}"));
+                    }
+                    format!("SELECT {} FROM {from}", cols.join(", "))
+                };
+                let arms = [
+                    arm("token", "t", TOKEN_COLS, "t"),
+                    arm(
+                        "owner",
+                        "u",
+                        USER_COLS,
+                        "users u WHERE u.workspace_id = (SELECT workspace_id FROM t) \
+                         AND u.id = (SELECT owner_id FROM t)",
+                    ),
+                    arm(
+                        "role",
+                        "r",
+                        ROLE_COLS,
+                        "roles r WHERE r.workspace_id = (SELECT workspace_id FROM t) \
+                         AND r.id = (SELECT COALESCE(t.role_id, o.role_id) FROM t \
+                         LEFT JOIN users o ON o.workspace_id = t.workspace_id \
+                         AND o.id = t.owner_id)",
+                    ),
+                    arm(
+                        "workspace",
+                        "w",
+                        WS_COLS,
+                        "workspaces w WHERE w.id = (SELECT workspace_id FROM t)",
+                    ),
+                ];
+                format!(
+                    "WITH t AS (SELECT {TOKEN_COLS} FROM tokens WHERE hash = $1) {}",
+                    arms.join(" UNION ALL ")
+                )
+            })
+        }
+
+        /// `load_verification` in one statement ([`verify_sql`]), with the same answers and
+        /// errors as the five reads of [`load_verification_by_parts`].
+        pub(super) async fn load_verification(
+            store: &$store,
+            hash: &TokenHash,
+        ) -> Result<Option<VerificationRecord>> {
+            let rows = sqlx::query(verify_sql())
+                .bind(hash.to_hex())
+                .fetch_all(store.db()?)
+                .await?;
+            let (mut token, mut owner, mut role, mut workspace) = (None, None, None, None);
+            let mut catalogue = Vec::new();
+            for r in &rows {
+                let part: &str = r.try_get("part")?;
+                match part {
+                    "token" => token = Some(token_row(r)?),
+                    "owner" => owner = Some(user_row(r)?),
+                    "role" => role = Some(role_row(r)?),
+                    "workspace" => {
+                        workspace = Some(workspace_row(r)?);
+                        let pairs: Vec<(String, String)> =
+                            sql::parse_json("catalogue", r.try_get("catalogue")?)?;
+                        catalogue = pairs
+                            .into_iter()
+                            .map(|(p, d)| catalogue_entry(&p, d))
+                            .collect::<Result<Vec<_>>>()?;
+                    }
+                    other => {
+                        return Err(StoreError::Internal(format!(
+                            "unexpected part {other:?} of a verification load"
+                        )))
+                    }
+                }
+            }
+            let Some(token) = token else {
+                return Ok(None);
+            };
+            let Some(owner) = owner else {
+                return Err(StoreError::Internal(format!("token {} has no owner", token.id)));
+            };
+            let Some(workspace) = workspace else {
+                return Err(StoreError::Internal(format!(
+                    "token {} has no workspace",
+                    token.id
+                )));
+            };
+            sort_catalogue(&mut catalogue);
+            Ok(Some(VerificationRecord {
+                workspace,
+                token,
+                owner,
+                role,
+                catalogue: full_catalogue(catalogue),
+            }))
         }
 
         /// Runs a `SELECT cols FROM table` + filter, decoding each row with `decode`.
@@ -649,9 +796,8 @@ macro_rules! sql_store {
                 .bind(ws.uuid().to_string())
                 .fetch_all(self.db()?)
                 .await?;
-                // Sorted here, by bytes: database collations differ between backends.
                 let mut entries = rows.iter().map(catalogue_row).collect::<Result<Vec<_>>>()?;
-                entries.sort_by(|a, b| a.permission.as_str().cmp(b.permission.as_str()));
+                sort_catalogue(&mut entries);
                 Ok(entries)
             }
 
