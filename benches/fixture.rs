@@ -114,3 +114,26 @@ pub async fn bootstrap(gate: &Gate) -> Bootstrapped {
         role: role_id,
     }
 }
+
+/// Answers every request with an empty 200 (the service behind the layer in the benches).
+#[derive(Clone)]
+#[allow(dead_code)] // not every bench puts a layer in front of it
+pub struct Trivial;
+
+impl tower_service::Service<http::Request<()>> for Trivial {
+    type Response = http::Response<bytes::Bytes>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<()>) -> Self::Future {
+        criterion::black_box(&req);
+        std::future::ready(Ok(http::Response::new(bytes::Bytes::new())))
+    }
+}

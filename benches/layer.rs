@@ -6,36 +6,13 @@
 
 mod fixture;
 
-use std::convert::Infallible;
-use std::future::{ready, Ready};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use http::{Request, Response};
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::Request;
 use keyward_tower::{Gate, GateOptions, KeywardLayer, PeerAddr};
 use tower_layer::Layer;
 use tower_service::Service;
-
-/// Answers every request with an empty 200.
-#[derive(Clone)]
-struct Trivial;
-
-impl Service<Request<()>> for Trivial {
-    type Response = Response<Bytes>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<Bytes>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<()>) -> Self::Future {
-        black_box(&req);
-        ready(Ok(Response::new(Bytes::new())))
-    }
-}
 
 fn request(bearer: Option<&str>) -> Request<()> {
     let mut b = Request::get("/orders/7").extension(PeerAddr("203.0.113.9:4711".parse().unwrap()));
@@ -68,8 +45,8 @@ fn bench(c: &mut Criterion) {
     let secret = rt.block_on(fixture::bootstrap(&gate)).secret;
     let bearer = format!("Bearer {secret}");
 
-    let mut bare = Trivial;
-    let mut layered = KeywardLayer::new(gate.clone()).layer(Trivial);
+    let mut bare = fixture::Trivial;
+    let mut layered = KeywardLayer::new(gate.clone()).layer(fixture::Trivial);
     // The first call loads the token into the cache; every measured one is a cache hit.
     let first = rt.block_on(layered.call(request(Some(&bearer)))).unwrap();
     assert_eq!(first.status(), 200);

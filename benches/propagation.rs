@@ -12,38 +12,17 @@
 
 mod fixture;
 
-use std::convert::Infallible;
-use std::future::{ready, Ready};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chrono::Utc;
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use keyward_core::audit::{Actor, AuditDraft};
 use keyward_core::PermissionPattern;
 use keyward_tower::{Gate, GateOptions, KeywardLayer, PeerAddr};
 use sqlx::Connection;
 use tower_layer::Layer;
 use tower_service::Service;
-
-#[derive(Clone)]
-struct Trivial;
-
-impl Service<Request<()>> for Trivial {
-    type Response = Response<Bytes>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<Bytes>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<()>) -> Self::Future {
-        ready(Ok(Response::new(Bytes::new())))
-    }
-}
 
 fn main() {
     let url = std::env::var("KEYWARD_BENCH_DATABASE_URL")
@@ -84,7 +63,7 @@ async fn run(url: &str, changes: usize) {
     let b = Arc::new(Gate::open(&options).await.unwrap());
     let boot = fixture::bootstrap(&a).await;
     let bearer = format!("Bearer {}", boot.secret);
-    let mut on_b = KeywardLayer::new(b.clone()).layer(Trivial);
+    let mut on_b = KeywardLayer::new(b.clone()).layer(fixture::Trivial);
     let ask = |on_b: &mut _| {
         let req = Request::get("/orders/7")
             .header(http::header::AUTHORIZATION, bearer.as_str())

@@ -230,12 +230,10 @@ async fn a_node_ignores_another_schemas_changes() {
     );
 }
 
-/// The database behind one node goes away and comes back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_rides_out_a_database_outage_and_reconciles() {
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, |c| c.cache.ttl_secs = 60).await else {
-        return;
-    };
+/// Node A on a fresh schema (caching for a minute), and a proxy to its PostgreSQL with the
+/// database URL that goes through it, for other nodes.
+async fn behind_a_proxy() -> Option<(TestApp, proxy::Proxy, reqwest::Url)> {
+    let a = TestApp::spawn_with(Backend::Postgres, |c| c.cache.ttl_secs = 60).await?;
     unlimited(&a).await;
     let mut upstream = reqwest::Url::parse(&postgres_url()).unwrap();
     let target = format!(
@@ -246,6 +244,15 @@ async fn a_node_rides_out_a_database_outage_and_reconciles() {
     let pg = proxy::Proxy::start(target).await;
     upstream.set_host(Some("127.0.0.1")).unwrap();
     upstream.set_port(Some(pg.port)).unwrap();
+    Some((a, pg, upstream))
+}
+
+/// The database behind one node goes away and comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_rides_out_a_database_outage_and_reconciles() {
+    let Some((a, pg, upstream)) = behind_a_proxy().await else {
+        return;
+    };
     // Nodes B and C reach PostgreSQL only through the proxy. B trusts a cached token for 1 s
     // (to show stale-if-error), C for a minute (so only the reconciliation after the gap can
     // explain C learning of a revocation it could not hear).
@@ -470,19 +477,9 @@ async fn usage_from_several_nodes_is_counted_exactly_once() {
 /// the rest 503 without waiting, and recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_notices_a_silently_dropped_network() {
-    let Some(a) = TestApp::spawn_with(Backend::Postgres, |c| c.cache.ttl_secs = 60).await else {
+    let Some((a, pg, upstream)) = behind_a_proxy().await else {
         return;
     };
-    unlimited(&a).await;
-    let mut upstream = reqwest::Url::parse(&postgres_url()).unwrap();
-    let target = format!(
-        "{}:{}",
-        upstream.host_str().unwrap_or("127.0.0.1"),
-        upstream.port().unwrap_or(5432)
-    );
-    let pg = proxy::Proxy::start(target).await;
-    upstream.set_host(Some("127.0.0.1")).unwrap();
-    upstream.set_port(Some(pg.port)).unwrap();
     let b = a
         .another_node(|c| {
             c.database.url = upstream.to_string();
