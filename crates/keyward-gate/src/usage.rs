@@ -3,9 +3,10 @@
 //! The verify handler builds one [`UsageRecord`] per verified request (a few field copies) and
 //! hands it to [`Usage::record`]: a `try_send` on a bounded channel, or with
 //! `when_full = "wait"` a `send().await` that applies back-pressure instead of dropping. A
-//! batch writer task ([`writer`]) drains the channel and stores batches of up to `batch_size`
-//! records, or whatever arrived within `flush_interval_ms` of a batch's first record, each in
-//! one transaction. On shutdown the channel is closed, drained and the last batch written
+//! batch writer task ([`writer`]) drains the channel, takes batches of up to `batch_size`
+//! records, or whatever arrived within `flush_interval_ms` of a batch's first record, counts
+//! each batch per (token, minute, code, address, endpoint) and stores the counts in one
+//! transaction. On shutdown the channel is closed, drained and the last batch written
 //! before the owner of the tasks (the server's `Application::run_until`, the embedded layer's
 //! `Gate::shutdown`) returns.
 //!
@@ -263,6 +264,7 @@ pub fn record(
         path: path.and_then(clean_path),
         code,
         latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
+        request_log: false,
     }
 }
 

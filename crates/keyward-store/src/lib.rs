@@ -56,7 +56,10 @@ pub use traits::{
     CatalogueStore, RoleStore, Store, TokenFilter, TokenStore, UserFilter, UserStore,
     VerificationRecord, Versioned, WorkspaceBootstrap, WorkspaceStore, CONCURRENT_UPDATE,
 };
-pub use usage::{LastUse, UsageAggregate, UsageMaintenance, UsageQuery, UsageRecord, UsageStore};
+pub use usage::{
+    LastUse, MinuteUsage, UsageAggregate, UsageBatch, UsageMaintenance, UsageQuery, UsageRecord,
+    UsageStore, MINUTE_MS,
+};
 
 /// Options for opening a store.
 #[derive(Clone)]

@@ -75,6 +75,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "rate_limit_per",
         sql: include_str!("../migrations/sqlite/0013_rate_limit_per.sql"),
     },
+    Migration {
+        version: 15,
+        name: "usage_minutes",
+        sql: include_str!("../migrations/sqlite/0015_usage_minutes.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -149,6 +154,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 14,
         name: "change_feed",
         sql: include_str!("../migrations/postgres/0014_change_feed.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "usage_minutes",
+        sql: include_str!("../migrations/postgres/0015_usage_minutes.sql"),
     },
 ];
 

@@ -1,4 +1,7 @@
-//! The batch writer: drains the usage channel into batches, each stored in one transaction.
+//! The batch writer: drains the usage channel into batches, counts each batch's records per
+//! (token, minute, decision code, address, endpoint) and stores those counts in one
+//! transaction, so a busy token costs storage one row per minute and endpoint, not one per
+//! request ([`UsageBatch::aggregate`]; tokens keeping a per-request log keep their rows).
 //!
 //! A batch is written when it holds `batch_size` records, or `flush_interval_ms` after its
 //! first record arrived. A batch that storage cannot be reached for is retried with a growing
@@ -12,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keyward_store::{StoreError, UsageRecord};
+use keyward_store::{StoreError, UsageBatch, UsageRecord};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -90,9 +93,10 @@ async fn write(usage: &Usage, batch: &mut Vec<UsageRecord>, stop: &watch::Receiv
     let mut pause = FIRST_PAUSE;
     let mut attempt = 0;
     let outage_ends = Instant::now() + OUTAGE_PATIENCE;
+    let counted = UsageBatch::aggregate(batch);
     loop {
         attempt += 1;
-        match usage.store.insert_usage(batch).await {
+        match usage.store.write_usage(&counted).await {
             Ok(()) => {
                 UsageCounters::add(&counters.written, batch.len());
                 batch.clear();
@@ -140,12 +144,12 @@ async fn one_by_one(usage: &Usage, batch: &mut Vec<UsageRecord>) {
     let counters = &usage.counters;
     let mut refused = 0usize;
     for record in batch.drain(..) {
-        let one = std::slice::from_ref(&record);
-        let mut stored = usage.store.insert_usage(one).await.is_ok();
+        let one = UsageBatch::aggregate(std::slice::from_ref(&record));
+        let mut stored = usage.store.write_usage(&one).await.is_ok();
         if !stored {
             UsageCounters::add(&counters.write_errors, 1);
             tokio::time::sleep(FIRST_PAUSE).await;
-            stored = usage.store.insert_usage(one).await.is_ok();
+            stored = usage.store.write_usage(&one).await.is_ok();
         }
         if stored {
             UsageCounters::add(&counters.written, 1);
@@ -172,18 +176,22 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Mutex;
 
-    /// Refuses any batch holding a record whose path is `/poison`, like a database refusing
+    /// Refuses any batch counting a request whose path is `/poison`, like a database refusing
     /// one value; stores everything else.
     #[derive(Default)]
-    struct Picky(Mutex<Vec<UsageRecord>>);
+    struct Picky(Mutex<Vec<keyward_store::MinuteUsage>>);
 
     #[async_trait::async_trait]
     impl UsageStore for Picky {
-        async fn insert_usage(&self, records: &[UsageRecord]) -> keyward_store::Result<()> {
-            if records.iter().any(|r| r.path.as_deref() == Some("/poison")) {
+        async fn write_usage(&self, batch: &UsageBatch) -> keyward_store::Result<()> {
+            if batch
+                .minutes
+                .iter()
+                .any(|m| m.path.as_deref() == Some("/poison"))
+            {
                 return Err(StoreError::Internal("invalid byte sequence".into()));
             }
-            self.0.lock().unwrap().extend_from_slice(records);
+            self.0.lock().unwrap().extend_from_slice(&batch.minutes);
             Ok(())
         }
         async fn last_use(
@@ -223,6 +231,7 @@ mod tests {
             path: Some(path.into()),
             code: Code::Valid,
             latency_us: 1,
+            request_log: false,
         }
     }
 
@@ -231,7 +240,13 @@ mod tests {
         let store = Arc::new(Picky::default());
         let clock: Arc<dyn keyward_core::Clock> = Arc::new(crate::clock::SystemClock);
         let (usage, _rx) = Usage::new(&crate::usage::UsageConfig::default(), store.clone(), clock);
-        let mut batch = vec![record("/a"), record("/poison"), record("/b"), record("/c")];
+        let mut batch = vec![
+            record("/a"),
+            record("/poison"),
+            record("/b"),
+            record("/c"),
+            record("/c"),
+        ];
         let (_stop_tx, stop) = watch::channel(false);
         write(&usage, &mut batch, &stop).await;
         assert!(batch.is_empty());
@@ -242,11 +257,17 @@ mod tests {
             .iter()
             .map(|r| r.path.clone())
             .collect();
+        // Each record counted on its own, the two to /c included.
         assert_eq!(
             stored,
-            vec![Some("/a".into()), Some("/b".into()), Some("/c".into())]
+            vec![
+                Some("/a".into()),
+                Some("/b".into()),
+                Some("/c".into()),
+                Some("/c".into())
+            ]
         );
-        assert_eq!(usage.counters.written.load(Ordering::Relaxed), 3);
+        assert_eq!(usage.counters.written.load(Ordering::Relaxed), 4);
         assert_eq!(usage.counters.dropped.load(Ordering::Relaxed), 1);
     }
 }

@@ -281,7 +281,7 @@ async fn lock_usage_table(app: &TestApp, backend: Backend) -> Lock {
         Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
             sqlx::raw_sql(&format!(
-                "BEGIN; LOCK TABLE \"{}\".usage_records IN EXCLUSIVE MODE",
+                "BEGIN; LOCK TABLE \"{}\".usage_minutes IN EXCLUSIVE MODE",
                 db.schema
             ))
             .execute(&mut conn)

@@ -44,11 +44,13 @@ async fn settled(app: &TestApp, n: u64) {
     );
 }
 
-/// How many raw usage records the database holds, read behind the application's back.
+/// How many requests the database's usage holds, raw records and minute counts together, read
+/// behind the application's back.
 async fn usage_rows(app: &TestApp) -> i64 {
     use sqlx::Connection as _;
     let db = &app.config.database;
-    let sql = "SELECT COUNT(*) FROM usage_records";
+    let sql = "SELECT CAST((SELECT COUNT(*) FROM usage_records) + \
+               (SELECT COALESCE(SUM(requests), 0) FROM usage_minutes) AS BIGINT)";
     if db.url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
         sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
@@ -133,7 +135,7 @@ async fn unknown_and_malformed_secrets_leave_no_usage_record(app: TestApp) {
     assert_eq!(usage.codes["VALID"], 1);
     assert_eq!(usage.codes["INSUFFICIENT_PERMISSIONS"], 1);
     assert_eq!(usage.distinct_ips, 1);
-    // The stored rows, whoever they belong to: only those two.
+    // The stored requests, whoever they belong to: only those two.
     assert_eq!(usage_rows(&app).await, 2);
 }
 both_backends!(unknown_and_malformed_secrets_leave_no_usage_record);

@@ -2,10 +2,10 @@
 //!
 //! Instantiated as `usage_store!(SqliteStore, SqliteRow, roll_up_sqlite)` and
 //! `usage_store!(PgStore, PgRow, roll_up_postgres)`. Everything is the same portable SQL but
-//! the roll-up, which must move each raw record exactly once even while other nodes run the
-//! same maintenance: SQLite does it in two statements of one write transaction (SQLite has
-//! one writer at a time), PostgreSQL in one statement whose `DELETE … RETURNING` feeds the
-//! `INSERT`, so exactly the rows it deleted are counted.
+//! the roll-up, which must move each raw record and minute count exactly once even while other
+//! nodes run the same maintenance: SQLite does it in two statements per table in one write
+//! transaction (SQLite has one writer at a time), PostgreSQL in one statement per table whose
+//! `DELETE … RETURNING` feeds the `INSERT`, so exactly the rows it deleted are counted.
 
 use crate::Result;
 
@@ -19,46 +19,70 @@ pub(crate) const MAX_PARAMS: usize = 160;
 /// A roll-up hour is `(at / HOUR_MS) * HOUR_MS`.
 pub(crate) const HOUR_MS: i64 = 3_600_000;
 
-/// Folds raw records older than `before` (ms) into `usage_hourly` and deletes them.
+/// The tables whose old rows are folded into hours: (table, time column, requests per row).
+const FOLDED: [(&str, &str, &str); 2] = [
+    ("usage_records", "at", "1"),
+    ("usage_minutes", "minute", "requests"),
+];
+
+/// Folds raw records and minute counts older than `before` (ms) into `usage_hourly` and
+/// deletes them; returns how many requests it moved.
 pub(crate) async fn roll_up_sqlite(conn: &mut sqlx::SqliteConnection, before: i64) -> Result<u64> {
-    // The INSERT takes SQLite's write lock, so no record can arrive between the two statements.
-    sqlx::query(
-        "INSERT INTO usage_hourly (workspace_id, token_id, hour, code, requests) \
-         SELECT workspace_id, token_id, (at / $2) * $2, code, COUNT(*) \
-         FROM usage_records WHERE at < $1 \
-         GROUP BY workspace_id, token_id, (at / $2) * $2, code \
-         ON CONFLICT (token_id, hour, code) \
-         DO UPDATE SET requests = usage_hourly.requests + excluded.requests",
-    )
-    .bind(before)
-    .bind(HOUR_MS)
-    .execute(&mut *conn)
-    .await?;
-    let done = sqlx::query("DELETE FROM usage_records WHERE at < $1")
+    // The first INSERT takes SQLite's write lock, so nothing can arrive between the statements.
+    let mut moved = 0;
+    for (table, time, requests) in FOLDED {
+        sqlx::query(&format!(
+            "INSERT INTO usage_hourly (workspace_id, token_id, hour, code, requests) \
+             SELECT workspace_id, token_id, ({time} / $2) * $2, code, SUM({requests}) \
+             FROM {table} WHERE {time} < $1 \
+             GROUP BY workspace_id, token_id, ({time} / $2) * $2, code \
+             ON CONFLICT (token_id, hour, code) \
+             DO UPDATE SET requests = usage_hourly.requests + excluded.requests"
+        ))
         .bind(before)
+        .bind(HOUR_MS)
         .execute(&mut *conn)
         .await?;
-    Ok(done.rows_affected())
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COALESCE(SUM({requests}), 0) FROM {table} WHERE {time} < $1"
+        ))
+        .bind(before)
+        .fetch_one(&mut *conn)
+        .await?;
+        sqlx::query(&format!("DELETE FROM {table} WHERE {time} < $1"))
+            .bind(before)
+            .execute(&mut *conn)
+            .await?;
+        moved += u64::try_from(n).unwrap_or(0);
+    }
+    Ok(moved)
 }
 
-/// Folds raw records older than `before` (ms) into `usage_hourly` and deletes them.
+/// Folds raw records and minute counts older than `before` (ms) into `usage_hourly` and
+/// deletes them; returns how many requests it moved.
 pub(crate) async fn roll_up_postgres(conn: &mut sqlx::PgConnection, before: i64) -> Result<u64> {
-    // One statement: the rows a concurrent maintenance deleted first are not returned here.
-    let moved: i64 = sqlx::query_scalar(
-        "WITH moved AS (DELETE FROM usage_records WHERE at < $1 \
-                        RETURNING workspace_id, token_id, at, code), \
-         folded AS (INSERT INTO usage_hourly (workspace_id, token_id, hour, code, requests) \
-                    SELECT workspace_id, token_id, (at / $2) * $2, code, COUNT(*) FROM moved \
-                    GROUP BY workspace_id, token_id, (at / $2) * $2, code \
-                    ON CONFLICT (token_id, hour, code) \
-                    DO UPDATE SET requests = usage_hourly.requests + EXCLUDED.requests) \
-         SELECT COUNT(*) FROM moved",
-    )
-    .bind(before)
-    .bind(HOUR_MS)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(u64::try_from(moved).unwrap_or(0))
+    // One statement per table: the rows a concurrent maintenance deleted first are not
+    // returned here, so each is counted once.
+    let mut moved = 0;
+    for (table, time, requests) in FOLDED {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "WITH moved AS (DELETE FROM {table} WHERE {time} < $1 \
+                            RETURNING workspace_id, token_id, code, {time} AS at, \
+                            {requests} AS requests), \
+             folded AS (INSERT INTO usage_hourly (workspace_id, token_id, hour, code, requests) \
+                        SELECT workspace_id, token_id, (at / $2) * $2, code, SUM(requests) \
+                        FROM moved GROUP BY workspace_id, token_id, (at / $2) * $2, code \
+                        ON CONFLICT (token_id, hour, code) \
+                        DO UPDATE SET requests = usage_hourly.requests + EXCLUDED.requests) \
+             SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) FROM moved"
+        ))
+        .bind(before)
+        .bind(HOUR_MS)
+        .fetch_one(&mut *conn)
+        .await?;
+        moved += u64::try_from(n).unwrap_or(0);
+    }
+    Ok(moved)
 }
 
 /// `($1, $2, …), ($n, …)`: `rows` groups of `cols` numbered placeholders.
@@ -84,7 +108,7 @@ pub(crate) fn placeholders(rows: usize, cols: usize) -> String {
 macro_rules! usage_store {
     ($store:ident, $row:ty, $roll_up:ident) => {
         mod usage_sql {
-        use std::collections::{BTreeMap, HashMap};
+        use std::collections::BTreeMap;
 
         use super::$store;
         use async_trait::async_trait;
@@ -101,6 +125,8 @@ macro_rules! usage_store {
         const RECORD_COLS: usize = 8;
         /// Columns of a last use, in insert order.
         const LAST_USE_COLS: usize = 5;
+        /// Columns of a minute count, in insert order.
+        const MINUTE_COLS: usize = 10;
 
         fn ip_text(ip: Option<std::net::IpAddr>) -> Option<String> {
             ip.map(|ip| ip.to_string())
@@ -136,35 +162,61 @@ macro_rules! usage_store {
                 path: path.map(String::into_boxed_str),
                 code: parse_code(r.try_get("code")?)?,
                 latency_us: u32::try_from(latency).unwrap_or(u32::MAX),
+                request_log: true,
             })
         }
 
-        /// Each token's latest record of `records`: the later one wins a tie.
-        fn latest(records: &[UsageRecord]) -> Vec<&UsageRecord> {
-            let mut by_token: HashMap<TokenId, &UsageRecord> = HashMap::new();
-            for r in records {
-                by_token
-                    .entry(r.token_id)
-                    .and_modify(|seen| {
-                        if r.at.timestamp_millis() >= seen.at.timestamp_millis() {
-                            *seen = r;
-                        }
-                    })
-                    .or_insert(r);
-            }
-            by_token.into_values().collect()
+        /// `v` or '' (how a minute count stores an unknown part).
+        fn or_empty(v: Option<&str>) -> &str {
+            v.unwrap_or_default()
+        }
+
+        fn saturating(v: u64) -> i64 {
+            i64::try_from(v).unwrap_or(i64::MAX)
         }
 
         #[async_trait]
         impl UsageStore for $store {
-            async fn insert_usage(&self, records: &[UsageRecord]) -> Result<()> {
-                if records.is_empty() {
+            async fn write_usage(&self, batch: &UsageBatch) -> Result<()> {
+                if batch.minutes.is_empty() && batch.records.is_empty() {
                     return Ok(());
                 }
                 let mut tx = self.db()?.begin().await?;
-                // Multi-row inserts, filtered so a token deleted meanwhile drops its records
+                // Multi-row inserts, filtered so a token deleted meanwhile drops its usage
                 // instead of failing the batch on the foreign key.
-                for chunk in records.chunks(MAX_PARAMS / RECORD_COLS) {
+                for chunk in batch.minutes.chunks(MAX_PARAMS / MINUTE_COLS) {
+                    let sql = format!(
+                        "INSERT INTO usage_minutes (workspace_id, token_id, minute, code, ip, \
+                         method, path, requests, latency_sum_us, latency_max_us) \
+                         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, \
+                         v.column6, v.column7, v.column8, v.column9, v.column10 \
+                         FROM (VALUES {}) AS v \
+                         WHERE EXISTS (SELECT 1 FROM tokens t WHERE t.id = v.column2) \
+                         ON CONFLICT (token_id, minute, code, ip, method, path) DO UPDATE SET \
+                         requests = usage_minutes.requests + excluded.requests, \
+                         latency_sum_us = usage_minutes.latency_sum_us + excluded.latency_sum_us, \
+                         latency_max_us = CASE WHEN excluded.latency_max_us > \
+                         usage_minutes.latency_max_us THEN excluded.latency_max_us \
+                         ELSE usage_minutes.latency_max_us END",
+                        placeholders(chunk.len(), MINUTE_COLS)
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for m in chunk {
+                        q = q
+                            .bind(m.workspace_id.uuid().to_string())
+                            .bind(m.token_id.uuid().to_string())
+                            .bind(m.minute)
+                            .bind(m.code.as_str())
+                            .bind(ip_text(m.ip).unwrap_or_default())
+                            .bind(or_empty(m.method.as_deref()))
+                            .bind(or_empty(m.path.as_deref()))
+                            .bind(saturating(m.requests))
+                            .bind(saturating(m.latency_sum_us))
+                            .bind(i64::from(m.latency_max_us));
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                for chunk in batch.records.chunks(MAX_PARAMS / RECORD_COLS) {
                     let sql = format!(
                         "INSERT INTO usage_records (workspace_id, token_id, at, ip, method, path, \
                          code, latency_us) \
@@ -187,8 +239,7 @@ macro_rules! usage_store {
                     }
                     q.execute(&mut *tx).await?;
                 }
-                let latest = latest(records);
-                for chunk in latest.chunks(MAX_PARAMS / LAST_USE_COLS) {
+                for chunk in batch.last_uses.chunks(MAX_PARAMS / LAST_USE_COLS) {
                     let sql = format!(
                         "INSERT INTO token_last_use (token_id, workspace_id, at, ip, endpoint) \
                          SELECT v.column1, v.column2, v.column3, v.column4, v.column5 \
@@ -245,17 +296,23 @@ macro_rules! usage_store {
                 // $1 workspace, $2 token, $3 from, $4 to, then each query's own.
                 const RAW: &str = "FROM usage_records WHERE workspace_id = $1 AND token_id = $2 \
                                    AND at >= $3 AND at < $4";
+                const MINUTES: &str = "FROM usage_minutes WHERE workspace_id = $1 \
+                                       AND token_id = $2 AND minute >= $3 AND minute < $4";
 
                 let mut cells: BTreeMap<(i64, String), u64> = BTreeMap::new();
                 let raw = format!(
                     "SELECT (at / $5) * $5 AS bucket, code, COUNT(*) AS n {RAW} \
                      GROUP BY bucket, code"
                 );
+                let counted = format!(
+                    "SELECT (minute / $5) * $5 AS bucket, code, \
+                     CAST(SUM(requests) AS BIGINT) AS n {MINUTES} GROUP BY bucket, code"
+                );
                 let rolled = "SELECT (hour / $5) * $5 AS bucket, code, \
                               CAST(SUM(requests) AS BIGINT) AS n FROM usage_hourly \
                               WHERE workspace_id = $1 AND token_id = $2 \
                               AND hour >= $3 AND hour < $4 GROUP BY bucket, code";
-                for sql in [raw.as_str(), rolled] {
+                for sql in [raw.as_str(), counted.as_str(), rolled] {
                     let rows = sqlx::query(sql)
                         .bind(&ws)
                         .bind(&token)
@@ -276,17 +333,21 @@ macro_rules! usage_store {
                     .map(|((bucket, code), n)| Ok((sql::time(bucket)?, code, n)))
                     .collect::<Result<Vec<_>>>()?;
 
-                let distinct: i64 =
-                    sqlx::query_scalar(&format!("SELECT COUNT(DISTINCT ip) {RAW}"))
-                        .bind(&ws)
-                        .bind(&token)
-                        .bind(from)
-                        .bind(to)
-                        .fetch_one(self.db()?)
-                        .await?;
+                let distinct: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM (SELECT ip {RAW} AND ip IS NOT NULL \
+                     UNION SELECT ip {MINUTES} AND ip <> '') AS d"
+                ))
+                .bind(&ws)
+                .bind(&token)
+                .bind(from)
+                .bind(to)
+                .fetch_one(self.db()?)
+                .await?;
                 let ips = sqlx::query(&format!(
-                    "SELECT ip, COUNT(*) AS n {RAW} AND ip IS NOT NULL \
-                     GROUP BY ip ORDER BY n DESC, ip LIMIT $5"
+                    "SELECT ip, CAST(SUM(n) AS BIGINT) AS n FROM ( \
+                     SELECT ip, COUNT(*) AS n {RAW} AND ip IS NOT NULL GROUP BY ip \
+                     UNION ALL SELECT ip, SUM(requests) AS n {MINUTES} AND ip <> '' GROUP BY ip \
+                     ) AS u GROUP BY ip ORDER BY n DESC, ip LIMIT $5"
                 ))
                 .bind(&ws)
                 .bind(&token)
@@ -300,9 +361,12 @@ macro_rules! usage_store {
                 .collect::<Result<Vec<_>>>()?;
                 // An unknown method groups as '' and is shown as the path alone.
                 let endpoints = sqlx::query(&format!(
-                    "SELECT COALESCE(method, '') AS m, path, COUNT(*) AS n {RAW} \
+                    "SELECT m, path, CAST(SUM(n) AS BIGINT) AS n FROM ( \
+                     SELECT COALESCE(method, '') AS m, path, COUNT(*) AS n {RAW} \
                      AND path IS NOT NULL GROUP BY COALESCE(method, ''), path \
-                     ORDER BY n DESC, m, path LIMIT $5"
+                     UNION ALL SELECT method AS m, path, SUM(requests) AS n {MINUTES} \
+                     AND path <> '' GROUP BY method, path \
+                     ) AS u GROUP BY m, path ORDER BY n DESC, m, path LIMIT $5"
                 ))
                 .bind(&ws)
                 .bind(&token)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use keyward_core::usage::Granularity;
 use keyward_core::{Code, Token};
-use keyward_store::{Store, UsageQuery, UsageRecord};
+use keyward_store::{Store, UsageBatch, UsageQuery, UsageRecord};
 
 use crate::fixtures::*;
 
@@ -16,6 +16,8 @@ conformance!(
     usage_roll_up_and_pruning_keep_the_counts,
     usage_goes_with_its_token,
     usage_large_batches_are_split_into_statements,
+    usage_minute_counts_read_back_like_raw_records,
+    usage_minute_counts_roll_up_and_go_with_their_token,
 );
 
 /// 2026-06-01T00:00:00Z.
@@ -39,7 +41,20 @@ fn rec(
         path: path.map(Into::into),
         code,
         latency_us: 42,
+        request_log: true,
     }
+}
+
+/// `r` as the usual verify records it: counted in its minute, not kept as a row.
+fn counted(mut r: UsageRecord) -> UsageRecord {
+    r.request_log = false;
+    r
+}
+
+/// `r` as `t`'s record.
+fn of(t: &Token, mut r: UsageRecord) -> UsageRecord {
+    r.token_id = t.id;
+    r
 }
 
 fn query(t: &Token, from: i64, to: i64, granularity: Granularity) -> UsageQuery {
@@ -479,4 +494,171 @@ async fn usage_large_batches_are_split_into_statements(store: Arc<dyn Store>) {
     assert_eq!(a.ips.len(), 20);
     let last = store.last_use(t.workspace_id, t.id).await.unwrap().unwrap();
     assert_eq!(last.at, at(DAY0 + n - 1));
+}
+
+const MINUTE: i64 = 60_000;
+
+async fn usage_minute_counts_read_back_like_raw_records(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Acme").await;
+    let (raw, minutes) = (&b.token, second_token(&store, &b).await);
+    let v = Code::Valid;
+    let requests = vec![
+        rec(raw, DAY0, Some("10.0.0.2"), Some("GET"), Some("/a"), v),
+        rec(raw, DAY0 + 10, Some("10.0.0.2"), Some("GET"), Some("/a"), v),
+        rec(
+            raw,
+            DAY0 + 20,
+            Some("10.0.0.1"),
+            Some("POST"),
+            Some("/a"),
+            v,
+        ),
+        rec(raw, DAY0 + 30, Some("10.0.0.1"), None, Some("/b"), v),
+        rec(raw, DAY0 + 40, None, None, None, Code::RateLimited),
+        rec(
+            raw,
+            DAY0 + MINUTE,
+            Some("10.0.0.2"),
+            Some("GET"),
+            Some("/a"),
+            v,
+        ),
+        rec(raw, DAY0 + HOUR, Some("2001:db8::1"), Some("GET"), None, v),
+        rec(
+            raw,
+            DAY0 + 25 * HOUR,
+            Some("10.0.0.3"),
+            Some("GET"),
+            Some("/c"),
+            v,
+        ),
+    ];
+    store.insert_usage(&requests).await.unwrap();
+    // The same requests, counted per minute, in two batches that add up in storage.
+    let mine: Vec<UsageRecord> = requests
+        .iter()
+        .map(|r| counted(of(&minutes, r.clone())))
+        .collect();
+    let (first, second) = mine.split_at(3);
+    for batch in [first, second, &mine[..1]] {
+        store
+            .write_usage(&UsageBatch::aggregate(batch))
+            .await
+            .unwrap();
+    }
+    let extra = of(&minutes, requests[0].clone());
+    store.insert_usage(&[extra]).await.unwrap();
+    // `minutes` now has requests[0] three times: once in the first batch, once in the third,
+    // once as a raw row; `raw` has it once.
+    store
+        .insert_usage(&[requests[0].clone(), requests[0].clone()])
+        .await
+        .unwrap();
+
+    for (from, to, granularity, top) in [
+        (DAY0, DAY0 + 24 * HOUR, Granularity::Hour, 20),
+        (DAY0, DAY0 + 48 * HOUR, Granularity::Day, 20),
+        (DAY0, DAY0 + 48 * HOUR, Granularity::Day, 1),
+        (DAY0 + MINUTE, DAY0 + 2 * HOUR, Granularity::Hour, 20),
+    ] {
+        let q = |t: &Token| UsageQuery {
+            top,
+            ..query(t, from, to, granularity)
+        };
+        let a = store.usage(&q(raw)).await.unwrap();
+        let m = store.usage(&q(&minutes)).await.unwrap();
+        assert_eq!(m, a, "{granularity:?} from {from} to {to}, top {top}");
+    }
+    let whole = store
+        .usage(&query(&minutes, DAY0, DAY0 + 24 * HOUR, Granularity::Hour))
+        .await
+        .unwrap();
+    assert_eq!(total(&whole), 9);
+    assert_eq!(whole.ips[0], ("10.0.0.2".to_owned(), 5));
+    assert_eq!(whole.endpoints[0], ("GET /a".to_owned(), 5));
+    // Only the request kept as a row reads back as one.
+    let rows = store
+        .recent_usage(minutes.workspace_id, minutes.id, 100)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    // The last use comes from the counted batches too.
+    let last = store
+        .last_use(minutes.workspace_id, minutes.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.at, at(DAY0 + 25 * HOUR));
+    assert_eq!(last.endpoint.as_deref(), Some("GET /c"));
+}
+
+async fn usage_minute_counts_roll_up_and_go_with_their_token(store: Arc<dyn Store>) {
+    let b = new_workspace(&store, "Acme").await;
+    let t = &b.token;
+    let gone = second_token(&store, &b).await;
+    let v = Code::Valid;
+    let mut batch = Vec::new();
+    for h in 0..3 {
+        for i in 0..=h {
+            let ip = format!("10.0.{h}.{i}");
+            let r = rec(
+                t,
+                DAY0 + h * HOUR + i * MINUTE,
+                Some(&ip),
+                None,
+                Some("/a"),
+                v,
+            );
+            batch.push(counted(r.clone()));
+            batch.push(counted(r));
+        }
+    }
+    batch.push(counted(rec(&gone, DAY0, None, None, None, v)));
+    store
+        .write_usage(&UsageBatch::aggregate(&batch))
+        .await
+        .unwrap();
+    let whole = query(t, DAY0, DAY0 + 24 * HOUR, Granularity::Hour);
+    let before = store.usage(&whole).await.unwrap();
+    assert_eq!(total(&before), 12);
+    assert_eq!(before.distinct_ips, 6);
+
+    let m = store
+        .maintain_usage(at(DAY0 + 2 * HOUR), at(DAY0 - 24 * HOUR))
+        .await
+        .unwrap();
+    assert_eq!(m.rolled_up, 7, "2 + 4 requests of `t` and 1 of `gone`");
+    let after = store.usage(&whole).await.unwrap();
+    assert_eq!(cells(&after), cells(&before), "counts per hour survive");
+    assert_eq!(after.distinct_ips, 3, "addresses of the minutes still kept");
+    // Rolling up again moves nothing.
+    let m = store
+        .maintain_usage(at(DAY0 + 2 * HOUR), at(DAY0 - 24 * HOUR))
+        .await
+        .unwrap();
+    assert_eq!(m.rolled_up, 0);
+
+    // A deleted token's counts go; a batch still counting it stores the others.
+    store
+        .delete_token(b.workspace.id, gone.id, &ev(&b.workspace.id))
+        .await
+        .unwrap();
+    store
+        .write_usage(&UsageBatch::aggregate(&[
+            counted(rec(&gone, DAY0 + 3 * HOUR, None, None, None, v)),
+            counted(rec(t, DAY0 + 3 * HOUR, None, None, None, v)),
+        ]))
+        .await
+        .unwrap();
+    let gone_usage = store
+        .usage(&query(&gone, DAY0, DAY0 + 24 * HOUR, Granularity::Day))
+        .await
+        .unwrap();
+    let m = store
+        .maintain_usage(at(DAY0), at(DAY0 - 24 * HOUR))
+        .await
+        .unwrap();
+    assert_eq!(m.pruned_rollups, 1, "the deleted token's roll-up");
+    assert_eq!(total(&gone_usage), 1, "only its roll-up was left");
+    assert_eq!(total(&store.usage(&whole).await.unwrap()), 13);
 }
