@@ -1,7 +1,7 @@
 //! Usage: `GET /v1/tokens/{id}/usage`, and `GET /metrics` for the pipeline's counters.
 
 use chrono::{DateTime, Utc};
-use keyward_core::usage::{Granularity, UsageReport};
+use keyward_core::usage::{Granularity, RequestLog, UsageReport};
 use keyward_core::TokenId;
 use reqwest::Method;
 use serde::Serialize;
@@ -35,6 +35,21 @@ impl Client {
                 .query(params),
         )
         .await
+    }
+
+    /// `GET /v1/tokens/{id}/usage/requests`: the token's latest requests kept one by one
+    /// (those made while its `request_log` was on), newest first; `limit` 1–1,000.
+    pub async fn token_requests(
+        &self,
+        id: TokenId,
+        limit: Option<u32>,
+    ) -> Result<RequestLog, ClientError> {
+        let path = ["v1", "tokens", &id.to_string(), "usage", "requests"];
+        let mut req = self.request(Method::GET, &path)?;
+        if let Some(limit) = limit {
+            req = req.query(&[("limit", limit)]);
+        }
+        self.call(req).await
     }
 
     /// `GET /metrics`: the Prometheus text exposition.

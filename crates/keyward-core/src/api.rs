@@ -454,6 +454,10 @@ pub struct CreateToken {
     /// owner's other per-user tokens). Needs `rate_limit_per_minute`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per: Option<RateLimitPer>,
+    /// Keep each verified request as a record of its own (a per-request log, for a token
+    /// under investigation) instead of counting requests per minute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub request_log: bool,
 }
 
 /// `PATCH /v1/tokens/{id}`.
@@ -510,6 +514,9 @@ pub struct TokenPatch {
     /// What the token's own limit counts: `token` or `user` (only with a limit of its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit_per: Option<RateLimitPer>,
+    /// The per-request log on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_log: Option<bool>,
     /// Why: kept with the change request when the change needs approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -563,6 +570,10 @@ pub struct TokenView {
     /// What the token's own limit counts (`token` when it has none).
     #[serde(default)]
     pub rate_limit_per: RateLimitPer,
+    /// Whether each verified request is kept as a record of its own
+    /// (`GET /v1/tokens/{id}/usage/requests`).
+    #[serde(default)]
+    pub request_log: bool,
     /// Creation.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -602,6 +613,7 @@ impl TokenView {
             internal_only: t.internal_only,
             rate_limit_per_minute: t.rate_limit_per_minute,
             rate_limit_per: t.rate_limit_per,
+            request_log: t.request_log,
             created_at: t.created_at,
             updated_at: t.updated_at,
             revoked_at: t.revoked_at,

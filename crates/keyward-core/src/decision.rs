@@ -187,6 +187,8 @@ pub struct CompiledToken {
     /// Which budget step 7 spends: the token's own, or its owner user's (shared by all of
     /// the owner's tokens whose limit is per user). Set by the same level as the limit.
     pub rate_limit_per: RateLimitPer,
+    /// Whether each verified request is kept as a usage record of its own.
+    pub request_log: bool,
 }
 
 /// Which allowlist refused a source address.
@@ -272,6 +274,7 @@ impl CompiledToken {
             internal_networks: workspace.settings.internal_networks.clone(),
             rate_limit_per_minute,
             rate_limit_per,
+            request_log: token.request_log,
         };
         let mut effective: Vec<Permission> = catalogue
             .iter()

@@ -322,6 +322,9 @@ pub struct Token {
     pub rate_limit_per_minute: Option<u32>,
     /// What the token's own limit counts (`token` unless it sets a limit per `user`).
     pub rate_limit_per: RateLimitPer,
+    /// Whether each of the token's verified requests is kept as a record of its own (a
+    /// per-request log, for a token under investigation) instead of being counted per minute.
+    pub request_log: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.

@@ -141,6 +141,37 @@ pub struct UsageReport {
     pub last_used: Option<LastUsed>,
 }
 
+/// One verified request of a token that keeps a per-request log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RequestRecord {
+    /// When it was decided (to the millisecond).
+    pub at: DateTime<Utc>,
+    /// The client's address, when known.
+    #[schema(value_type = Option<String>)]
+    pub ip: Option<IpAddr>,
+    /// The method the caller named.
+    pub method: Option<String>,
+    /// The path the caller named (without query string).
+    pub path: Option<String>,
+    /// The decision code.
+    pub code: crate::Code,
+    /// Microseconds spent deciding.
+    pub latency_us: u32,
+}
+
+/// `GET /v1/tokens/{id}/usage/requests`: a token's latest verified requests kept one by one,
+/// newest first. Only requests made while the token's `request_log` was on are kept so (the
+/// others are counted per minute), and only for the raw retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RequestLog {
+    /// The token.
+    pub token_id: TokenId,
+    /// Whether the token keeps the log now.
+    pub request_log: bool,
+    /// The requests, newest first.
+    pub requests: Vec<RequestRecord>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -264,7 +264,7 @@ pub fn record(
         path: path.and_then(clean_path),
         code,
         latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
-        request_log: false,
+        request_log: token.request_log,
     }
 }
 

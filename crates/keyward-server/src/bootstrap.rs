@@ -151,6 +151,7 @@ pub async fn create_workspace(
         expires_at: None,
         ip_allowlist: Default::default(),
         internal_only: false,
+        request_log: false,
         rate_limit_per_minute: None,
         rate_limit_per: RateLimitPer::Token,
         created_at: now,

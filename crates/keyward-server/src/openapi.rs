@@ -98,6 +98,7 @@ impl Modify for BearerAuth {
         paths::tokens_rotate,
         paths::tokens_family,
         paths::tokens_usage,
+        paths::tokens_usage_requests,
         paths::audit_list,
         paths::audit_verify,
         paths::audit_verify_checkpoint,

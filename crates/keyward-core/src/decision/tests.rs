@@ -72,6 +72,7 @@ fn fixture() -> Fixture {
         expires_at: None,
         ip_allowlist: IpAllowlist::default(),
         internal_only: false,
+        request_log: false,
         rate_limit_per_minute: None,
         rate_limit_per: RateLimitPer::Token,
         created_at: t0(),

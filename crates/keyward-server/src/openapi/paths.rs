@@ -9,7 +9,7 @@ use keyward_core::events::{
     CreateWebhook, CreatedWebhook, DeliveryAttempt, WebhookPatch, WebhookView,
 };
 use keyward_core::model::{Role, ShownStatus, User, UserKind, Workspace};
-use keyward_core::usage::{Granularity, UsageReport};
+use keyward_core::usage::{Granularity, RequestLog, UsageReport};
 use keyward_core::{ApproveChange, CatalogueEntry, ChangeRequest, DecideChange, RoleId, UserId};
 
 use super::{LeakLabel, LeakReport, Ready};
@@ -816,6 +816,30 @@ fn tokens_family() {}
     security(("bearer" = []))
 )]
 fn tokens_usage() {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tokens/{id}/usage/requests",
+    tag = "tokens",
+    operation_id = "tokens_usage_requests",
+    summary = "A token's per-request log: its latest requests kept one by one",
+    description = "Needs `keyward.tokens:read`. Only requests made while the token's `request_log` was on are kept one by one (the others are counted per minute in `/usage`), for `usage.raw_retention_days`.",
+    params(
+        ("id" = String, Path, description = "The object's id"),
+        ("limit" = Option<u32>, Query, description = "How many, newest first: 1–1000 (default 100)")
+    ),
+    responses(
+        (status = 200, description = "OK", body = RequestLog),
+        (status = 401, description = "No or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The credential may not do this (permission, allowlist, internal-only, delegation)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such object in the caller's workspace", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `field` names it", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Storage unavailable", body = Problem, content_type = "application/problem+json")
+    ),
+    security(("bearer" = []))
+)]
+fn tokens_usage_requests() {}
 
 #[utoipa::path(
     get,

@@ -109,6 +109,7 @@ pub async fn create(
             .transpose()?
             .unwrap_or_default(),
         internal_only: req.internal_only,
+        request_log: req.request_log,
         rate_limit_per_minute,
         rate_limit_per,
         created_at: now,

@@ -1,14 +1,16 @@
 //! A token's verified requests over a time range, in hourly or daily buckets, with codes,
 //! busiest addresses and endpoints and its last use. Seeing it takes what seeing the token
 //! takes (`keyward.tokens:read`, same workspace, a user-scoped caller only its owner's
-//! tokens). Also fills the last-use facts of [`crate::ops::tokens::get`].
+//! tokens). Also fills the last-use facts of [`crate::ops::tokens::get`], and answers the
+//! per-request log of a token that keeps one ([`requests`]).
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::api::TokenView;
 use keyward_core::usage::{
-    EndpointCount, Granularity, IpCount, LastUsed, UsageBucket, UsageReport,
+    EndpointCount, Granularity, IpCount, LastUsed, RequestLog, RequestRecord, UsageBucket,
+    UsageReport,
 };
 use keyward_core::{validate, DomainError, TokenId};
 use keyward_store::UsageQuery;
@@ -174,6 +176,56 @@ pub async fn report(
             .map(|(endpoint, count)| EndpointCount { endpoint, count })
             .collect(),
         last_used,
+    })
+}
+
+/// `?limit=` of the request log: 1–1,000, default 100.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLogParams {
+    /// How many requests, newest first.
+    pub limit: Option<u32>,
+}
+
+/// Requests answered by one request-log call at most.
+pub const MAX_REQUESTS: u32 = 1_000;
+
+/// The latest requests kept one by one for a token the caller may see.
+pub async fn requests(
+    state: &AppState,
+    caller: &Caller,
+    id: TokenId,
+    params: &RequestLogParams,
+) -> Result<RequestLog, ApiError> {
+    caller.require("keyward.tokens:read")?;
+    let token = super::tokens::visible(state, caller, id).await?;
+    let limit = params.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_REQUESTS {
+        return Err(DomainError::field(
+            "INVALID_LIMIT",
+            "limit",
+            format!("limit must be between 1 and {MAX_REQUESTS}"),
+        )
+        .into());
+    }
+    let rows = state
+        .store
+        .recent_usage(token.workspace_id, token.id, limit)
+        .await?;
+    Ok(RequestLog {
+        token_id: token.id,
+        request_log: token.request_log,
+        requests: rows
+            .into_iter()
+            .map(|r| RequestRecord {
+                at: r.at,
+                ip: r.ip,
+                method: r.method.map(String::from),
+                path: r.path.map(String::from),
+                code: r.code,
+                latency_us: r.latency_us,
+            })
+            .collect(),
     })
 }
 

@@ -29,6 +29,8 @@ use crate::state::AppState;
 
 /// The token's audit events shown.
 const EVENTS: u32 = 20;
+/// Requests of the per-request log shown at most.
+const REQUESTS: u32 = 50;
 
 /// Width and height of the chart's drawing area, in SVG user units.
 const CHART_W: u32 = 720;
@@ -155,6 +157,10 @@ struct ActivityPage {
     endpoints: Vec<(String, u64)>,
     may_audit: bool,
     events: Vec<EventRow>,
+    /// Whether the token keeps a per-request log now.
+    request_log: bool,
+    /// Its latest requests kept one by one: (when, address, endpoint, code, latency).
+    requests: Vec<(String, String, String, String, String)>,
 }
 
 async fn show(
@@ -186,6 +192,27 @@ async fn show(
             Ok(r) => r,
             Err(e) => return refused(&e),
         };
+    let log_params = ops::usage::RequestLogParams {
+        limit: Some(REQUESTS),
+    };
+    let log = match ops::usage::requests(&state, &person.caller, id, &log_params).await {
+        Ok(l) => l,
+        Err(e) => return refused(&e),
+    };
+    let requests = log
+        .requests
+        .iter()
+        .map(|r| {
+            (
+                when(r.at),
+                r.ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string()),
+                keyward_core::usage::endpoint(r.method.as_deref(), r.path.as_deref())
+                    .unwrap_or_default(),
+                r.code.as_str().to_owned(),
+                format!("{} µs", r.latency_us),
+            )
+        })
+        .collect();
     let may_audit = person.nav.audit;
     let events = if may_audit {
         let q = AuditQuery {
@@ -209,6 +236,8 @@ async fn show(
         v
     };
     let page = ActivityPage {
+        request_log: log.request_log,
+        requests,
         c: person.chrome(format!("Activity of “{}”", token.name)),
         id: token.id.to_string(),
         day: range == Range::Day,

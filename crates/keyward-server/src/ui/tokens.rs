@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/tokens/{id}/revoke", post(revoke))
         .route("/ui/tokens/{id}/rotate", post(rotate))
         .route("/ui/tokens/{id}/delete", post(delete))
+        .route("/ui/tokens/{id}/request-log", post(request_log))
 }
 
 fn refused(person: &Person, e: &crate::error::ApiError) -> Response {
@@ -137,6 +138,7 @@ struct Draft {
     not_before: String,
     ips: String,
     internal_only: bool,
+    request_log: bool,
     rate_limit: String,
     /// What the token's own rate limit counts: `token` or `user`.
     rate_limit_per: String,
@@ -240,6 +242,7 @@ fn draft_of(fields: &[(String, String)]) -> (String, Draft) {
             "not_before" => d.not_before = v.clone(),
             "ip_allowlist" => d.ips = v.clone(),
             "internal_only" => d.internal_only = true,
+            "request_log" => d.request_log = true,
             "rate_limit" => d.rate_limit = v.clone(),
             "rate_limit_per" => d.rate_limit_per = v.clone(),
             "metadata" => d.metadata = v.clone(),
@@ -306,6 +309,7 @@ fn request_of(d: &Draft) -> Result<CreateToken, (Option<String>, String)> {
         pending: true,
         ip_allowlist: (!d.ips.trim().is_empty()).then(|| IpListInput::Text(d.ips.clone())),
         internal_only: d.internal_only,
+        request_log: d.request_log,
         rate_limit_per_minute,
         rate_limit_per: keyward_core::RateLimitPer::parse(d.rate_limit_per.trim()),
     })
@@ -379,6 +383,7 @@ struct TokenPage {
     may_activate: bool,
     may_rotate: bool,
     may_delete: bool,
+    may_edit: bool,
 }
 
 async fn show(State(state): State<AppState>, person: Person, Path(id): Path<String>) -> Response {
@@ -455,6 +460,7 @@ async fn show_page(
             && (status == "active" || status == "pending"),
         may_delete: person.may("keyward.tokens:delete")
             && (status == "revoked" || status == "expired"),
+        may_edit: person.may("keyward.tokens:write") && status != "revoked",
         owner: owner.map_or_else(|| t.owner_id.to_string(), |o| o.name),
         role: role.map_or_else(|| "none".into(), |r| r.name),
         permissions,
@@ -466,6 +472,44 @@ async fn show_page(
         t,
     };
     html(StatusCode::OK, &page)
+}
+
+#[derive(serde::Deserialize)]
+struct RequestLogForm {
+    csrf: String,
+    /// `on` or `off`.
+    log: String,
+}
+
+/// Turns the token's per-request log on or off (a token update like the API's).
+async fn request_log(
+    State(state): State<AppState>,
+    person: Person,
+    Path(id): Path<String>,
+    Form(form): Form<RequestLogForm>,
+) -> Response {
+    if let Some(r) = csrf_refusal(&person.csrf, &form.csrf) {
+        return r;
+    }
+    let Ok(token) = id.parse::<TokenId>() else {
+        return redirect("/ui/tokens", &[]);
+    };
+    let on = form.log == "on";
+    let patch = keyward_core::api::TokenPatch {
+        request_log: Some(on),
+        ..Default::default()
+    };
+    match ops::tokens::update(&state, &person.caller, token, &patch).await {
+        Ok(_) => {
+            let done = if on {
+                "Per-request log on: each verified request is now kept on its own (see Activity)."
+            } else {
+                "Per-request log off: requests are counted per minute again."
+            };
+            show_page(&state, &person, &id, Some(done.into()), None).await
+        }
+        Err(e) => refused(&person, &e),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -28,6 +28,7 @@ mod people;
 mod policy;
 mod postgres_skip;
 mod races;
+mod request_log;
 mod rotation;
 mod scale_out;
 mod secrecy;

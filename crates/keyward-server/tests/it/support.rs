@@ -418,6 +418,7 @@ pub fn token_request(owner: &User) -> CreateToken {
         pending: false,
         ip_allowlist: None,
         internal_only: false,
+        request_log: false,
         rate_limit_per_minute: None,
         rate_limit_per: None,
     }

@@ -34,7 +34,7 @@ macro_rules! sql_store {
                                   metadata, status, hash, start, not_before, expires_at, \
                                   ip_allowlist, internal_only, rate_limit, rate_limit_per, \
                                   created_at, updated_at, revoked_at, family_id, rotated_from, \
-                                  created_by";
+                                  created_by, request_log";
 
         fn workspace_row(r: &$row) -> Result<Workspace> {
             Ok(Workspace {
@@ -97,6 +97,7 @@ macro_rules! sql_store {
                 expires_at: sql::opt_time(r.try_get("expires_at")?)?,
                 ip_allowlist: sql::parse_json("ip_allowlist", r.try_get("ip_allowlist")?)?,
                 internal_only: r.try_get("internal_only")?,
+                request_log: r.try_get("request_log")?,
                 rate_limit_per_minute: sql::opt_limit(r.try_get("rate_limit")?)?,
                 rate_limit_per: sql::parse_rate_limit_per(r.try_get("rate_limit_per")?)?,
                 created_at: sql::time(r.try_get("created_at")?)?,
@@ -155,7 +156,8 @@ macro_rules! sql_store {
             ("internal_only", "BOOLEAN"), ("rate_limit", "BIGINT"),
             ("rate_limit_per", "TEXT"), ("created_at", "BIGINT"), ("updated_at", "BIGINT"),
             ("revoked_at", "BIGINT"), ("family_id", "TEXT"), ("rotated_from", "TEXT"),
-            ("created_by", "TEXT"), ("kind", "TEXT"), ("email", "TEXT"),
+            ("created_by", "TEXT"), ("request_log", "BOOLEAN"), ("kind", "TEXT"),
+            ("email", "TEXT"),
             ("disabled", "BOOLEAN"), ("description", "TEXT"), ("scope", "TEXT"),
             ("operator", "BOOLEAN"), ("settings", "TEXT"), ("catalogue", "TEXT"),
         ];
@@ -411,7 +413,7 @@ macro_rules! sql_store {
                  not_before = $6, expires_at = $7, updated_at = $8, \
                  revoked_at = CASE WHEN status = 'revoked' THEN revoked_at ELSE $9 END, \
                  ip_allowlist = $12, internal_only = $13, rate_limit = $14, \
-                 version = version + 1, rate_limit_per = $16 \
+                 version = version + 1, rate_limit_per = $16, request_log = $17 \
                  WHERE workspace_id = $10 AND id = $11 AND version = $15",
             )
             .bind(t.role_id.map(|r| r.uuid().to_string()))
@@ -430,6 +432,7 @@ macro_rules! sql_store {
             .bind(t.rate_limit_per_minute.map(i64::from))
             .bind(v.version)
             .bind(t.rate_limit_per.as_str())
+            .bind(t.request_log)
             .execute(&mut **tx)
             .await?;
             if done.rows_affected() == 0 {
@@ -530,9 +533,9 @@ macro_rules! sql_store {
                     "INSERT INTO tokens (id, workspace_id, owner_id, role_id, permissions, name, \
                      metadata, status, hash, start, not_before, expires_at, created_at, \
                      updated_at, revoked_at, ip_allowlist, internal_only, rate_limit, \
-                     family_id, rotated_from, created_by, rate_limit_per) \
+                     family_id, rotated_from, created_by, rate_limit_per, request_log) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $17, $18, $19, $20, $21, $22)",
+                     $16, $17, $18, $19, $20, $21, $22, $23)",
                 )
                 .bind($t.id.uuid().to_string())
                 .bind($t.workspace_id.uuid().to_string())
@@ -556,6 +559,7 @@ macro_rules! sql_store {
                 .bind($t.rotated_from.map(|f| f.uuid().to_string()))
                 .bind($t.created_by.map(|u| u.uuid().to_string()))
                 .bind($t.rate_limit_per.as_str())
+                .bind($t.request_log)
                 .execute($exec)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, $unique))

@@ -173,6 +173,7 @@ pub fn token_with_secret(owner: &User, name: &str) -> (Token, TokenSecret) {
         expires_at: None,
         ip_allowlist: Default::default(),
         internal_only: false,
+        request_log: false,
         rate_limit_per_minute: None,
         rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: t,

@@ -225,6 +225,7 @@ impl Server {
             pending: false,
             ip_allowlist: None,
             internal_only: false,
+            request_log: false,
             rate_limit_per_minute: None,
             rate_limit_per: None,
         };

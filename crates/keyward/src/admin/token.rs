@@ -42,6 +42,8 @@ pub enum TokenCmd {
     },
     /// Show a token's usage: requests per hour or day, codes, addresses and endpoints.
     Usage(super::usage::UsageArgs),
+    /// Show a token's latest requests kept one by one (while its request log is on).
+    Requests(super::usage::RequestsArgs),
     /// Rotate a token: a new secret (shown once); the old one works until the grace ends.
     Rotate(super::rotation::RotateArgs),
     /// Show a token's rotation family, oldest first.
@@ -87,6 +89,10 @@ pub struct CreateArgs {
     /// Usable only from the internal networks.
     #[arg(long)]
     internal_only: bool,
+    /// Keep each verified request as a record of its own (`token requests`), not only
+    /// counted per minute.
+    #[arg(long)]
+    request_log: bool,
     /// Requests per minute (overrides the role's and the workspace's).
     #[arg(long, value_name = "PER_MINUTE", value_parser = args::rate_limit)]
     rate_limit: Option<u32>,
@@ -168,6 +174,9 @@ pub struct UpdateArgs {
     /// Make the token usable only from the internal networks, or from anywhere again.
     #[arg(long, value_name = "true|false")]
     internal_only: Option<bool>,
+    /// Keep each verified request as a record of its own, or count requests per minute again.
+    #[arg(long, value_name = "true|false")]
+    request_log: Option<bool>,
     /// New rate limit, in requests per minute.
     #[arg(
         long,
@@ -232,6 +241,7 @@ pub(crate) async fn run(cmd: TokenCmd, ctx: &Ctx) -> anyhow::Result<()> {
             ctx.done(&format!("Deleted token {id}."))
         }
         TokenCmd::Usage(a) => super::usage::run(a, ctx).await,
+        TokenCmd::Requests(a) => super::usage::requests(a, ctx).await,
     }
 }
 
@@ -252,6 +262,7 @@ fn create_request(a: CreateArgs) -> anyhow::Result<CreateToken> {
         pending: a.pending,
         ip_allowlist: args::ip_list(a.ip_allowlist),
         internal_only: a.internal_only,
+        request_log: a.request_log,
         rate_limit_per_minute: a.rate_limit,
         rate_limit_per: a.rate_limit_per.map(Into::into),
     })
@@ -274,6 +285,7 @@ fn patch(a: UpdateArgs) -> anyhow::Result<TokenPatch> {
         expires_at: args::set_or_clear(expires_at, a.no_expiry),
         ip_allowlist: args::ip_list_or_clear(a.ip_allowlist, a.clear_ip_allowlist),
         internal_only: a.internal_only,
+        request_log: a.request_log,
         rate_limit_per_minute: args::set_or_clear(a.rate_limit, a.no_rate_limit),
         rate_limit_per: a.rate_limit_per.map(Into::into),
     };
@@ -338,6 +350,7 @@ pub(crate) fn details(tok: &TokenView) -> Table {
         ("expires at", table::time(tok.expires_at)),
         ("ip allowlist", table::ips(&tok.ip_allowlist, "any")),
         ("internal only", table::yes_no(tok.internal_only)),
+        ("request log", table::yes_no(tok.request_log)),
         (
             "rate limit",
             table::budget(

@@ -1,5 +1,6 @@
 //! `keyward token usage`: a token's verified requests over a time range — totals, decision
-//! codes, the busiest addresses and endpoints, and the non-empty buckets with a bar each.
+//! codes, the busiest addresses and endpoints, and the non-empty buckets with a bar each; and
+//! `keyward token requests`: its per-request log.
 
 use chrono::{DateTime, Utc};
 use keyward_client::UsageParams;
@@ -60,6 +61,46 @@ pub(crate) async fn run(a: UsageArgs, ctx: &Ctx) -> anyhow::Result<()> {
     } else {
         emit(&summary(&report))
     }
+}
+
+/// `token requests`.
+#[derive(clap::Args, Debug)]
+pub struct RequestsArgs {
+    /// Token id (`tok_…`).
+    id: TokenId,
+    /// How many, newest first (1–1000; default 100).
+    #[arg(long)]
+    limit: Option<u32>,
+}
+
+pub(crate) async fn requests(a: RequestsArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let log = ctx.client.token_requests(a.id, a.limit).await?;
+    if ctx.json {
+        return print_json(&log);
+    }
+    let mut t = Table::new(&["AT", "IP", "ENDPOINT", "CODE", "LATENCY"]);
+    for r in &log.requests {
+        t.row([
+            table::time(Some(r.at)),
+            r.ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+            keyward_core::usage::endpoint(r.method.as_deref(), r.path.as_deref())
+                .unwrap_or_else(|| "-".to_owned()),
+            r.code.as_str().to_owned(),
+            format!("{} µs", r.latency_us),
+        ]);
+    }
+    let state = if log.request_log {
+        "on"
+    } else {
+        "off (turn it on with `keyward token update ID --request-log true`)"
+    };
+    let mut out = vec![format!("request log: {state}")];
+    if log.requests.is_empty() {
+        out.push("no requests kept one by one".to_owned());
+    } else {
+        out.push(t.render());
+    }
+    emit(&out.join("\n\n"))
 }
 
 /// The last use as one cell: `time from ip, endpoint`, or `never`.

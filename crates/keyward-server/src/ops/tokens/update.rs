@@ -138,6 +138,9 @@ async fn plan(
     if let Some(internal_only) = patch.internal_only {
         token.internal_only = internal_only;
     }
+    if let Some(on) = patch.request_log {
+        token.request_log = on;
+    }
     (token.rate_limit_per_minute, token.rate_limit_per) = validate::patch_rate_limit(
         (token.rate_limit_per_minute, token.rate_limit_per),
         patch.rate_limit_per_minute,
