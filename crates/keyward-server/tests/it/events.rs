@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use keyward_core::model::Scope;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -134,11 +133,7 @@ fn expected_signature(secret: &str, r: &Received) -> String {
 }
 
 async fn service_token(app: &TestApp) -> keyward_core::api::CreatedToken {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role("Orders", Scope::Workspace, &["orders:read"])
-        .await;
-    let owner = app.service_user("erp", Some(role.id)).await;
+    let owner = app.orders_reader().await;
     app.token_for(&owner).await
 }
 

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use chrono::Duration;
 use keyward_core::events::EventType;
-use keyward_core::model::Scope;
 use keyward_core::{Clock, TokenId, WorkspaceId};
 use keyward_server::events::expiry::run_once;
 use keyward_store::PageRequest;
@@ -57,11 +56,7 @@ async fn notices(app: &TestApp, ws: WorkspaceId) -> HashMap<(TokenId, EventType)
 }
 
 async fn notices_once_across_restarts(app: TestApp) {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role("Orders", Scope::Workspace, &["orders:read"])
-        .await;
-    let owner = app.service_user("erp", Some(role.id)).await;
+    let owner = app.orders_reader().await;
     let now = app.clock.as_ref().now();
     let make = |days: i64| {
         let mut req = token_request(&owner);

@@ -135,13 +135,11 @@ async fn control_characters_are_refused_by_field(app: TestApp) {
 both_backends!(control_characters_are_refused_by_field);
 
 async fn nul_in_a_verifys_method_and_path_is_sanitised_and_loses_no_record(app: TestApp) {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role("Orders", Scope::Workspace, &["orders:read"])
-        .await;
-    let owner = app.service_user("erp", Some(role.id)).await;
+    let owner = app.orders_reader().await;
     let mut req = token_request(&owner);
     req.rate_limit_per_minute = Some(100_000);
+    // Kept one by one, so each stored record can be read back.
+    req.request_log = true;
     let created = app.admin.create_token(&req).await.unwrap();
     // Concurrent, so the hostile record shares its batch with the others.
     let mut calls = tokio::task::JoinSet::new();

@@ -7,7 +7,6 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use keyward_core::events::EventType;
-use keyward_core::model::Scope;
 use keyward_core::Code;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
@@ -103,11 +102,7 @@ async fn leak_audits(app: &TestApp, token: &keyward_core::api::CreatedToken) -> 
 }
 
 async fn signature_missing(app: TestApp, key: SigningKey) {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role("Orders", Scope::Workspace, &["orders:read"])
-        .await;
-    let owner = app.service_user("erp", Some(role.id)).await;
+    let owner = app.orders_reader().await;
     let leaked = app.token_for(&owner).await;
     let body = serde_json::to_vec(&json!([{
         "token": leaked.secret,

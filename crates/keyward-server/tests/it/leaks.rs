@@ -5,7 +5,6 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use keyward_core::events::EventType;
-use keyward_core::model::Scope;
 use keyward_core::{Code, TokenSecret};
 use keyward_server::leaks::GithubKey;
 use p256::ecdsa::signature::Signer as _;
@@ -79,11 +78,7 @@ fn hash(s: &str) -> String {
 }
 
 async fn alerts(app: TestApp, key: SigningKey) {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role("Orders", Scope::Workspace, &["orders:read"])
-        .await;
-    let owner = app.service_user("erp", Some(role.id)).await;
+    let owner = app.orders_reader().await;
     let leaked = app.token_for(&owner).await;
     let bystander = app.token_for(&owner).await;
     let unknown = TokenSecret::generate("kw", &mut rand_core::OsRng);

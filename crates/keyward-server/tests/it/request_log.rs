@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keyward_core::api::{TokenPatch, VerifyRequest};
-use keyward_core::model::Scope;
 use keyward_core::Code;
 
 use crate::support::{both_backends, problem_of, token_request, TestApp};
@@ -34,11 +33,7 @@ async fn written(app: &TestApp, n: u64) {
 }
 
 async fn a_token_under_investigation_keeps_each_request(app: TestApp) {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role("Orders", Scope::Workspace, &["orders:read"])
-        .await;
-    let owner = app.service_user("erp", Some(role.id)).await;
+    let owner = app.orders_reader().await;
     let mut req = token_request(&owner);
     req.request_log = true;
     let logged = app.admin.create_token(&req).await.unwrap();

@@ -19,11 +19,7 @@ fn grace(secs: u64) -> RotateToken {
 }
 
 async fn both_secrets_work_inside_the_grace_period_only_the_new_after(app: TestApp) {
-    app.catalogue(&["orders:read"]).await;
-    let role = app
-        .api_role("Orders", Scope::Workspace, &["orders:read"])
-        .await;
-    let owner = app.service_user("erp", Some(role.id)).await;
+    let owner = app.orders_reader().await;
     let mut req = token_request(&owner);
     req.metadata = Some(serde_json::json!({"env": "prod"}));
     req.expires_at = Some(app.clock.now() + Duration::days(10));

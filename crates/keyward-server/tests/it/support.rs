@@ -384,6 +384,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A service user "erp" whose role "Orders" grants `orders:read` (added to the catalogue).
+    pub async fn orders_reader(&self) -> User {
+        self.catalogue(&["orders:read"]).await;
+        let role = self
+            .api_role("Orders", Scope::Workspace, &["orders:read"])
+            .await;
+        self.service_user("erp", Some(role.id)).await
+    }
+
     /// A token for `owner` inheriting its role.
     pub async fn token_for(&self, owner: &User) -> CreatedToken {
         self.admin
