@@ -139,6 +139,26 @@ impl UsageBatch {
                 }
             }
         }
+        // One order for every writer, so two nodes adding to the same rows lock them in the
+        // same order and cannot deadlock each other.
+        minutes.sort_by(|a, b| {
+            (
+                a.token_id,
+                a.minute,
+                a.code.as_str(),
+                a.ip,
+                &a.method,
+                &a.path,
+            )
+                .cmp(&(
+                    b.token_id,
+                    b.minute,
+                    b.code.as_str(),
+                    b.ip,
+                    &b.method,
+                    &b.path,
+                ))
+        });
         Self {
             minutes,
             records: rows,
@@ -158,7 +178,8 @@ impl UsageBatch {
     }
 }
 
-/// Each token's latest record of `records`: the later one in the slice wins a tie.
+/// Each token's latest record of `records`: the later one in the slice wins a tie. Sorted by
+/// token, for the same reason as the minutes.
 fn latest(records: &[UsageRecord]) -> Vec<UsageRecord> {
     let mut by_token: HashMap<TokenId, &UsageRecord> = HashMap::new();
     for r in records {
@@ -322,10 +343,11 @@ mod tests {
             counts,
             vec![
                 (a, 0, "/x", 2, 40, 30),
-                (a, MINUTE_MS, "/x", 1, 5, 5),
                 (a, 0, "/y", 1, 2, 2),
+                (a, MINUTE_MS, "/x", 1, 5, 5),
                 (b, 0, "/x", 1, 4, 4),
-            ]
+            ],
+            "in key order"
         );
         assert_eq!(
             batch.records,
