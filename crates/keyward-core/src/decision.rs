@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -166,12 +167,14 @@ pub struct CompiledToken {
     /// Metadata returned on success.
     pub metadata: serde_json::Value,
     /// The effective `api` role, if any: the token's own or its owner's. A `human` role never
-    /// lands here, so a token can never act with one.
-    pub role: Option<CompiledRole>,
+    /// lands here, so a token can never act with one. Shared: a cache may hand the tokens of
+    /// one role the same compiled role.
+    pub role: Option<Arc<CompiledRole>>,
     /// The token's narrowing.
     pub narrowing: Option<Vec<PermissionPattern>>,
-    /// The catalogue permissions the token holds (role ∩ narrowing), for the principal.
-    pub effective: Vec<Permission>,
+    /// The catalogue permissions the token holds (role ∩ narrowing), for the principal
+    /// (shared like the role).
+    pub effective: Arc<[Permission]>,
     /// Usable only from internal networks.
     pub internal_only: bool,
     /// The token's own allowlist.
@@ -244,11 +247,13 @@ impl CompiledToken {
         let (rate_limit_per_minute, rate_limit_per) =
             effective_rate_limit(token, role, &workspace.settings);
         let role_ips = role.map(|r| r.ip_allowlist.clone()).unwrap_or_default();
-        let role = role.map(|r| CompiledRole {
-            id: r.id,
-            name: r.name.clone(),
-            scope: r.scope,
-            permissions: r.permissions.clone(),
+        let role = role.map(|r| {
+            Arc::new(CompiledRole {
+                id: r.id,
+                name: r.name.clone(),
+                scope: r.scope,
+                permissions: r.permissions.clone(),
+            })
         });
         let mut compiled = Self {
             token_id: token.id,
@@ -264,7 +269,7 @@ impl CompiledToken {
             metadata: token.metadata.clone(),
             role,
             narrowing: token.permissions.clone(),
-            effective: Vec::new(),
+            effective: Arc::from([]),
             internal_only: token.internal_only,
             token_ips: token.ip_allowlist.clone(),
             role_ips,
@@ -280,7 +285,7 @@ impl CompiledToken {
             .cloned()
             .collect();
         effective.sort();
-        compiled.effective = effective;
+        compiled.effective = effective.into();
         compiled
     }
 

@@ -295,14 +295,14 @@ mod tests {
             not_before: None,
             expires_at: None,
             metadata: serde_json::json!({}),
-            role: Some(CompiledRole {
+            role: Some(std::sync::Arc::new(CompiledRole {
                 id: RoleId::random(&mut OsRng),
                 name: "r".into(),
                 scope: Scope::Workspace,
                 permissions: pats(perms),
-            }),
+            })),
             narrowing: None,
-            effective: Vec::new(),
+            effective: std::sync::Arc::from([]),
             internal_only: false,
             token_ips: Default::default(),
             role_ips: Default::default(),

@@ -19,6 +19,7 @@
 
 mod scope;
 mod shard;
+mod share;
 mod token;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use keyward_core::{RoleId, TokenHash, TokenId, UserId, WorkspaceId};
+use keyward_core::{CompiledToken, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 use scope::{Scope, Scopes};
@@ -122,6 +123,7 @@ pub struct TokenCache {
     shards: Box<[RwLock<Shard>]>,
     unknown: Mutex<HashMap<TokenHash, Instant>>,
     scopes: Scopes,
+    shared: share::Shared,
     /// Entries of an older generation are unconfirmed ([`TokenCache::expire_all`]).
     generation: AtomicU64,
     ttl: Duration,
@@ -150,6 +152,7 @@ impl TokenCache {
                 .collect(),
             unknown: Mutex::new(HashMap::new()),
             scopes: Scopes::new(),
+            shared: share::Shared::default(),
             generation: AtomicU64::new(0),
             ttl: Duration::from_secs(config.ttl_secs),
             stale_for: Duration::from_secs(config.ttl_secs + config.stale_if_error_secs),
@@ -192,6 +195,12 @@ impl TokenCache {
                 Lookup::Miss
             }
         }
+    }
+
+    /// The cached form of a freshly compiled token, its role's parts shared with the role's
+    /// other cached tokens ([`share`]).
+    pub fn cached(&self, compiled: CompiledToken) -> Result<Arc<CachedToken>, crate::GateError> {
+        Ok(Arc::new(CachedToken::new(self.shared.share(compiled))?))
     }
 
     /// The epoch to pass to [`TokenCache::insert`]; read it before loading from storage.

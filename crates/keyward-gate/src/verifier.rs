@@ -338,7 +338,7 @@ impl Verifier {
             rec.role.as_ref(),
             &rec.catalogue,
         );
-        let cached = Arc::new(CachedToken::new(compiled)?);
+        let cached = self.cache.cached(compiled)?;
         self.cache.insert(hash, cached.clone(), epoch);
         Ok(Some(cached))
     }
@@ -446,7 +446,7 @@ pub fn response(code: Code, token: Option<&CompiledToken>) -> VerifyResponse {
             name: r.name.clone(),
         });
         res.scope = Some(t.scope());
-        res.permissions = Some(t.effective.clone());
+        res.permissions = Some(t.effective.to_vec());
         res.metadata = Some(t.metadata.clone());
         res.expires_at = t.expires_at;
     }

@@ -54,14 +54,16 @@ fn token(of: Of) -> Arc<CachedToken> {
         not_before: None,
         expires_at: None,
         metadata: serde_json::json!({}),
-        role: of.role.map(|id| CompiledRole {
-            id,
-            name: "r".into(),
-            scope: RoleScope::Workspace,
-            permissions: Vec::new(),
+        role: of.role.map(|id| {
+            Arc::new(CompiledRole {
+                id,
+                name: "r".into(),
+                scope: RoleScope::Workspace,
+                permissions: Vec::new(),
+            })
         }),
         narrowing: None,
-        effective: Vec::new(),
+        effective: Arc::from([]),
         internal_only: false,
         token_ips: Default::default(),
         role_ips: Default::default(),
@@ -317,4 +319,27 @@ fn the_indexes_stay_in_step_with_the_entries() {
     for (h, _) in &model {
         assert!(hit(&c, h));
     }
+}
+
+#[test]
+fn tokens_of_one_role_share_its_parts_until_it_changes() {
+    let c = cache(10);
+    let of = Of::new();
+    let (a, b) = (token(of), token(of.sibling()));
+    let (a, b) = (
+        c.cached(a.compiled.clone()).unwrap(),
+        c.cached(b.compiled.clone()).unwrap(),
+    );
+    let (ra, rb) = (a.role.as_ref().unwrap(), b.role.as_ref().unwrap());
+    assert!(Arc::ptr_eq(ra, rb));
+    assert!(Arc::ptr_eq(&a.effective, &b.effective));
+    // The role edited: a token loaded now gets its new parts, not the old ones.
+    let mut edited = b.compiled.clone();
+    edited.role = Some(Arc::new(CompiledRole {
+        name: "renamed".into(),
+        ..(**rb).clone()
+    }));
+    let e = c.cached(edited).unwrap();
+    assert_eq!(e.role.as_ref().unwrap().name, "renamed");
+    assert!(!Arc::ptr_eq(e.role.as_ref().unwrap(), ra));
 }

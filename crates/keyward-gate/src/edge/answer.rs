@@ -40,7 +40,7 @@ impl Principal {
             user_id: t.owner_id,
             role_id: t.role.as_ref().map(|r| r.id),
             scope: t.scope(),
-            permissions: t.effective.clone(),
+            permissions: t.effective.to_vec(),
             metadata: t.metadata.clone(),
         }
     }
