@@ -52,8 +52,31 @@ fn run(n: usize) {
     drop(cache);
 }
 
+/// What one cached token is made of: its inline size and its largest heap parts.
+fn parts() {
+    let cache = TokenCache::new(&CacheConfig::default());
+    let mut factory = tokens::Factory::new();
+    let t = factory.next(&cache).token;
+    let before = live();
+    let metadata = t.metadata.clone();
+    let metadata_bytes = live() - before;
+    drop(metadata);
+    let before = live();
+    let narrowing = t.narrowing.clone();
+    let narrowing_bytes = live() - before;
+    drop(narrowing);
+    println!(
+        "one token: CachedToken {} B inline (CompiledToken {} B), VALID answer {} B, \
+         metadata {metadata_bytes} B, narrowing {narrowing_bytes} B on the heap",
+        std::mem::size_of::<keyward_gate::cache::CachedToken>(),
+        std::mem::size_of::<keyward_core::CompiledToken>(),
+        t.valid_prefix.len(),
+    );
+}
+
 fn main() {
     let _profiler = dhat::Profiler::builder().testing().build();
+    parts();
     let sizes = std::env::var("KEYWARD_BENCH_TOKENS").unwrap_or_else(|_| "100000,1000000".into());
     for n in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
         run(n);

@@ -23,7 +23,7 @@ mod share;
 mod token;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -121,6 +121,9 @@ fn bump(counter: &AtomicU64) {
 /// The cache. Cheap to share behind an `Arc`.
 pub struct TokenCache {
     shards: Box<[RwLock<Shard>]>,
+    /// Entries in all shards.
+    count: AtomicUsize,
+    capacity: usize,
     unknown: Mutex<HashMap<TokenHash, Instant>>,
     scopes: Scopes,
     shared: share::Shared,
@@ -134,22 +137,23 @@ pub struct TokenCache {
 }
 
 /// Most shards; a small cache has fewer, so that each holds at least [`MIN_PER_SHARD`]
-/// entries and a full cache evicts close to its oldest entry.
+/// entries. The capacity is the whole cache's: a full cache evicts the oldest entry of the
+/// shard it inserts into (with uniform hashes, close to the oldest of all).
 const MAX_SHARDS: usize = 16;
 const MIN_PER_SHARD: usize = 4_096;
 
 impl TokenCache {
     /// An empty cache.
     pub fn new(config: &CacheConfig) -> Self {
-        let capacity = config.capacity.max(1);
+        let capacity = config.capacity.clamp(1, shard::MAX_CAPACITY);
         let shards = (capacity / MIN_PER_SHARD)
             .clamp(1, MAX_SHARDS)
             .next_power_of_two()
             .min(MAX_SHARDS);
         Self {
-            shards: (0..shards)
-                .map(|_| RwLock::new(Shard::new(capacity / shards)))
-                .collect(),
+            shards: (0..shards).map(|_| RwLock::new(Shard::new())).collect(),
+            count: AtomicUsize::new(0),
+            capacity,
             unknown: Mutex::new(HashMap::new()),
             scopes: Scopes::new(),
             shared: share::Shared::default(),
@@ -220,7 +224,16 @@ impl TokenCache {
             loaded: Instant::now(),
             generation: self.generation.load(Ordering::Acquire),
         };
-        let evicted = shard.insert(hash, entry);
+        let replaced = shard.insert(hash, entry);
+        let mut count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if replaced > 0 {
+            count = self.count.fetch_sub(replaced, Ordering::Relaxed) - replaced;
+        }
+        let mut evicted = 0;
+        while count > self.capacity && shard.evict_oldest() {
+            count = self.count.fetch_sub(1, Ordering::Relaxed) - 1;
+            evicted += 1;
+        }
         drop(shard);
         if evicted > 0 {
             self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
@@ -260,7 +273,9 @@ impl TokenCache {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(hash);
-        drop(removed);
+        if removed.is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Makes every entry unconfirmed: each is reloaded on its next use, and served meanwhile
@@ -319,10 +334,7 @@ impl TokenCache {
 
     /// Number of cached tokens (for metrics and tests).
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether no token is cached.
@@ -340,6 +352,7 @@ impl TokenCache {
                 &mut shard.write().unwrap_or_else(|p| p.into_inner()),
                 &mut dropped,
             );
+            self.count.fetch_sub(dropped.len(), Ordering::Relaxed);
             count += dropped.len() as u64;
             dropped.clear();
         }

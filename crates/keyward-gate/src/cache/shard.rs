@@ -68,12 +68,11 @@ pub(super) struct Shard {
     workspaces: Map<WorkspaceId>,
     oldest: u32,
     newest: u32,
-    capacity: usize,
 }
 
 impl Shard {
-    /// An empty shard holding up to `capacity` entries (at least one).
-    pub fn new(capacity: usize) -> Self {
+    /// An empty shard.
+    pub fn new() -> Self {
         Self {
             slots: Vec::new(),
             free: NIL,
@@ -84,7 +83,6 @@ impl Shard {
             workspaces: Map::default(),
             oldest: NIL,
             newest: NIL,
-            capacity: capacity.clamp(1, MAX_CAPACITY),
         }
     }
 
@@ -94,28 +92,20 @@ impl Shard {
         self.slots.get(slot as usize)?.entry.as_ref()
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.by_hash.len()
-    }
-
-    /// Caches `entry` under `hash`, replacing an entry of the same hash or the same token;
-    /// when full, the oldest entries go first. Returns how many were evicted.
-    pub fn insert(&mut self, hash: TokenHash, entry: Entry) -> u64 {
+    /// Caches `entry` under `hash`, replacing an entry of the same hash or the same token.
+    /// Returns how many entries it replaced.
+    pub fn insert(&mut self, hash: TokenHash, entry: Entry) -> usize {
         let t = &entry.token;
         let (token, owner, workspace) = (t.token_id, t.owner_id, t.workspace_id);
         let role = t.role.as_ref().map(|r| r.id);
+        let before = self.by_hash.len();
         if let Some(&old) = self.by_hash.get(&hash) {
             self.remove_slot(old);
         }
         if let Some(&old) = self.by_token.get(&token) {
             self.remove_slot(old);
         }
-        let mut evicted = 0;
-        while self.by_hash.len() >= self.capacity && self.oldest != NIL {
-            self.remove_slot(self.oldest);
-            evicted += 1;
-        }
+        let replaced = before - self.by_hash.len();
         let slot = if self.free != NIL {
             let slot = self.free;
             self.free = self.slots[slot as usize].links[List::Age as usize].next;
@@ -146,7 +136,12 @@ impl Shard {
         );
         self.by_token.insert(token, slot);
         self.by_hash.insert(hash, slot);
-        evicted
+        replaced
+    }
+
+    /// Forgets the oldest entry, unless it is the only one (the one just inserted).
+    pub fn evict_oldest(&mut self) -> bool {
+        self.by_hash.len() > 1 && self.remove_slot(self.oldest).is_some()
     }
 
     /// Forgets the entry of `hash`.

@@ -52,7 +52,8 @@ fn valid_prefix(token: &CompiledToken) -> Bytes {
     let response = crate::verifier::response(keyward_core::decision::Code::Valid, Some(token));
     let mut body = serde_json::to_vec(&response).unwrap_or_default();
     body.pop();
-    Bytes::from(body)
+    // Copied to an allocation of its exact size: the serialiser's buffer grew by doubling.
+    Bytes::copy_from_slice(&body)
 }
 
 impl std::ops::Deref for CachedToken {
