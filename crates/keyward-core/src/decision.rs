@@ -164,8 +164,9 @@ pub struct CompiledToken {
     pub not_before: Option<DateTime<Utc>>,
     /// Validity window end.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Metadata returned on success.
-    pub metadata: serde_json::Value,
+    /// Metadata returned on success, as compact JSON text: a parsed object costs a B-tree
+    /// node (over 600 bytes) per cached token; [`CompiledToken::metadata_value`] parses it.
+    pub metadata: Box<str>,
     /// The effective `api` role, if any: the token's own or its owner's. A `human` role never
     /// lands here, so a token can never act with one. Shared: a cache may hand the tokens of
     /// one role the same compiled role.
@@ -266,7 +267,7 @@ impl CompiledToken {
             status: token.status,
             not_before: token.not_before,
             expires_at: token.expires_at,
-            metadata: token.metadata.clone(),
+            metadata: token.metadata.to_string().into_boxed_str(),
             role,
             narrowing: token.permissions.clone(),
             effective: Arc::from([]),
@@ -295,6 +296,12 @@ impl CompiledToken {
             return false;
         };
         any_grants(&role.permissions, p) && self.narrowing.as_ref().is_none_or(|n| any_grants(n, p))
+    }
+
+    /// The metadata as a JSON value (`null` if the text were not JSON, which
+    /// [`CompiledToken::compile`] never makes).
+    pub fn metadata_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.metadata).unwrap_or_default()
     }
 
     /// The token's scope (`user` when it has no role: the narrower reading).

@@ -294,7 +294,7 @@ mod tests {
             status: TokenStatus::Active,
             not_before: None,
             expires_at: None,
-            metadata: serde_json::json!({}),
+            metadata: "{}".into(),
             role: Some(std::sync::Arc::new(CompiledRole {
                 id: RoleId::random(&mut OsRng),
                 name: "r".into(),
@@ -498,7 +498,7 @@ mod tests {
             role_id: None,
             permissions: None,
             name: "t".into(),
-            metadata: serde_json::json!({}),
+            metadata: "{}".into(),
             status: TokenStatus::Active,
             hash: crate::TokenHasher::new(None)
                 .hash(&crate::TokenSecret::generate("kw", &mut OsRng)),

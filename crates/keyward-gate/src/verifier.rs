@@ -447,7 +447,7 @@ pub fn response(code: Code, token: Option<&CompiledToken>) -> VerifyResponse {
         });
         res.scope = Some(t.scope());
         res.permissions = Some(t.effective.to_vec());
-        res.metadata = Some(t.metadata.clone());
+        res.metadata = Some(t.metadata_value());
         res.expires_at = t.expires_at;
     }
     res

@@ -53,7 +53,7 @@ fn token(of: Of) -> Arc<CachedToken> {
         status: TokenStatus::Active,
         not_before: None,
         expires_at: None,
-        metadata: serde_json::json!({}),
+        metadata: "{}".into(),
         role: of.role.map(|id| {
             Arc::new(CompiledRole {
                 id,

@@ -22,6 +22,8 @@ pub struct CachedToken {
     /// The principal headers the edge sends upstream, built on first use (then each request
     /// clones reference-counted values instead of formatting ids and JSON again).
     pub edge_headers: std::sync::OnceLock<Vec<(http::HeaderName, HeaderValue)>>,
+    /// The metadata parsed, on first use by the edge's principal (kept as text otherwise).
+    metadata: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl CachedToken {
@@ -40,7 +42,13 @@ impl CachedToken {
             quota,
             compiled,
             edge_headers: std::sync::OnceLock::new(),
+            metadata: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The metadata as a JSON value, parsed once.
+    pub fn metadata_parsed(&self) -> &serde_json::Value {
+        self.metadata.get_or_init(|| self.compiled.metadata_value())
     }
 }
 

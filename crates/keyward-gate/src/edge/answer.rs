@@ -41,7 +41,7 @@ impl Principal {
             role_id: t.role.as_ref().map(|r| r.id),
             scope: t.scope(),
             permissions: t.effective.to_vec(),
-            metadata: t.metadata.clone(),
+            metadata: t.metadata_parsed().clone(),
         }
     }
 
