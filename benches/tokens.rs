@@ -81,7 +81,7 @@ fn pattern(s: &str) -> PermissionPattern {
 impl Factory {
     /// Ready to make tokens.
     pub fn new() -> Self {
-        let mut rng = Rng::new(0x6b65_7977_6172_64);
+        let mut rng = Rng::new(0x006b_6579_7761_7264);
         let now = Utc::now();
         let workspaces = (0..WORKSPACES)
             .map(|i| Workspace {
@@ -191,12 +191,12 @@ impl Factory {
     pub fn next(&mut self, cache: &TokenCache) -> Made {
         let i = self.made;
         self.made += 1;
-        if i % TOKENS_PER_ROLE == 0 {
+        if i.is_multiple_of(TOKENS_PER_ROLE) {
             let ws = &self.workspaces[(i / TOKENS_PER_ROLE) % WORKSPACES];
             self.role.id = RoleId::random(&mut self.rng);
             self.role.workspace_id = ws.id;
         }
-        if i % TOKENS_PER_USER == 0 {
+        if i.is_multiple_of(TOKENS_PER_USER) {
             self.user.id = UserId::random(&mut self.rng);
             self.user.workspace_id = self.role.workspace_id;
             self.user.role_id = Some(self.role.id);

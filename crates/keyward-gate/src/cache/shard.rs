@@ -92,7 +92,7 @@ impl Shard {
         self.slots.get(slot as usize)?.entry.as_ref()
     }
 
-    /// Caches `entry` under `hash`, replacing an entry of the same hash or the same token.
+    /// Caches `entry` under `hash`, replacing this shard's entry of the same hash or token.
     /// Returns how many entries it replaced.
     pub fn insert(&mut self, hash: TokenHash, entry: Entry) -> usize {
         let t = &entry.token;
