@@ -294,15 +294,15 @@ mod tests {
             status: TokenStatus::Active,
             not_before: None,
             expires_at: None,
-            metadata: serde_json::json!({}),
-            role: Some(CompiledRole {
+            metadata: "{}".into(),
+            role: Some(std::sync::Arc::new(CompiledRole {
                 id: RoleId::random(&mut OsRng),
                 name: "r".into(),
                 scope: Scope::Workspace,
                 permissions: pats(perms),
-            }),
+            })),
             narrowing: None,
-            effective: Vec::new(),
+            effective: std::sync::Arc::from([]),
             internal_only: false,
             request_log: false,
             token_ips: Default::default(),
@@ -499,7 +499,7 @@ mod tests {
             role_id: None,
             permissions: None,
             name: "t".into(),
-            metadata: serde_json::json!({}),
+            metadata: "{}".into(),
             status: TokenStatus::Active,
             hash: crate::TokenHasher::new(None)
                 .hash(&crate::TokenSecret::generate("kw", &mut OsRng)),

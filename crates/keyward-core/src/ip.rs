@@ -30,14 +30,29 @@ pub const MAX_ENTRIES: usize = 10_000;
 const MAX_ENTRY_LEN: usize = 64;
 
 /// A set of IPv4/IPv6 addresses and CIDR ranges. See the module docs for the canonical form.
+///
+/// Most lists are empty (no restriction), and every cached token holds four: an empty list is
+/// one null pointer, a clone of a non-empty one shares it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpAllowlist {
+    /// `None` when empty.
+    lists: Option<std::sync::Arc<Lists>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Lists {
     /// Canonical text, for display and storage.
     entries: Vec<String>,
     /// Sorted, merged, non-overlapping inclusive ranges, for lookup.
     v4: Vec<(u32, u32)>,
     v6: Vec<(u128, u128)>,
 }
+
+static EMPTY: Lists = Lists {
+    entries: Vec::new(),
+    v4: Vec::new(),
+    v6: Vec::new(),
+};
 
 /// One parsed entry: network address (host bits cleared) and prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,41 +93,41 @@ impl IpAllowlist {
     /// Whether `ip` is in one of the ranges. IPv4-mapped IPv6 is checked as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match canonical_ip(ip) {
-            IpAddr::V4(a) => in_ranges(&self.v4, u32::from(a)),
-            IpAddr::V6(a) => in_ranges(&self.v6, u128::from(a)),
+            IpAddr::V4(a) => in_ranges(&self.l().v4, u32::from(a)),
+            IpAddr::V6(a) => in_ranges(&self.l().v6, u128::from(a)),
         }
     }
 
     /// The canonical entries, sorted, e.g. `["10.0.0.0/8", "2001:db8::/32"]`.
     pub fn entries(&self) -> &[String] {
-        &self.entries
+        &self.l().entries
     }
 
     /// Whether the list has no entries (and so allows nothing).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.l().entries.is_empty()
     }
 
     /// Number of canonical entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.l().entries.len()
     }
 
     /// Whether every address this list allows, `other` allows too (an empty list allows
     /// nothing, so it is a subset of every list). Both sides are sorted, merged ranges, so one
     /// linear pass per family decides.
     pub fn is_subset_of(&self, other: &IpAllowlist) -> bool {
-        ranges_within(&self.v4, &other.v4) && ranges_within(&self.v6, &other.v6)
+        ranges_within(&self.l().v4, &other.l().v4) && ranges_within(&self.l().v6, &other.l().v6)
     }
 
     /// The addresses both lists allow, as a list of its own (entries: the smallest set of CIDR
     /// ranges covering exactly the intersection). Linear in the two lists' lengths.
     pub fn intersection(&self, other: &IpAllowlist) -> IpAllowlist {
         let mut nets = Vec::new();
-        for (start, end) in intersect_ranges(&self.v4, &other.v4) {
+        for (start, end) in intersect_ranges(&self.l().v4, &other.l().v4) {
             cover(u128::from(start), u128::from(end), 32, &mut nets);
         }
-        for (start, end) in intersect_ranges(&self.v6, &other.v6) {
+        for (start, end) in intersect_ranges(&self.l().v6, &other.l().v6) {
             cover(start, end, 128, &mut nets);
         }
         Self::build(nets)
@@ -121,9 +136,13 @@ impl IpAllowlist {
     fn build(mut nets: Vec<Net>) -> Self {
         nets.sort_unstable();
         nets.dedup();
-        let mut list = Self {
+        if nets.is_empty() {
+            return Self::default();
+        }
+        let mut list = Lists {
             entries: nets.iter().map(ToString::to_string).collect(),
-            ..Self::default()
+            v4: Vec::new(),
+            v6: Vec::new(),
         };
         // Sorted by network then prefix, so range starts ascend: one merging pass suffices.
         for net in nets {
@@ -132,7 +151,13 @@ impl IpAllowlist {
                 Net::V6(n, p) => push_merged(&mut list.v6, n, n | !mask128(p)),
             }
         }
-        list
+        Self {
+            lists: Some(std::sync::Arc::new(list)),
+        }
+    }
+
+    fn l(&self) -> &Lists {
+        self.lists.as_deref().unwrap_or(&EMPTY)
     }
 }
 
@@ -330,7 +355,7 @@ fn too_many(field: &str) -> DomainError {
 
 impl Serialize for IpAllowlist {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.entries.serialize(s)
+        self.l().entries.serialize(s)
     }
 }
 
@@ -394,9 +419,9 @@ mod tests {
         let list = parse("10.0.0.0/8\n10.1.0.0/16, 10.255.255.255/8\n10.0.0.0/8");
         assert_eq!(list.entries(), ["10.0.0.0/8", "10.1.0.0/16"]);
         assert_eq!(list.len(), 2);
-        assert_eq!(list.v4, [(0x0a00_0000, 0x0aff_ffff)]);
+        assert_eq!(list.l().v4, [(0x0a00_0000, 0x0aff_ffff)]);
         // Adjacent ranges merge too.
-        assert_eq!(parse("10.0.0.0/9, 10.128.0.0/9").v4.len(), 1);
+        assert_eq!(parse("10.0.0.0/9, 10.128.0.0/9").l().v4.len(), 1);
     }
 
     #[test]

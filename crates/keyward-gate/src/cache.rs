@@ -3,9 +3,13 @@
 //!
 //! Every change that can affect a decision invalidates the entries it touches (by token, owner,
 //! role or workspace): this node's own changes at once, other nodes' when their announcement
-//! arrives through the store's change feed ([`crate::follow`]). An epoch counter closes the
-//! race between a slow-path load and a concurrent change: a load that started before an
-//! invalidation is not inserted. The TTL is the safety net.
+//! arrives through the store's change feed ([`crate::follow`]). Entries are indexed by each of
+//! these ids, so an invalidation touches only the entries it drops, and the map is split in
+//! shards by hash, so one shard's write lock (an insert, an invalidation's share of it) does
+//! not stall lookups in the others ([`shard`]). Scoped sequence numbers close the race between
+//! a slow-path load and a concurrent change: a load is not cached if an invalidation that
+//! concerns its token happened after it started ([`scope`]); other tenants' changes do not
+//! discard it. The TTL is the safety net.
 //!
 //! An entry past its TTL is not forgotten at once: for `stale_if_error_secs` more it can still
 //! be served ([`Lookup::Stale`]) when the store cannot be reached to reload it, so cached
@@ -13,17 +17,22 @@
 //! stale: a revocation received before an outage holds through it. When the change feed
 //! resumes after a gap, [`TokenCache::expire_all`] makes every entry unconfirmed (stale).
 
+mod scope;
+mod shard;
+mod share;
+mod token;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::HeaderValue;
-use keyward_core::ratelimit::Quota;
 use keyward_core::{CompiledToken, RoleId, TokenHash, TokenId, UserId, WorkspaceId};
-
 use serde::{Deserialize, Serialize};
+
+use scope::{Scope, Scopes};
+use shard::{Entry, Shard};
+pub use token::CachedToken;
 
 /// Verification cache settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,31 +83,6 @@ impl CacheConfig {
     }
 }
 
-/// A compiled token as cached: the decision's input, and the `VALID` answer of the verify API
-/// serialised once (but for its closing brace, after which the per-request rate-limit state
-/// goes), since nothing else in it changes until the entry is invalidated.
-#[derive(Debug)]
-pub struct CachedToken {
-    /// What the decision reads.
-    pub compiled: CompiledToken,
-    /// The JSON body of a `VALID` verify answer for this token, without the final `}`.
-    pub valid_prefix: Bytes,
-    /// The token's rate limit (step 7).
-    pub quota: Quota,
-    /// Its `RateLimit-Policy` header value, naming its budget ("token" or "user").
-    pub limit_policy: HeaderValue,
-    /// The principal headers the edge sends upstream, built on first use (then each request
-    /// clones reference-counted values instead of formatting ids and JSON again).
-    pub edge_headers: std::sync::OnceLock<Vec<(http::HeaderName, HeaderValue)>>,
-}
-
-impl std::ops::Deref for CachedToken {
-    type Target = CompiledToken;
-    fn deref(&self) -> &CompiledToken {
-        &self.compiled
-    }
-}
-
 /// What the cache knows about a hash.
 #[derive(Debug, Clone)]
 pub enum Lookup {
@@ -111,12 +95,6 @@ pub enum Lookup {
     Unknown,
     /// Not cached.
     Miss,
-}
-
-struct Entry {
-    token: Arc<CachedToken>,
-    loaded: Instant,
-    generation: u64,
 }
 
 /// What the cache has done, for metrics.
@@ -142,42 +120,63 @@ fn bump(counter: &AtomicU64) {
 
 /// The cache. Cheap to share behind an `Arc`.
 pub struct TokenCache {
-    entries: RwLock<HashMap<TokenHash, Entry>>,
+    shards: Box<[RwLock<Shard>]>,
+    /// Entries in all shards.
+    count: AtomicUsize,
+    capacity: usize,
     unknown: Mutex<HashMap<TokenHash, Instant>>,
-    epoch: AtomicU64,
+    scopes: Scopes,
+    shared: share::Shared,
     /// Entries of an older generation are unconfirmed ([`TokenCache::expire_all`]).
     generation: AtomicU64,
     ttl: Duration,
     stale_for: Duration,
-    capacity: usize,
     unknown_ttl: Duration,
     unknown_capacity: usize,
     stats: CacheStats,
 }
 
+/// Most shards; a small cache has fewer, so that each holds at least [`MIN_PER_SHARD`]
+/// entries. The capacity is the whole cache's: a full cache evicts the oldest entry of the
+/// shard it inserts into (with uniform hashes, close to the oldest of all).
+const MAX_SHARDS: usize = 16;
+const MIN_PER_SHARD: usize = 4_096;
+
 impl TokenCache {
     /// An empty cache.
     pub fn new(config: &CacheConfig) -> Self {
+        let capacity = config.capacity.clamp(1, shard::MAX_CAPACITY);
+        let shards = (capacity / MIN_PER_SHARD)
+            .clamp(1, MAX_SHARDS)
+            .next_power_of_two()
+            .min(MAX_SHARDS);
         Self {
-            entries: RwLock::new(HashMap::new()),
+            shards: (0..shards).map(|_| RwLock::new(Shard::new())).collect(),
+            count: AtomicUsize::new(0),
+            capacity,
             unknown: Mutex::new(HashMap::new()),
-            epoch: AtomicU64::new(0),
+            scopes: Scopes::new(),
+            shared: share::Shared::default(),
             generation: AtomicU64::new(0),
             ttl: Duration::from_secs(config.ttl_secs),
             stale_for: Duration::from_secs(config.ttl_secs + config.stale_if_error_secs),
-            capacity: config.capacity.max(1),
             unknown_ttl: Duration::from_secs(config.negative_ttl_secs),
             unknown_capacity: config.negative_capacity,
             stats: CacheStats::default(),
         }
     }
 
+    /// The shard of `hash` (its last byte: a secret's hash is uniform).
+    fn shard(&self, hash: &TokenHash) -> &RwLock<Shard> {
+        &self.shards[hash.0[31] as usize & (self.shards.len() - 1)]
+    }
+
     /// Looks `hash` up.
     pub fn get(&self, hash: &TokenHash) -> Lookup {
         let now = Instant::now();
         {
-            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(e) = entries.get(hash) {
+            let shard = self.shard(hash).read().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = shard.get(hash) {
                 let age = now.duration_since(e.loaded);
                 if age < self.ttl && e.generation == self.generation.load(Ordering::Acquire) {
                     bump(&self.stats.hits);
@@ -202,39 +201,43 @@ impl TokenCache {
         }
     }
 
-    /// The epoch to pass to [`TokenCache::insert`]; read it before loading from storage.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+    /// The cached form of a freshly compiled token, its role's parts shared with the role's
+    /// other cached tokens ([`share`]).
+    pub fn cached(&self, compiled: CompiledToken) -> Result<Arc<CachedToken>, crate::GateError> {
+        Ok(Arc::new(CachedToken::new(self.shared.share(compiled))?))
     }
 
-    /// Caches a freshly loaded token, unless an invalidation happened since `epoch`.
+    /// The epoch to pass to [`TokenCache::insert`]; read it before loading from storage.
+    pub fn epoch(&self) -> u64 {
+        self.scopes.now()
+    }
+
+    /// Caches a freshly loaded token, unless an invalidation that concerns it (its token,
+    /// owner, role or workspace, or everything) happened since `epoch`.
     pub fn insert(&self, hash: TokenHash, token: Arc<CachedToken>, epoch: u64) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if self.epoch.load(Ordering::Acquire) != epoch {
+        let mut shard = self.shard(&hash).write().unwrap_or_else(|p| p.into_inner());
+        if self.scopes.changed_since(&token, epoch) {
             return;
         }
-        if entries.len() >= self.capacity && !entries.contains_key(&hash) {
-            let now = Instant::now();
-            let before = entries.len();
-            // Full: entries past their TTL go first (stale ones are a fallback only).
-            entries.retain(|_, e| now.duration_since(e.loaded) < self.ttl);
-            if entries.len() >= self.capacity {
-                // Still full of live entries: drop an arbitrary one (HashMap order is random).
-                if let Some(victim) = entries.keys().next().copied() {
-                    entries.remove(&victim);
-                }
-            }
-            let evicted = (before - entries.len()) as u64;
+        let entry = Entry {
+            token,
+            loaded: Instant::now(),
+            generation: self.generation.load(Ordering::Acquire),
+        };
+        let replaced = shard.insert(hash, entry);
+        let mut count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if replaced > 0 {
+            count = self.count.fetch_sub(replaced, Ordering::Relaxed) - replaced;
+        }
+        let mut evicted = 0;
+        while count > self.capacity && shard.evict_oldest() {
+            count = self.count.fetch_sub(1, Ordering::Relaxed) - 1;
+            evicted += 1;
+        }
+        drop(shard);
+        if evicted > 0 {
             self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
         }
-        entries.insert(
-            hash,
-            Entry {
-                token,
-                loaded: Instant::now(),
-                generation: self.generation.load(Ordering::Acquire),
-            },
-        );
     }
 
     /// Remembers `hash` as unknown.
@@ -265,18 +268,27 @@ impl TokenCache {
 
     /// Forgets the entry of `hash` (its token is gone).
     pub fn remove(&self, hash: &TokenHash) {
-        self.entries
+        let removed = self
+            .shard(hash)
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(hash);
+        if removed.is_some() {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Makes every entry unconfirmed: each is reloaded on its next use, and served meanwhile
     /// only if the store cannot be reached. For when changes may have been missed (the
     /// change feed resumed after a gap).
     pub fn expire_all(&self) {
-        let _entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        // Every shard held, so no insert is between its check and its generation read.
+        let _all: Vec<RwLockWriteGuard<'_, Shard>> = self
+            .shards
+            .iter()
+            .map(|s| s.write().unwrap_or_else(|p| p.into_inner()))
+            .collect();
+        self.scopes.invalidate_all();
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -293,22 +305,26 @@ impl TokenCache {
 
     /// Drops the entries of one token.
     pub fn invalidate_token(&self, id: TokenId) {
-        self.invalidate(|t| t.token_id == id);
+        self.scopes.invalidate(Scope::Token, id);
+        self.invalidate(|shard, out| shard.drop_token(id, out));
     }
 
     /// Drops the entries of every token a user owns.
     pub fn invalidate_user(&self, id: UserId) {
-        self.invalidate(|t| t.owner_id == id);
+        self.scopes.invalidate(Scope::Owner, id);
+        self.invalidate(|shard, out| shard.drop_owner(id, out));
     }
 
     /// Drops the entries of every token acting with a role.
     pub fn invalidate_role(&self, id: RoleId) {
-        self.invalidate(|t| t.role.as_ref().is_some_and(|r| r.id == id));
+        self.scopes.invalidate(Scope::Role, id);
+        self.invalidate(|shard, out| shard.drop_role(id, out));
     }
 
     /// Drops every entry of a workspace.
     pub fn invalidate_workspace(&self, id: WorkspaceId) {
-        self.invalidate(|t| t.workspace_id == id);
+        self.scopes.invalidate(Scope::Workspace, id);
+        self.invalidate(|shard, out| shard.drop_workspace(id, out));
     }
 
     /// What the cache has done.
@@ -318,7 +334,7 @@ impl TokenCache {
 
     /// Number of cached tokens (for metrics and tests).
     pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether no token is cached.
@@ -326,12 +342,23 @@ impl TokenCache {
         self.len() == 0
     }
 
-    fn invalidate(&self, matches: impl Fn(&CompiledToken) -> bool) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        let before = entries.len();
-        entries.retain(|_, e| !matches(&e.token));
-        let dropped = (before - entries.len()) as u64;
-        self.stats.invalidated.fetch_add(dropped, Ordering::Relaxed);
+    /// Runs `take` on each shard in turn (after the scope was stamped), freeing what it
+    /// dropped once the shard's lock is released.
+    fn invalidate(&self, take: impl Fn(&mut Shard, &mut Vec<Entry>)) {
+        let mut dropped = Vec::new();
+        let mut count = 0;
+        for shard in self.shards.iter() {
+            take(
+                &mut shard.write().unwrap_or_else(|p| p.into_inner()),
+                &mut dropped,
+            );
+            self.count.fetch_sub(dropped.len(), Ordering::Relaxed);
+            count += dropped.len() as u64;
+            dropped.clear();
+        }
+        self.stats.invalidated.fetch_add(count, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests;

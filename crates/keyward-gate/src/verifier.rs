@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
 use keyward_core::api::{OwnerRef, RateLimitState, RoleRef, VerifyResponse};
 use keyward_core::decision::{
     decide_access, decide_permissions, rate_limit_exempt, Code, CompiledToken, DecisionRequest,
@@ -27,7 +26,6 @@ use keyward_store::{Store, StoreError};
 use crate::cache::{CachedToken, Lookup, TokenCache};
 use crate::denials::{Denial, Denials};
 use crate::error::GateError;
-use crate::headers::{policy_value, Policy as Budget};
 use crate::limiter::{LimitKey, RateLimiter};
 use crate::metrics::GateMetrics;
 
@@ -340,20 +338,7 @@ impl Verifier {
             rec.role.as_ref(),
             &rec.catalogue,
         );
-        let quota = Quota::new(compiled.rate_limit_per_minute, 60).map_err(GateError::Invalid)?;
-        let cached = Arc::new(CachedToken {
-            valid_prefix: valid_prefix(&compiled),
-            limit_policy: policy_value(
-                match compiled.rate_limit_per {
-                    keyward_core::RateLimitPer::Token => Budget::Token,
-                    keyward_core::RateLimitPer::User => Budget::User,
-                },
-                quota.limit,
-            ),
-            quota,
-            compiled,
-            edge_headers: std::sync::OnceLock::new(),
-        });
+        let cached = self.cache.cached(compiled)?;
         self.cache.insert(hash, cached.clone(), epoch);
         Ok(Some(cached))
     }
@@ -461,19 +446,9 @@ pub fn response(code: Code, token: Option<&CompiledToken>) -> VerifyResponse {
             name: r.name.clone(),
         });
         res.scope = Some(t.scope());
-        res.permissions = Some(t.effective.clone());
-        res.metadata = Some(t.metadata.clone());
+        res.permissions = Some(t.effective.to_vec());
+        res.metadata = Some(t.metadata_value());
         res.expires_at = t.expires_at;
     }
     res
-}
-
-/// The `VALID` answer serialised once, without its closing brace: the per-request rate-limit
-/// state is appended to it.
-fn valid_prefix(token: &CompiledToken) -> Bytes {
-    // Serialising plain data cannot fail; an empty body would only ever show up as a 200 with
-    // nothing in it, which the client reports as an error.
-    let mut body = serde_json::to_vec(&response(Code::Valid, Some(token))).unwrap_or_default();
-    body.pop();
-    Bytes::from(body)
 }

@@ -40,8 +40,8 @@ impl Principal {
             user_id: t.owner_id,
             role_id: t.role.as_ref().map(|r| r.id),
             scope: t.scope(),
-            permissions: t.effective.clone(),
-            metadata: t.metadata.clone(),
+            permissions: t.effective.to_vec(),
+            metadata: t.metadata_parsed().clone(),
         }
     }
 
