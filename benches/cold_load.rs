@@ -183,6 +183,7 @@ async fn workspace(store: &Arc<dyn Store>, allowlist: usize, catalogue: usize) -
         expires_at: None,
         ip_allowlist: Default::default(),
         internal_only: false,
+        request_log: false,
         rate_limit_per_minute: None,
         rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: now,

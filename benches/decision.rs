@@ -98,6 +98,7 @@ fn compiled() -> CompiledToken {
         expires_at: Some(t0 + chrono::Duration::days(365)),
         ip_allowlist: Default::default(),
         internal_only: false,
+        request_log: false,
         rate_limit_per_minute: None,
         rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: t0,

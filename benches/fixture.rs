@@ -77,6 +77,7 @@ pub async fn bootstrap(gate: &Gate) -> Bootstrapped {
         expires_at: None,
         ip_allowlist: Default::default(),
         internal_only: false,
+        request_log: false,
         rate_limit_per_minute: Some(1_000_000_000),
         rate_limit_per: keyward_core::RateLimitPer::Token,
         created_at: now,

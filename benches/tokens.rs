@@ -166,6 +166,7 @@ impl Factory {
             expires_at: Some(now + Duration::days(90)),
             ip_allowlist: Default::default(),
             internal_only: false,
+            request_log: false,
             rate_limit_per_minute: None,
             rate_limit_per: keyward_core::RateLimitPer::Token,
             created_at: now,

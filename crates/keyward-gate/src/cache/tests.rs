@@ -65,6 +65,7 @@ fn token(of: Of) -> Arc<CachedToken> {
         narrowing: None,
         effective: Arc::from([]),
         internal_only: false,
+        request_log: false,
         token_ips: Default::default(),
         role_ips: Default::default(),
         workspace_ips: Default::default(),
