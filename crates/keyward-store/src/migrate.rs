@@ -75,6 +75,12 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "rate_limit_per",
         sql: include_str!("../migrations/sqlite/0013_rate_limit_per.sql"),
     },
+    // 14 is PostgreSQL's change feed; 15 has the same number on both.
+    Migration {
+        version: 15,
+        name: "token_expiry_index",
+        sql: include_str!("../migrations/sqlite/0015_token_expiry_index.sql"),
+    },
 ];
 
 pub(crate) const POSTGRES: &[Migration] = &[
@@ -149,6 +155,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 14,
         name: "change_feed",
         sql: include_str!("../migrations/postgres/0014_change_feed.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "token_expiry_index",
+        sql: include_str!("../migrations/postgres/0015_token_expiry_index.sql"),
     },
 ];
 
