@@ -13,7 +13,8 @@
 # them), and the server starts again on the full store: the time from that start to the first
 # VALID answer for a token never verified is the start-up; then the sampled tokens are verified
 # one by one on one keep-alive connection (cold), and once more (cached), timed by the client
-# (Python's http.client, whose own overhead the cached pass shows). The PostgreSQL schema is
+# (Python's http.client, whose own overhead the cached pass shows); then the same on a second
+# sample with usage records off (`[usage] enabled = false`). The PostgreSQL schema is
 # dropped at the end. Set KEYWARD_BIN to use a built binary instead of building one, and
 # KEYWARD_SCALE_LOG to a log filter (e.g. `sqlx=debug`) to keep the measured server's log in
 # /tmp/keyward-scale-<backend>.log.
@@ -43,11 +44,12 @@ trap cleanup EXIT
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
 now() { date +%s.%N; }
 
-# start_server DATABASE_URL: starts keyward in the background (sets $server, $port, KEYWARD_URL).
+# start_server DATABASE_URL [NAME=VALUE…]: starts keyward in the background, with those
+# variables set (sets $server, $port, KEYWARD_URL).
 start_server() {
   port=$((20000 + RANDOM % 20000))
   export KEYWARD_URL="http://127.0.0.1:$port"
-  KEYWARD_CACHE__TTL_SECS=3600 "$bin" serve --listen "127.0.0.1:$port" --database-url "$1" \
+  env KEYWARD_CACHE__TTL_SECS=3600 "${@:2}" "$bin" serve --listen "127.0.0.1:$port" --database-url "$1" \
     --log-level "${KEYWARD_SCALE_LOG:-warn}" >"$work/out" 2>"$work/err" &
   server=$!
 }
@@ -75,7 +77,7 @@ run() {
   stop_server
 
   local t=$SECONDS
-  python3 scripts/lib/scale.py gen "$tokens" "$sample" "$work"
+  python3 scripts/lib/scale.py gen "$tokens" $((2 * sample)) "$work"
   echo "generated $tokens secrets and hashes in $((SECONDS - t)) s"
   t=$SECONDS
   # Every column of the template row but the three that differ per token, as `t.col, …`.
@@ -112,13 +114,21 @@ SQL
 
   local probe t0 startup
   probe=$(head -1 "$work/sample.txt")
-  tail -n +2 "$work/sample.txt" >"$work/cold.txt"
+  sed -n "2,$((sample + 1))p" "$work/sample.txt" >"$work/cold.txt"
+  sed -n "$((sample + 2)),\$p" "$work/sample.txt" >"$work/cold2.txt"
   t0=$(now)
   start_server "$url"
   startup=$(python3 scripts/lib/scale.py startup "$KEYWARD_URL" "$KEYWARD_TOKEN" "$probe" "$t0" 60)
   echo "start-up to the first VALID verify: $startup s"
   python3 scripts/lib/scale.py cold "$KEYWARD_URL" "$KEYWARD_TOKEN" "$work/cold.txt"
   echo "server RSS after: $(awk '/VmRSS/ {print $2 / 1024 " MiB"}' "/proc/$server/status")"
+  stop_server
+  # The same with usage records off (other never-verified tokens): what the usage writer's
+  # batches, sharing the pool and the cores, add to the cold latency.
+  start_server "$url" KEYWARD_USAGE__ENABLED=false
+  python3 scripts/lib/scale.py startup "$KEYWARD_URL" "$KEYWARD_TOKEN" "$probe" "$(now)" 60 >/dev/null
+  echo "usage records off:"
+  python3 scripts/lib/scale.py cold "$KEYWARD_URL" "$KEYWARD_TOKEN" "$work/cold2.txt"
   stop_server
   if [ -n "${KEYWARD_SCALE_LOG:-}" ]; then cp "$work/err" "/tmp/keyward-scale-$backend.log"; fi
 }
