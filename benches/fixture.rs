@@ -7,7 +7,7 @@ use keyward_core::{
     CatalogueEntry, Permission, PermissionPattern, Role, RoleId, Token, TokenHasher, TokenId,
     TokenSecret, User, UserId, WorkspaceId,
 };
-use keyward_store::WorkspaceBootstrap;
+use keyward_store::{Store, WorkspaceBootstrap};
 use keyward_tower::Gate;
 use rand_core::OsRng;
 
@@ -25,6 +25,11 @@ pub struct Bootstrapped {
 /// A workspace with a `orders:read` api role, a service user holding it and a token with a
 /// limit no bench reaches.
 pub async fn bootstrap(gate: &Gate) -> Bootstrapped {
+    bootstrap_store(gate.store().as_ref()).await
+}
+
+/// [`bootstrap`] straight into a store (the server's, in the allocation bench).
+pub async fn bootstrap_store(store: &dyn Store) -> Bootstrapped {
     let now = Utc::now();
     let ws = WorkspaceId::random(&mut OsRng);
     let workspace = Workspace {
@@ -88,7 +93,6 @@ pub async fn bootstrap(gate: &Gate) -> Bootstrapped {
         created_by: None,
     };
     let audit = |action: &str| AuditDraft::new(ws, now, Actor::SYSTEM, action, "workspace", "b");
-    let store = gate.store();
     let b = WorkspaceBootstrap {
         workspace,
         role,

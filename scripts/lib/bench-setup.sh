@@ -1,13 +1,16 @@
 # Shared by the benchmark scripts (sourced, not run): starts a release keyward on a fresh
-# SQLite file and creates the tokens the benchmarks verify.
+# SQLite file and creates the tokens the benchmarks verify. KEYWARD_BIN names a built binary to
+# run instead of building target/release/keyward (to compare two builds).
 #
 #   start_keyward [command prefix…]   sets $bin, $work, $port, $server, KEYWARD_URL, KEYWARD_TOKEN
 #   realistic_token [token create flags…]   prints a new token's secret
 #   policy_tokens                     sets $plain and $policy (see load-verify.sh)
 #   verify_body TOKEN IP              prints a verify request body
 
-cargo build --release -q -p keyward
-bin=target/release/keyward
+if [ -z "${KEYWARD_BIN:-}" ]; then
+  cargo build --release -q -p keyward
+fi
+bin=${KEYWARD_BIN:-target/release/keyward}
 work=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 export KEYWARD_URL="http://127.0.0.1:$port"

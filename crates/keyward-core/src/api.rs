@@ -106,17 +106,38 @@ pub struct VerifyRequest<'a> {
     #[serde(borrow)]
     pub token: Cow<'a, str>,
     /// The client's IP address, as seen by the caller.
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<Cow<'a, str>>,
     /// The request's HTTP method.
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<Cow<'a, str>>,
     /// The request's path.
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Cow<'a, str>>,
     /// Permissions the request needs; all must be granted.
-    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, deserialize_with = "borrowed_list")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<Cow<'a, str>>>,
+}
+
+/// A string borrowed from the input when it has no escapes. serde borrows a `Cow<str>` field
+/// marked `borrow` itself, but not one inside an `Option` or a `Vec`: those it copies.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn borrowed_opt<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+fn borrowed_list<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Cow<'a, str>>>, D::Error> {
+    let list = Option::<Vec<Borrowed<'a>>>::deserialize(d)?;
+    Ok(list.map(|l| l.into_iter().map(|b| b.0).collect()))
 }
 
 impl std::fmt::Debug for VerifyRequest<'_> {
@@ -694,4 +715,31 @@ pub struct CreatedInvitation {
     pub url: String,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verify_request_borrows_its_strings_from_the_body() {
+        let body = r#"{"token":"kw_x","ip":"192.0.2.1","method":"GET","path":"/a",
+            "permissions":["orders:read","cart:read"]}"#;
+        let req: VerifyRequest<'_> = serde_json::from_str(body).unwrap();
+        let borrowed = |c: &Cow<'_, str>| matches!(c, Cow::Borrowed(_));
+        assert!(borrowed(&req.token));
+        assert!([&req.ip, &req.method, &req.path]
+            .iter()
+            .all(|c| c.as_ref().is_some_and(borrowed)));
+        let perms = req.permissions.as_deref().unwrap();
+        assert_eq!(perms, ["orders:read", "cart:read"]);
+        assert!(perms.iter().all(borrowed));
+        // An escaped string cannot be borrowed, and still reads right.
+        let req: VerifyRequest<'_> =
+            serde_json::from_str(r#"{"token":"t","permissions":["a\u003ab"],"ip":null}"#).unwrap();
+        assert_eq!(req.permissions.unwrap(), ["a:b"]);
+        assert_eq!(req.ip, None);
+        let req: VerifyRequest<'_> = serde_json::from_str(r#"{"token":"t"}"#).unwrap();
+        assert_eq!((req.ip, req.permissions), (None, None));
+    }
 }

@@ -114,6 +114,45 @@ pub trait RateLimiter: Send + Sync {
         quota: &Quota,
         now_ns: i64,
     ) -> Result<Outcome, LimiterError>;
+
+    /// [`RateLimiter::hit`] answered at once, by a limiter that needs no I/O to answer (its
+    /// state in this process): the hot path then skips the async call, whose future
+    /// `async_trait` allocates. `None` (the default): ask [`RateLimiter::hit`].
+    fn hit_now(&self, _key: LimitKey, _quota: &Quota, _now_ns: i64) -> Option<Outcome> {
+        None
+    }
+
+    /// [`RateLimiter::peek`] answered at once, like [`RateLimiter::hit_now`].
+    fn peek_now(&self, _key: LimitKey, _quota: &Quota, _now_ns: i64) -> Option<Outcome> {
+        None
+    }
+}
+
+/// Counts a request with `limiter`: at once when it can answer so, else through its async
+/// call.
+pub async fn hit(
+    limiter: &dyn RateLimiter,
+    key: LimitKey,
+    quota: &Quota,
+    now_ns: i64,
+) -> Result<Outcome, LimiterError> {
+    match limiter.hit_now(key, quota, now_ns) {
+        Some(o) => Ok(o),
+        None => limiter.hit(key, quota, now_ns).await,
+    }
+}
+
+/// What a request would get from `limiter`, like [`hit`] without counting it.
+pub async fn peek(
+    limiter: &dyn RateLimiter,
+    key: LimitKey,
+    quota: &Quota,
+    now_ns: i64,
+) -> Result<Outcome, LimiterError> {
+    match limiter.peek_now(key, quota, now_ns) {
+        Some(o) => Ok(o),
+        None => limiter.peek(key, quota, now_ns).await,
+    }
 }
 
 const SHARDS: usize = 16;
@@ -156,12 +195,35 @@ impl RateLimiter for MemoryLimiter {
         quota: &Quota,
         now_ns: i64,
     ) -> Result<Outcome, LimiterError> {
+        Ok(self.count(key, quota, now_ns))
+    }
+
+    async fn peek(
+        &self,
+        key: LimitKey,
+        quota: &Quota,
+        now_ns: i64,
+    ) -> Result<Outcome, LimiterError> {
+        Ok(self.look(key, quota, now_ns))
+    }
+
+    fn hit_now(&self, key: LimitKey, quota: &Quota, now_ns: i64) -> Option<Outcome> {
+        Some(self.count(key, quota, now_ns))
+    }
+
+    fn peek_now(&self, key: LimitKey, quota: &Quota, now_ns: i64) -> Option<Outcome> {
+        Some(self.look(key, quota, now_ns))
+    }
+}
+
+impl MemoryLimiter {
+    fn count(&self, key: LimitKey, quota: &Quota, now_ns: i64) -> Outcome {
         let mut map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= PRUNE_AT && !map.contains_key(&key) {
             // A state at or before now is the same as no state: forget it.
             map.retain(|_, t| *t > now_ns);
         }
-        Ok(match map.entry(key) {
+        match map.entry(key) {
             Entry::Occupied(mut state) => {
                 let outcome = check(quota, Some(*state.get()), now_ns);
                 if let Some(tat) = outcome.new_tat {
@@ -176,17 +238,12 @@ impl RateLimiter for MemoryLimiter {
                 }
                 outcome
             }
-        })
+        }
     }
 
-    async fn peek(
-        &self,
-        key: LimitKey,
-        quota: &Quota,
-        now_ns: i64,
-    ) -> Result<Outcome, LimiterError> {
+    fn look(&self, key: LimitKey, quota: &Quota, now_ns: i64) -> Outcome {
         let map = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
-        Ok(check(quota, map.get(&key).copied(), now_ns))
+        check(quota, map.get(&key).copied(), now_ns)
     }
 }
 

@@ -158,11 +158,31 @@ impl RouteTable {
     /// `GET` reads, so `GET` routes match it too; a route naming `HEAD` beats a `GET` route
     /// of the same pattern.
     pub fn requirement(&self, method: &str, path: &str) -> &Requirement {
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        // The segments of a usual path fit on the stack: no allocation per request.
+        const INLINE: usize = 16;
+        let mut inline = [""; INLINE];
+        let mut n = 0;
+        let mut spilled: Vec<&str> = Vec::new();
+        for s in path.split('/').filter(|s| !s.is_empty()) {
+            if n < INLINE {
+                inline[n] = s;
+                n += 1;
+            } else {
+                if spilled.is_empty() {
+                    spilled.extend_from_slice(&inline);
+                }
+                spilled.push(s);
+            }
+        }
+        let segments: &[&str] = if spilled.is_empty() {
+            &inline[..n]
+        } else {
+            &spilled
+        };
         let found = if method == "HEAD" {
             let reads = |r: &&Route| {
                 matches!(r.method.as_deref(), None | Some("HEAD" | "GET"))
-                    && r.matches_path(&segments)
+                    && r.matches_path(segments)
             };
             let first = self.routes.iter().find(reads);
             match first {
@@ -170,12 +190,12 @@ impl RouteTable {
                     .routes
                     .iter()
                     .filter(|r| r.specificity() == get.specificity())
-                    .find(|r| r.method.as_deref() == Some("HEAD") && r.matches_path(&segments))
+                    .find(|r| r.method.as_deref() == Some("HEAD") && r.matches_path(segments))
                     .or(first),
                 other => other,
             }
         } else {
-            self.routes.iter().find(|r| r.matches(method, &segments))
+            self.routes.iter().find(|r| r.matches(method, segments))
         };
         found.map_or(&self.unmatched, |r| &r.requirement)
     }

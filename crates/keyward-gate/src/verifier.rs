@@ -26,7 +26,7 @@ use keyward_store::{Store, StoreError};
 use crate::cache::{CachedToken, Lookup, TokenCache};
 use crate::denials::{Denial, Denials};
 use crate::error::GateError;
-use crate::limiter::{LimitKey, RateLimiter};
+use crate::limiter::{self, LimitKey, RateLimiter};
 use crate::metrics::GateMetrics;
 
 /// How long loading a token from the store may take before it counts as unavailable.
@@ -212,7 +212,7 @@ impl Verifier {
         // use stays usable, and guesses no longer reach storage.
         let mut guard_refusal = None;
         if let Some((quota, key)) = guard {
-            let o = self.policy.limiter.peek(key, quota, now_ns).await?;
+            let o = limiter::peek(&*self.policy.limiter, key, quota, now_ns).await?;
             if !o.allowed {
                 guard_refusal = Some(o);
             }
@@ -293,7 +293,7 @@ impl Verifier {
                 keyward_core::RateLimitPer::Token => LimitKey::Token(token.token_id),
                 keyward_core::RateLimitPer::User => LimitKey::User(token.owner_id),
             };
-            let o = self.policy.limiter.hit(key, &token.quota, now_ns).await?;
+            let o = limiter::hit(&*self.policy.limiter, key, &token.quota, now_ns).await?;
             if !o.allowed {
                 self.denied(&token, Code::RateLimited, None, ip, None);
                 return Ok(Verdict {
@@ -398,7 +398,7 @@ impl Verifier {
         now_ns: i64,
     ) -> Result<(), GateError> {
         if let Some((quota, key)) = guard {
-            self.policy.limiter.hit(key, quota, now_ns).await?;
+            limiter::hit(&*self.policy.limiter, key, quota, now_ns).await?;
         }
         Ok(())
     }

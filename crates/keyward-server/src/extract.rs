@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for VerifierCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let required = std::slice::from_ref(&state.verify_permission);
+        let required = std::slice::from_ref(&*state.verify_permission);
         let (token, ip) = authenticate(parts, state, required, false).await?;
         Ok(VerifierCaller { token, ip })
     }

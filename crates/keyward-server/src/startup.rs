@@ -277,7 +277,7 @@ impl Application {
             hasher,
             clock,
             trusted_proxies,
-            verify_permission: keyward_core::permission::verify_permission(),
+            verify_permission: Arc::new(keyward_core::permission::verify_permission()),
             people,
             forward_auth,
             metrics: Arc::new(metrics),

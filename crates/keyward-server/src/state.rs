@@ -37,8 +37,10 @@ pub struct AppState {
     pub denials: Arc<crate::denials::Denials>,
     /// The rate limit of a new workspace's admin role (`tokens.admin_rate_limit_per_minute`).
     pub admin_rate_limit: u32,
-    /// `keyward.verify:tokens`, parsed once: what a verify API caller must hold.
-    pub verify_permission: keyward_core::Permission,
+    /// `keyward.verify:tokens`, parsed once: what a verify API caller must hold. Shared, so
+    /// the state's clones (axum clones it into every route service a request passes) do not
+    /// copy its text.
+    pub verify_permission: Arc<keyward_core::Permission>,
     /// People: the dashboard's sign-in configuration and guard.
     pub people: Arc<crate::people::People>,
     /// What `/metrics` shows (the hot path's and the limiter's figures).

@@ -75,10 +75,16 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "rate_limit_per",
         sql: include_str!("../migrations/sqlite/0013_rate_limit_per.sql"),
     },
+    // 14 is PostgreSQL's change feed; 15 and 16 have the same numbers on both.
     Migration {
         version: 15,
         name: "usage_minutes",
         sql: include_str!("../migrations/sqlite/0015_usage_minutes.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "token_expiry_index",
+        sql: include_str!("../migrations/sqlite/0016_token_expiry_index.sql"),
     },
 ];
 
@@ -159,6 +165,11 @@ pub(crate) const POSTGRES: &[Migration] = &[
         version: 15,
         name: "usage_minutes",
         sql: include_str!("../migrations/postgres/0015_usage_minutes.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "token_expiry_index",
+        sql: include_str!("../migrations/postgres/0016_token_expiry_index.sql"),
     },
 ];
 
