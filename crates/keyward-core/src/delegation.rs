@@ -499,7 +499,7 @@ mod tests {
             role_id: None,
             permissions: None,
             name: "t".into(),
-            metadata: "{}".into(),
+            metadata: serde_json::json!({}),
             status: TokenStatus::Active,
             hash: crate::TokenHasher::new(None)
                 .hash(&crate::TokenSecret::generate("kw", &mut OsRng)),
