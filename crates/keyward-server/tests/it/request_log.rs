@@ -2,13 +2,10 @@
 //! of its own (`GET /v1/tokens/{id}/usage/requests`), while every other token's requests are
 //! only counted per minute; the usage report counts both kinds exactly once.
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
 use keyward_core::api::{TokenPatch, VerifyRequest};
 use keyward_core::Code;
 
-use crate::support::{both_backends, problem_of, token_request, TestApp};
+use crate::support::{both_backends, problem_of, token_request, usage_settled, TestApp};
 
 fn call<'a>(secret: &'a str, ip: &'a str, path: &'a str) -> VerifyRequest<'a> {
     VerifyRequest {
@@ -18,18 +15,6 @@ fn call<'a>(secret: &'a str, ip: &'a str, path: &'a str) -> VerifyRequest<'a> {
         path: Some(path.into()),
         permissions: Some(vec!["orders:read".into()]),
     }
-}
-
-/// Waits until `n` records are written (the bound only keeps a broken pipeline from hanging).
-async fn written(app: &TestApp, n: u64) {
-    let c = app.state.usage.counters();
-    for _ in 0..3_000 {
-        if c.written.load(Ordering::SeqCst) >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("only {} records written", c.written.load(Ordering::SeqCst));
 }
 
 async fn a_token_under_investigation_keeps_each_request(app: TestApp) {
@@ -52,7 +37,7 @@ async fn a_token_under_investigation_keeps_each_request(app: TestApp) {
             assert_eq!(v.code, Code::Valid);
         }
     }
-    written(&app, 6).await;
+    usage_settled(&app, 6).await;
 
     let log = app
         .admin
@@ -128,7 +113,7 @@ async fn a_token_under_investigation_keeps_each_request(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(v.code, Code::Valid);
-    written(&app, 7).await;
+    usage_settled(&app, 7).await;
     let later = app
         .admin
         .token_requests(counted.token.id, None)

@@ -433,6 +433,25 @@ pub fn token_request(owner: &User) -> CreateToken {
     }
 }
 
+/// Waits until the usage pipeline has accounted for `n` records (written or dropped). This
+/// waits for a condition; the bound only keeps a broken pipeline from hanging the suite.
+pub async fn usage_settled(app: &TestApp, n: u64) {
+    use std::sync::atomic::Ordering;
+    let c = app.state.usage.counters();
+    for _ in 0..6_000 {
+        let done = c.written.load(Ordering::SeqCst) + c.dropped.load(Ordering::SeqCst);
+        if done >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "usage pipeline did not account for {n} records: {} written, {} dropped",
+        c.written.load(Ordering::SeqCst),
+        c.dropped.load(Ordering::SeqCst)
+    );
+}
+
 /// The problem code of a failed call.
 pub fn code_of<T: std::fmt::Debug>(r: Result<T, ClientError>) -> String {
     match r {

@@ -14,7 +14,9 @@ use keyward_core::usage::{Granularity, UsageReport};
 use keyward_core::{Clock, Code};
 use keyward_server::usage::WhenFull;
 
-use crate::support::{both_backends, code_of, problem_of, token_request, Backend, TestApp};
+use crate::support::{
+    both_backends, code_of, problem_of, token_request, usage_settled, Backend, TestApp,
+};
 
 /// A verify call with the client's address, method and path, needing `perms`.
 fn call<'a>(
@@ -36,24 +38,6 @@ fn call<'a>(
 /// The `i`-th distinct address.
 fn ip(i: usize) -> String {
     format!("10.{}.{}.{}", i / 65_536, (i / 256) % 256, i % 256)
-}
-
-/// Waits until the pipeline has accounted for `n` records (written or dropped). This waits
-/// for a condition; the bound only keeps a broken pipeline from hanging the suite.
-async fn settled(app: &TestApp, n: u64) {
-    let c = app.state.usage.counters();
-    for _ in 0..6_000 {
-        let done = c.written.load(Ordering::SeqCst) + c.dropped.load(Ordering::SeqCst);
-        if done >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
-        "usage pipeline did not account for {n} records: {} written, {} dropped",
-        c.written.load(Ordering::SeqCst),
-        c.dropped.load(Ordering::SeqCst)
-    );
 }
 
 /// A token of a new service user whose role grants `orders:read`.
@@ -140,7 +124,7 @@ async fn ten_thousand_concurrent_verifies_make_ten_thousand_records(app: TestApp
         .await
         .unwrap();
     assert_eq!(last.code, Code::Valid);
-    settled(&app, N as u64 + 1).await;
+    usage_settled(&app, N as u64 + 1).await;
 
     let metrics = app.admin.metrics().await.unwrap();
     assert_eq!(
@@ -332,7 +316,7 @@ async fn drop_policy_counts_what_it_drops(backend: Backend) {
     assert!(metric(&during, "keyward_usage_records_dropped_total") >= N - 3);
     assert!(metric(&during, "keyward_usage_queue_depth") <= 2);
     unlock(lock).await;
-    settled(&app, N).await;
+    usage_settled(&app, N).await;
 
     let metrics = app.admin.metrics().await.unwrap();
     let written = metric(&metrics, "keyward_usage_records_written_total");
@@ -418,7 +402,7 @@ async fn usage_report_counts_by_hour_day_code_address_and_endpoint(app: TestApp)
         .verify(&call(unknown.expose(), a(), "GET", "/a", &[]))
         .await
         .unwrap();
-    settled(&app, sent).await;
+    usage_settled(&app, sent).await;
 
     let r = report(&app, id, t0, 3, Granularity::Hour).await;
     assert_eq!((r.from, r.granularity), (t0, Granularity::Hour));
@@ -507,7 +491,7 @@ async fn retention_prunes_raw_records_but_keeps_counts(app: TestApp) {
             .await
             .unwrap();
     }
-    settled(&app, 5).await;
+    usage_settled(&app, 5).await;
     let before = report(&app, id, t0, 1, Granularity::Hour).await;
     assert_eq!((before.total, before.distinct_ips), (5, 5));
 
