@@ -80,8 +80,6 @@ pub struct UsageBatch {
     pub records: Vec<UsageRecord>,
     /// Each token's latest record of the batch (on equal times, the later one in the batch).
     pub last_uses: Vec<UsageRecord>,
-    /// How many records the batch stands for.
-    pub len: usize,
 }
 
 /// The key of a minute count while a batch is counted.
@@ -163,7 +161,6 @@ impl UsageBatch {
             minutes,
             records: rows,
             last_uses: latest(records),
-            len: records.len(),
         }
     }
 
@@ -173,7 +170,6 @@ impl UsageBatch {
             minutes: Vec::new(),
             records: records.to_vec(),
             last_uses: latest(records),
-            len: records.len(),
         }
     }
 }
@@ -354,7 +350,8 @@ mod tests {
             vec![logged.clone()],
             "a logged request stays a row"
         );
-        assert_eq!(batch.len, 6);
+        let counted: u64 = batch.minutes.iter().map(|m| m.requests).sum();
+        assert_eq!(counted + batch.records.len() as u64, 6, "every record once");
         // Each token's latest record, whatever its form.
         let last: Vec<_> = batch
             .last_uses
