@@ -31,18 +31,10 @@ trap 'kill $server $off_server 2>/dev/null; wait $server $off_server 2>/dev/null
 on_url=$KEYWARD_URL
 on_secret=$(realistic_token)
 
-lua() { # file secret
-  cat >"$1" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEYWARD_TOKEN_FOR_LUA"
-wrk.body = '$(verify_body "$2" 198.51.100.7)'
-LUA
-}
 # Each server's admin token verifies its own tokens.
 off_admin=$(grep -o 'kw_[A-Za-z0-9]*' "$off_work/out" | head -1)
-KEYWARD_TOKEN_FOR_LUA=$off_admin lua "$work/off.lua" "$off_secret"
-KEYWARD_TOKEN_FOR_LUA=$KEYWARD_TOKEN lua "$work/on.lua" "$on_secret"
+wrk_script "$work/off.lua" "$(verify_body "$off_secret" 198.51.100.7)" "$off_admin"
+wrk_script "$work/on.lua" "$(verify_body "$on_secret" 198.51.100.7)"
 for pair in "$off_url off" "$on_url on"; do
   set -- $pair
   body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/$2.lua")

@@ -32,23 +32,14 @@ fi
 . scripts/lib/bench-setup.sh
 start_keyward "${pin_server[@]}"
 
-lua() { # file body
-  cat >"$1" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEYWARD_TOKEN"
-wrk.body = '$2'
-LUA
-}
-
 if [ "$mode" = health ]; then
-  lua "$work/b.lua" "$(verify_body "$(realistic_token)" 198.51.100.7)"
+  wrk_script "$work/b.lua" "$(verify_body "$(realistic_token)" 198.51.100.7)"
   a_name="GET /healthz"; a_args=("$KEYWARD_URL/healthz")
   b_name="POST /v1/verify"; b_args=(-s "$work/b.lua" "$KEYWARD_URL/v1/verify")
 else
   policy_tokens
-  lua "$work/a.lua" "$(verify_body "$plain" 10.255.255.1)"
-  lua "$work/b.lua" "$(verify_body "$policy" 127.0.0.1)"
+  wrk_script "$work/a.lua" "$(verify_body "$plain" 10.255.255.1)"
+  wrk_script "$work/b.lua" "$(verify_body "$policy" 127.0.0.1)"
   a_name="plain verify"; a_args=(-s "$work/a.lua" "$KEYWARD_URL/v1/verify")
   b_name="policy verify"; b_args=(-s "$work/b.lua" "$KEYWARD_URL/v1/verify")
 fi

@@ -6,6 +6,7 @@
 #   realistic_token [token create flags…]   prints a new token's secret
 #   policy_tokens                     sets $plain and $policy (see load-verify.sh)
 #   verify_body TOKEN IP              prints a verify request body
+#   wrk_script FILE BODY [BEARER]     writes a wrk script POSTing BODY
 
 if [ -z "${KEYWARD_BIN:-}" ]; then
   cargo build --release -q -p keyward
@@ -60,6 +61,16 @@ policy_tokens() {
   plain=$(KEYWARD_TOKEN=$plain_admin; export KEYWARD_TOKEN; realistic_token)
   "$bin" workspace update --ip-allowlist "$(cidrs 1)" >/dev/null
   policy=$(role_ips=$(cidrs 2) realistic_token --ip-allowlist "$(cidrs 3)")
+}
+
+# A wrk script that POSTs BODY as JSON with a bearer (by default the admin's, $KEYWARD_TOKEN).
+wrk_script() { # file body [bearer]
+  cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer ${3:-$KEYWARD_TOKEN}"
+wrk.body = '$2'
+LUA
 }
 
 verify_body() { printf '{"token":"%s","ip":"%s","permissions":["orders:write"]}' "$1" "$2"; }
