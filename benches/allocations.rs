@@ -28,7 +28,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::Request;
 use keyward_server::Config;
-use keyward_tower::{Gate, GateOptions, KeywardLayer, PeerAddr};
+use keyward_tower::{Gate, KeywardLayer, PeerAddr};
 use tokio::runtime::Runtime;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -131,17 +131,7 @@ fn temp_dir(case: &str) -> std::path::PathBuf {
 fn layer(n: u64, usage: bool) -> Figures {
     let rt = runtime();
     let dir = temp_dir("layer");
-    let mut options: GateOptions = toml::from_str(
-        r#"
-        sqlite_synchronous = "normal"
-        cache.ttl_secs = 86400
-        [[edge.routes]]
-        route = "GET /orders/{id}"
-        permissions = ["orders:read"]
-        "#,
-    )
-    .unwrap();
-    options.database_url = format!("sqlite://{}", dir.join("bench.db").display());
+    let mut options = fixture::orders_gate(&dir);
     options.usage.enabled = usage;
     let gate = Arc::new(rt.block_on(Gate::open(&options)).unwrap());
     let bearer = format!("Bearer {}", rt.block_on(fixture::bootstrap(&gate)).secret);

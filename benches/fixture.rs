@@ -11,6 +11,24 @@ use keyward_store::{Store, WorkspaceBootstrap};
 use keyward_tower::Gate;
 use rand_core::OsRng;
 
+/// A gate's options over a fresh SQLite file in `dir`: tokens cached for a day, and the route
+/// the layer benches call, `GET /orders/{id}` needing `orders:read`.
+#[allow(dead_code)] // not every bench opens a gate of its own
+pub fn orders_gate(dir: &std::path::Path) -> keyward_tower::GateOptions {
+    let mut options: keyward_tower::GateOptions = toml::from_str(
+        r#"
+        sqlite_synchronous = "normal"
+        cache.ttl_secs = 86400
+        [[edge.routes]]
+        route = "GET /orders/{id}"
+        permissions = ["orders:read"]
+        "#,
+    )
+    .unwrap();
+    options.database_url = format!("sqlite://{}", dir.join("bench.db").display());
+    options
+}
+
 /// What [`bootstrap`] made (not every bench reads every field).
 #[allow(dead_code)]
 pub struct Bootstrapped {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::Request;
-use keyward_tower::{Gate, GateOptions, KeywardLayer, PeerAddr};
+use keyward_tower::{Gate, KeywardLayer, PeerAddr};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -30,17 +30,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let dir = std::env::temp_dir().join(format!("keyward-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut options: GateOptions = toml::from_str(
-        r#"
-        sqlite_synchronous = "normal"
-        cache.ttl_secs = 86400
-        [[edge.routes]]
-        route = "GET /orders/{id}"
-        permissions = ["orders:read"]
-        "#,
-    )
-    .unwrap();
-    options.database_url = format!("sqlite://{}", dir.join("bench.db").display());
+    let options = fixture::orders_gate(&dir);
     let gate = Arc::new(rt.block_on(Gate::open(&options)).unwrap());
     let secret = rt.block_on(fixture::bootstrap(&gate)).secret;
     let bearer = format!("Bearer {secret}");
